@@ -1,0 +1,1 @@
+"""marginX Analytics core: everything testable without Streamlit (this package never imports it)."""

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Installs everything the tests need (Python packages in .venv, the anvil node from npm) and runs them all.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-python3}"
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-test.txt
+# anvil ships as a per-platform optional dependency of @foundry-rs/anvil; its postinstall is not needed.
+npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+exec .venv/bin/python -m pytest -q "$@"
