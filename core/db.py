@@ -1,0 +1,184 @@
+"""Engine, schema creation and bulk writes for SQLite (default) and any other SQLAlchemy URL.
+
+Bulk loads go through the DBAPI's ``executemany`` with ``ON CONFLICT DO NOTHING`` on the natural key,
+inside the caller's transaction, so re-inserting an indexed range stores nothing twice and a
+checkpoint written in the same transaction is never ahead of (or behind) the rows.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlmodel import SQLModel
+
+from core import schema
+
+
+class DatabaseError(Exception):
+    """The database cannot be opened or written; the message says which and what to do."""
+
+
+def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: object) -> None:
+    cur = dbapi_connection.cursor()
+    # WAL lets the app read while the indexer writes; NORMAL is durable at checkpoint granularity.
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA cache_size=-65536")
+    cur.close()
+
+
+def make_engine(url: str, *, create: bool = True) -> Engine:
+    """An engine for ``url`` with the schema created; raises DatabaseError with a one-line reason."""
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError as e:
+        raise DatabaseError(f"database URL is not a valid SQLAlchemy URL: {redact_db_url(url)}") from e
+    if parsed.get_backend_name() == "sqlite":
+        db = parsed.database
+        if db and db != ":memory:" and not db.startswith("file:"):
+            parent = Path(db).expanduser().resolve().parent
+            if not parent.is_dir():
+                raise DatabaseError(
+                    f"cannot open database {redact_db_url(url)}: directory {parent} does not exist"
+                )
+    try:
+        engine = sa.create_engine(parsed)
+    except Exception as e:  # missing driver, bad options
+        first_line = (str(e).strip().splitlines() or [""])[0]
+        raise DatabaseError(f"cannot open database {redact_db_url(url)}: {type(e).__name__}: {first_line}") from e
+    if engine.dialect.name == "sqlite":
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+    try:
+        if create:
+            _create_schema(engine)
+        else:
+            with engine.connect():
+                pass
+    except sa.exc.SQLAlchemyError as e:
+        engine.dispose()
+        reason = (str(e.orig).strip().splitlines() or [""])[0] if getattr(e, "orig", None) is not None else type(e).__name__
+        raise DatabaseError(f"cannot open database {redact_db_url(url)}: {reason}") from e
+    return engine
+
+
+def _create_schema(engine: Engine, attempts: int = 5) -> None:
+    """create_all, tolerating another process (app or indexer) creating the same tables meanwhile."""
+    for attempt in range(attempts):
+        try:
+            SQLModel.metadata.create_all(engine)
+            return
+        except sa.exc.OperationalError as e:
+            if "already exists" not in str(e.orig) or attempt == attempts - 1:
+                raise
+
+
+def redact_db_url(url: str) -> str:
+    """The URL without its password, for messages."""
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return "<unparseable URL>"
+
+
+@contextmanager
+def transaction(engine: Engine) -> Iterator[Connection]:
+    """One database transaction (committed on success, rolled back on any exception)."""
+    with engine.begin() as conn:
+        yield conn
+
+
+@dataclass(frozen=True)
+class CheckpointRow:
+    """Where a deployment's indexing stands; written with the rows it covers."""
+
+    chain_id: int
+    deployment: str
+    last_block: int
+    last_block_hash: str
+
+
+# Moves the checkpoint forward only: re-indexing an old range must not pull it back.
+_CHECKPOINT_UPSERT = (
+    "INSERT INTO checkpoints (chain_id, deployment, last_block, last_block_hash, updated_at) VALUES ({ph}) "
+    "ON CONFLICT (chain_id, deployment) DO UPDATE SET last_block = excluded.last_block, "
+    "last_block_hash = excluded.last_block_hash, updated_at = excluded.updated_at "
+    "WHERE excluded.last_block >= checkpoints.last_block"
+)
+
+
+def _checked(model: type[SQLModel], frame: pl.DataFrame) -> pl.DataFrame:
+    expected = schema.frame_schema(model)
+    if frame.schema != expected:
+        raise TypeError(
+            f"frame for {schema.table_of(model).name} does not match its schema:\n"
+            f"got      {dict(frame.schema)}\nexpected {dict(expected)}"
+        )
+    return frame
+
+
+def _insert_sql(table: sa.Table, source: str) -> str:
+    cols = ", ".join(f'"{c.name}"' for c in table.columns)
+    keys = ", ".join(f'"{c.name}"' for c in table.primary_key.columns)
+    return f'INSERT INTO "{table.name}" ({cols}) {source} ON CONFLICT ({keys}) DO NOTHING'
+
+
+def sqlite_path(engine: Engine) -> str | None:
+    """The file behind a SQLite engine (None for other databases and in-memory SQLite)."""
+    if engine.dialect.name != "sqlite":
+        return None
+    db = engine.url.database
+    return None if not db or db == ":memory:" or db.startswith("file:") else str(Path(db).resolve())
+
+
+def write_rows(engine: Engine, frames: Sequence[tuple[type[SQLModel], pl.DataFrame]],
+               checkpoint: CheckpointRow | None = None) -> None:
+    """Insert every frame (skipping rows whose key exists) and move the checkpoint, atomically.
+
+    Each frame must match :func:`core.schema.frame_schema` of its model exactly; a mismatch is a
+    programming error and raises before anything is written.
+
+    Rows go through the DBAPI's executemany on SQLAlchemy's own connection. (ADBC binds Arrow
+    batches faster, but a second SQLite library in the same process breaks SQLite's POSIX locks
+    and corrupted a WAL database in our tests: see sqlite.org/howtocorrupt.html §2.2.1.)
+    """
+    work = [(schema.table_of(m), _checked(m, f)) for m, f in frames if f.height]
+    cp = (checkpoint.chain_id, checkpoint.deployment, checkpoint.last_block, checkpoint.last_block_hash,
+          int(time.time())) if checkpoint else None
+    with engine.begin() as conn:
+        dbapi = conn.connection.driver_connection
+        assert dbapi is not None
+        ph = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+        cur = dbapi.cursor()
+        try:
+            for table, frame in work:
+                cur.executemany(_insert_sql(table, f"VALUES ({', '.join([ph] * frame.width)})"), frame.rows())
+            if cp:
+                cur.execute(_CHECKPOINT_UPSERT.format(ph=", ".join([ph] * 5)), cp)
+        finally:
+            cur.close()
+
+
+def delete_above(conn: Connection, chain_id: int, block_number: int) -> dict[str, int]:
+    """Delete every row of ``chain_id`` above ``block_number`` (a reorg rewind); counts per table."""
+    deleted: dict[str, int] = {}
+    for model in schema.CHAIN_TABLES:
+        table = schema.table_of(model)
+        col = table.c.number if "number" in table.c else table.c.block_number
+        res = conn.execute(sa.delete(table).where(table.c.chain_id == chain_id, col > block_number))
+        deleted[table.name] = res.rowcount or 0
+    return deleted
+
+
+def read_frame(conn: Connection, query: sa.Select[Any] | str, schema_overrides: dict[str, Any] | None = None) -> pl.DataFrame:
+    """Run a query and return a polars frame (used by tests, reports and metrics)."""
+    return pl.read_database(query, conn, schema_overrides=schema_overrides)

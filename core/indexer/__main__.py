@@ -1,0 +1,5 @@
+import sys
+
+from core.indexer.cli import main
+
+sys.exit(main())

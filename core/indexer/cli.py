@@ -1,0 +1,105 @@
+"""`python -m core.indexer`: index a marginX deployment from a JSON-RPC node into a database.
+
+Errors the user can act on print one line on stderr and exit 1 (2 for bad flags); nothing
+already stored is lost, because every chunk commits its rows with its checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from types import FrameType
+
+from core import config, db
+from core.indexer.errors import IndexerError
+from core.indexer.load import stored_counts
+from core.indexer.manifest import load_manifest
+from core.indexer.rpc import RPC
+from core.indexer.run import Indexer
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m core.indexer", description=__doc__.splitlines()[0])
+    p.add_argument("--rpc-url", default=None, help="JSON-RPC node URL (default: $RPC_URL)")
+    p.add_argument("--manifest", default=None, help="deployment manifest JSON (default: $MANIFEST or data/deployments/demo.json)")
+    p.add_argument("--database-url", default=None, help="SQLAlchemy URL (default: $DATABASE_URL or sqlite:///data/marginx.db)")
+    p.add_argument("--from-block", type=int, default=None, help="first block (default: after the checkpoint)")
+    p.add_argument("--to-block", type=int, default=None, help="last block (default: head - confirmations)")
+    p.add_argument("--confirmations", type=int, default=0, help="stay this many blocks behind the head (default 0)")
+    p.add_argument("--follow", action="store_true", help="tail the chain until interrupted (Ctrl-C)")
+    p.add_argument("--poll-interval", type=float, default=2.0, help="seconds between head polls with --follow")
+    p.add_argument("--chunk-blocks", type=int, default=2_000, help="first eth_getLogs span; adapts to the node")
+    p.add_argument("--reorg-window", type=int, default=256, help="recent stored blocks re-checked for reorgs")
+    p.add_argument("--json", action="store_true", help="end stdout with one JSON summary line")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.chunk_blocks < 1 or args.reorg_window < 1:
+        print("error: --chunk-blocks and --reorg-window must be >= 1", file=sys.stderr)
+        return 2
+    for flag in ("from_block", "to_block", "confirmations"):
+        value = getattr(args, flag)
+        if value is not None and value < 0:
+            print(f"error: --{flag.replace('_', '-')} must be >= 0, got {value}", file=sys.stderr)
+            return 2
+    if args.from_block is not None and args.to_block is not None and args.from_block > args.to_block:
+        print(f"error: --from-block {args.from_block} is after --to-block {args.to_block}: swap them or drop one",
+              file=sys.stderr)
+        return 2
+    stop = threading.Event()
+
+    def on_sigint(_sig: int, _frame: FrameType | None) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt  # second Ctrl-C: leave now; the open transaction rolls back
+        print("stopping after the current commit (Ctrl-C again to abort)", file=sys.stderr)
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_sigint)
+    signal.signal(signal.SIGTERM, on_sigint)
+    try:
+        rpc_url = args.rpc_url or config.rpc_url()
+        if not rpc_url:
+            raise IndexerError("no RPC URL: pass --rpc-url URL or set RPC_URL")
+        manifest = load_manifest(args.manifest or config.manifest_path())
+        rpc = RPC(rpc_url)
+        engine = db.make_engine(args.database_url or config.database_url())
+        indexer = Indexer(manifest, rpc, engine, reorg_window=args.reorg_window, stop=stop,
+                          initial_span=args.chunk_blocks,
+                          progress_stream=sys.stderr if sys.stderr.isatty() else None)
+        if args.follow:
+            result = indexer.follow(confirmations=args.confirmations, poll_interval=args.poll_interval,
+                                    from_block=args.from_block)
+        else:
+            result = indexer.run(confirmations=args.confirmations, from_block=args.from_block, to_block=args.to_block)
+        stored = stored_counts(engine, manifest.chain_id)
+    except (IndexerError, db.DatabaseError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("aborted", file=sys.stderr)
+        return 130
+    if result.undecodable:
+        print(f"warning: {result.undecodable} logs could not be decoded (kept in table undecodable_logs)", file=sys.stderr)
+    if result.foreign:
+        print(f"note: {result.foreign} logs came from addresses outside this deployment and were ignored", file=sys.stderr)
+    for block in result.rewinds:
+        print(f"reorg: rewound to block {block} and re-indexed", file=sys.stderr)
+    summary = {
+        "chain_id": result.chain_id,
+        "last_block": result.last_block,
+        "indexed_this_run": dict(sorted(result.indexed.items())),
+        "stored": dict(sorted(stored.items())),
+        "undecodable": result.undecodable,
+    }
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"indexed through block {result.last_block}: "
+              + (", ".join(f"{k} {v}" for k, v in sorted(result.indexed.items())) or "nothing new"))
+    return 0

@@ -1,0 +1,479 @@
+"""decode: raw ``eth_getLogs`` logs → typed, unit-converted frames, one per table.
+
+Decoding is columnar: every event of EVENTS.md has only static 32-byte words in its data (except
+`MarketCreated`'s symbol), so a word is a fixed slice of the hex ``data`` string and a whole batch
+of logs is decoded with a handful of polars expressions instead of one ABI call per log.
+
+Which column comes from which parameter is a *positional* mapping (``COLUMNS``): parameter names in
+the ABI never matter, only their order and types, so a deployment whose ABI names fields
+differently indexes the same. Units follow EVENTS.md and are applied here, once.
+
+A log with a known topic0 whose topics/data do not decode (wrong length, values out of range,
+non-hex) is returned in ``Decoded.undecodable`` with a reason — counted, stored, never fatal.
+A log from an address that is not the deployment's emitter for that event is counted as foreign.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+import eth_abi
+import polars as pl
+from sqlmodel import SQLModel
+
+from core import schema
+from core.abi import EventSpec, event_specs
+
+USD_DECIMALS = 6
+FIXED_DECIMALS = 18
+INT64_MAX = 2**63 - 1
+
+
+class Unit(Enum):
+    """How a 32-byte word becomes a column value."""
+
+    ADDRESS = "address"  # lower-case 0x-hex
+    HASH = "hash"  # bytes32 as 0x-hex
+    BOOL = "bool"
+    INT = "int"  # small integer (uint8, timestamps) as Int64
+    USD = "usd"  # 6-decimal fixed point → float dollars
+    USD_RAW = "usd_raw"  # 6-decimal fixed point → Int64 micro-USD (exact)
+    E18 = "e18"  # 1e18 fixed point → float
+    E18_RAW = "e18_raw"  # 1e18 fixed point → exact decimal string
+
+
+# table column ← (parameter position in the event's ABI, unit). Columns not listed are null.
+COLUMNS: dict[str, dict[str, tuple[int, Unit]]] = {
+    "Trade": {
+        "market": (0, Unit.ADDRESS), "maker": (1, Unit.ADDRESS), "taker": (2, Unit.ADDRESS),
+        "taker_is_buy": (3, Unit.BOOL), "price": (4, Unit.E18), "size": (5, Unit.E18),
+        "maker_fee_usd": (6, Unit.USD), "taker_fee_usd": (7, Unit.USD), "fill_type": (8, Unit.INT),
+        "price_raw": (4, Unit.E18_RAW), "size_raw": (5, Unit.E18_RAW),
+    },
+    "PositionUpdated": {
+        "position_key": (0, Unit.HASH), "account": (1, Unit.ADDRESS), "market": (2, Unit.ADDRESS),
+        "is_long": (3, Unit.BOOL), "size_delta": (4, Unit.E18), "size": (5, Unit.E18),
+        "price": (6, Unit.E18), "entry_price": (7, Unit.E18), "collateral_usd": (8, Unit.USD),
+        "realized_pnl_usd": (9, Unit.USD), "funding_paid_usd": (10, Unit.USD), "fee_usd": (11, Unit.USD),
+        "size_raw": (5, Unit.E18_RAW),
+    },
+    "PositionLiquidated": {
+        "position_key": (0, Unit.HASH), "account": (1, Unit.ADDRESS), "market": (2, Unit.ADDRESS),
+        "is_long": (3, Unit.BOOL), "size": (4, Unit.E18), "entry_price": (5, Unit.E18),
+        "liquidation_price": (6, Unit.E18), "mark_price": (7, Unit.E18), "collateral_usd": (8, Unit.USD),
+        "liquidation_fee_usd": (9, Unit.USD), "remaining_equity_usd": (10, Unit.USD),
+        "liquidator": (11, Unit.ADDRESS),
+    },
+    "ADLExecuted": {
+        "market": (0, Unit.ADDRESS), "account": (1, Unit.ADDRESS), "liquidated_position_key": (2, Unit.HASH),
+        "is_long": (3, Unit.BOOL), "size_reduced": (4, Unit.E18), "price": (5, Unit.E18),
+        "realized_pnl_usd": (6, Unit.USD),
+    },
+    "OpenInterestUpdated": {
+        "market": (0, Unit.ADDRESS), "long_open_interest": (1, Unit.E18), "short_open_interest": (2, Unit.E18),
+        "long_open_interest_raw": (1, Unit.E18_RAW), "short_open_interest_raw": (2, Unit.E18_RAW),
+    },
+    "FundingUpdated": {
+        "market": (0, Unit.ADDRESS), "funding_rate": (1, Unit.E18), "cumulative_funding_index": (2, Unit.E18),
+        "ts": (3, Unit.INT),
+    },
+    "PriceUpdated": {
+        "market": (0, Unit.ADDRESS), "index_price": (1, Unit.E18), "mark_price": (2, Unit.E18), "ts": (3, Unit.INT),
+    },
+    "InsuranceFundDeposit": {
+        "account": (0, Unit.ADDRESS), "amount_usd": (1, Unit.USD), "balance_usd": (2, Unit.USD),
+        "amount_raw": (1, Unit.USD_RAW), "balance_raw": (2, Unit.USD_RAW),
+    },
+    "InsuranceFundWithdraw": {
+        "account": (0, Unit.ADDRESS), "amount_usd": (1, Unit.USD), "balance_usd": (2, Unit.USD),
+        "amount_raw": (1, Unit.USD_RAW), "balance_raw": (2, Unit.USD_RAW),
+    },
+    "LiquidationFeeCollected": {
+        "market": (0, Unit.ADDRESS), "position_key": (1, Unit.HASH), "amount_usd": (2, Unit.USD),
+        "balance_usd": (3, Unit.USD), "amount_raw": (2, Unit.USD_RAW), "balance_raw": (3, Unit.USD_RAW),
+    },
+    "ShortfallCovered": {
+        "market": (0, Unit.ADDRESS), "position_key": (1, Unit.HASH), "amount_usd": (2, Unit.USD),
+        "balance_usd": (3, Unit.USD), "amount_raw": (2, Unit.USD_RAW), "balance_raw": (3, Unit.USD_RAW),
+    },
+    "Deposit": {
+        "sender": (0, Unit.ADDRESS), "owner": (1, Unit.ADDRESS), "value_change_usd": (2, Unit.USD),
+        "shares": (3, Unit.USD), "value_change_raw": (2, Unit.USD_RAW),
+    },
+    "Withdraw": {
+        "sender": (0, Unit.ADDRESS), "receiver": (1, Unit.ADDRESS), "owner": (2, Unit.ADDRESS),
+        "value_change_usd": (3, Unit.USD), "shares": (4, Unit.USD), "value_change_raw": (3, Unit.USD_RAW),
+    },
+    "VaultPnLUpdated": {
+        "position_key": (0, Unit.HASH), "value_change_usd": (1, Unit.USD),
+        "total_vault_value_usd": (2, Unit.USD), "value_change_raw": (1, Unit.USD_RAW),
+        "total_vault_value_raw": (2, Unit.USD_RAW),
+    },
+    "DebtSocialized": {"amount_usd": (0, Unit.USD), "amount_raw": (0, Unit.USD_RAW), "ts": (1, Unit.INT)},
+}
+
+# Columns negated after decoding (a Withdraw lowers the vault's value).
+NEGATED: dict[str, tuple[str, ...]] = {"Withdraw": ("value_change_usd", "value_change_raw")}
+
+MARKET_TYPES = {0: "spot", 1: "perp"}
+RAW_LOG_SCHEMA = pl.Schema({
+    "address": pl.String, "topic0": pl.String, "topic1": pl.String, "topic2": pl.String,
+    "topic3": pl.String, "n_topics": pl.Int64, "data": pl.String, "block_number": pl.Int64,
+    "block_hash": pl.String, "tx_hash": pl.String, "log_index": pl.Int64,
+})
+UNDECODABLE_SCHEMA = schema.frame_schema(schema.UndecodableLog)
+
+
+@dataclass
+class Decoded:
+    """What one batch of logs decoded into."""
+
+    frames: dict[type[SQLModel], pl.DataFrame] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)  # EVENTS.md name → rows decoded
+    undecodable: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=UNDECODABLE_SCHEMA))
+    foreign: int = 0  # logs from addresses that are not this deployment's emitter of that event
+    new_markets: dict[str, str] = field(default_factory=dict)  # market address → symbol
+
+
+def logs_to_frame(logs: list[dict[str, Any]]) -> pl.DataFrame:
+    """Raw JSON-RPC log objects → one columnar frame (hex kept as lower-case strings)."""
+    def topic(i: int) -> list[str | None]:
+        return [t[i] if len(t) > i else None for t in (lg["topics"] for lg in logs)]
+
+    frame = pl.DataFrame(
+        {
+            "address": [lg["address"] for lg in logs],
+            "topic0": topic(0), "topic1": topic(1), "topic2": topic(2), "topic3": topic(3),
+            "n_topics": [len(lg["topics"]) for lg in logs],
+            "data": [lg["data"] for lg in logs],
+            "block_number": [lg["blockNumber"] for lg in logs],
+            "block_hash": [lg["blockHash"] for lg in logs],
+            "tx_hash": [lg["transactionHash"] for lg in logs],
+            "log_index": [lg["logIndex"] for lg in logs],
+        },
+        schema_overrides={k: pl.String for k in ("topic0", "topic1", "topic2", "topic3")},
+    )
+    hex_int = lambda c: pl.col(c).str.slice(2).str.to_integer(base=16)  # noqa: E731
+    return frame.with_columns(
+        # data and topics 1-3 are decoded as bytes (hex case does not matter); these are compared as text
+        pl.col("address", "topic0", "block_hash", "tx_hash").str.to_lowercase(),
+        hex_int("block_number").alias("block_number"),
+        hex_int("log_index").alias("log_index"),
+    ).select(RAW_LOG_SCHEMA.names()).unique(subset=["block_number", "log_index"], keep="first", maintain_order=True)
+
+
+def _word(spec: EventSpec, position: int) -> pl.Expr:
+    """The 32-byte word of parameter ``position`` (from a topic or from data), as Binary."""
+    param = spec.params[position]
+    if param.indexed:
+        return pl.col(f"_t{1 + spec.indexed.index(param)}")
+    return pl.col("_d").bin.slice(32 * spec.data.index(param), 32)
+
+
+_Z12, _Z16, _Z31, _F16 = b"\0" * 12, b"\0" * 16, b"\0" * 31, b"\xff" * 16
+
+
+def _low128(w: pl.Expr) -> pl.Expr:
+    return w.bin.slice(16, 16).bin.reinterpret(dtype=pl.Int128, endianness="big")
+
+
+def _valid(abi_type: str, w: pl.Expr) -> pl.Expr:
+    """Whether the word is a canonical encoding of ``abi_type`` that fits a signed 128-bit integer."""
+    if abi_type == "address":
+        ok = w.bin.slice(0, 12) == _Z12
+    elif abi_type in ("bool", "uint8"):
+        ok = w.bin.slice(0, 31) == _Z31
+        if abi_type == "bool":
+            ok = ok & (w.bin.slice(31, 1).bin.reinterpret(dtype=pl.UInt8) <= 1)
+    elif abi_type == "bytes32":
+        ok = w.is_not_null()
+    elif abi_type.startswith("uint"):
+        ok = (w.bin.slice(0, 16) == _Z16) & (_low128(w) >= 0)
+    elif abi_type.startswith("int"):
+        high, low = w.bin.slice(0, 16), _low128(w)
+        ok = ((high == _Z16) & (low >= 0)) | ((high == _F16) & (low < 0))
+    else:
+        raise ValueError(f"unsupported ABI type {abi_type}")
+    return ok.fill_null(False)
+
+
+def _value(abi_type: str, unit: Unit, w: pl.Expr) -> pl.Expr:
+    if unit is Unit.ADDRESS:
+        return pl.lit("0x") + w.bin.slice(12, 20).bin.encode("hex")
+    if unit is Unit.HASH:
+        return pl.lit("0x") + w.bin.encode("hex")
+    if unit is Unit.BOOL:
+        return w.bin.slice(31, 1).bin.reinterpret(dtype=pl.UInt8) == 1
+    raw = _low128(w)
+    if unit is Unit.INT:
+        return raw.cast(pl.Int64, strict=False)
+    if unit in (Unit.USD, Unit.E18):
+        return raw.cast(pl.Float64)  # still unscaled: see _scale
+    if unit is Unit.USD_RAW:
+        return raw.cast(pl.Int64, strict=False)
+    if unit is Unit.E18_RAW:
+        return raw.cast(pl.String)
+    raise ValueError(unit)
+
+
+SCALES = {Unit.USD: 10.0**USD_DECIMALS, Unit.E18: 10.0**FIXED_DECIMALS}
+
+
+def _scale(rows: pl.DataFrame, event: str) -> pl.DataFrame:
+    """Divide fixed-point columns by their scale with numpy's correctly rounded division.
+
+    polars turns division by a literal into multiplication by its reciprocal for arrays longer
+    than one, which is off by an ulp for some values: the same log would then decode to different
+    floats depending on how many logs came with it, and re-indexing would not be reproducible.
+    """
+    scaled = [
+        pl.Series(col, rows[col].to_numpy() / SCALES[unit], dtype=pl.Float64)
+        for col, (_pos, unit) in COLUMNS[event].items() if unit in SCALES
+    ]
+    return rows.with_columns(scaled) if scaled else rows
+
+
+def _decode_event(spec: EventSpec, logs: pl.DataFrame, model: type[SQLModel]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Decode the logs of one event; returns (rows in the table's frame schema, undecodable logs)."""
+    n_data = len(spec.data)
+    as_bytes = lambda c: pl.col(c).str.strip_prefix("0x").str.decode("hex", strict=False)  # noqa: E731
+    logs = logs.with_columns(
+        as_bytes("data").alias("_d"), *(as_bytes(f"topic{i}").alias(f"_t{i}") for i in range(1, 1 + len(spec.indexed)))
+    )
+    shape_ok = (pl.col("n_topics") == 1 + len(spec.indexed)) & (pl.col("_d").bin.size() == 32 * n_data)
+    for i in range(1, 1 + len(spec.indexed)):
+        shape_ok = shape_ok & (pl.col(f"_t{i}").bin.size() == 32)
+    shape_ok = shape_ok.fill_null(False)
+    mapping = COLUMNS[spec.name]
+    # (condition that must hold, reason when it does not), in the order they are reported
+    checks: list[tuple[pl.Expr, str]] = [
+        (shape_ok, f"expected {1 + len(spec.indexed)} topics and {32 * n_data} data bytes for {spec.signature}")]
+    for pos in sorted({pos for pos, _ in mapping.values()}):
+        p = spec.params[pos]
+        checks.append((_valid(p.type, _word(spec, pos)), f"parameter {pos} ({p.type}) out of range for {spec.signature}"))
+    for pos, unit in mapping.values():
+        if unit in (Unit.USD_RAW, Unit.INT):
+            p = spec.params[pos]
+            checks.append((_value(p.type, unit, _word(spec, pos)).is_not_null().fill_null(False),
+                           f"parameter {pos} ({p.type}) exceeds 64 bits for {spec.signature}"))
+    # One AND over all rows; the (slower) reason chain only runs on the rare bad rows.
+    checked = logs.with_columns(pl.all_horizontal([c for c, _ in checks]).alias("_ok"))
+    good = checked.filter(pl.col("_ok"))
+    bad = checked.filter(~pl.col("_ok"))
+    if bad.height:
+        reason = pl.when(~checks[0][0]).then(pl.lit(checks[0][1]))
+        for cond, text in checks[1:]:
+            reason = reason.when(~cond).then(pl.lit(text))
+        bad = bad.with_columns(reason.otherwise(pl.lit("invalid")).alias("_reason"))
+    else:
+        bad = bad.with_columns(pl.lit(None, dtype=pl.String).alias("_reason"))
+
+    target = schema.frame_schema(model)
+    exprs: list[pl.Expr] = []
+    for name, dtype in target.items():
+        if name in ("chain_id", "tx_hash", "log_index", "block_number", "block_timestamp"):
+            exprs.append(pl.col(name).cast(dtype))
+        elif name == "event":
+            exprs.append(pl.lit(spec.name, dtype=pl.String).alias(name))
+        elif name in mapping:
+            pos, unit = mapping[name]
+            value = _value(spec.params[pos].type, unit, _word(spec, pos))
+            if name in NEGATED.get(spec.name, ()):
+                value = -value
+            exprs.append(value.cast(dtype).alias(name))
+        elif name == "notional_usd":
+            exprs.append(pl.lit(None, dtype=dtype).alias(name))  # filled below from price × size
+        else:
+            exprs.append(pl.lit(None, dtype=dtype).alias(name))
+    rows = _scale(good.select(exprs), spec.name)
+    if "notional_usd" in target and spec.name == "Trade":
+        rows = rows.with_columns((pl.col("price") * pl.col("size")).alias("notional_usd"))
+    return rows, _undecodable(bad, spec.name)
+
+
+def _undecodable(bad: pl.DataFrame, event: str) -> pl.DataFrame:
+    return bad.select(
+        pl.col("chain_id").cast(pl.Int64), "block_number", "log_index", "tx_hash", "address",
+        pl.lit(event).alias("event"), pl.col("_reason").alias("reason"),
+        pl.concat_str([pl.col(f"topic{i}") for i in range(4)], separator=",", ignore_nulls=True).alias("topics"),
+        "data",
+    ).cast(dict(UNDECODABLE_SCHEMA))  # type: ignore[arg-type]
+
+
+def _decode_market_created(spec: EventSpec, logs: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """MarketCreated carries a dynamic string, so it is decoded per log (markets are few)."""
+    data_types = [("bytes" if p.type == "string" else p.type) for p in spec.data]
+    rows: list[dict[str, Any]] = []
+    bad: list[dict[str, Any]] = []
+    for log in logs.iter_rows(named=True):
+        try:
+            if log["n_topics"] != 2 or log["topic1"] is None:
+                raise ValueError("wrong number of topics")
+            (market_word,) = eth_abi.decode(["address"], bytes.fromhex(log["topic1"][2:]))
+            symbol_bytes, market_type, base, quote = eth_abi.decode(data_types, bytes.fromhex(log["data"][2:]))
+        except Exception as e:  # any malformed encoding is reported, never fatal
+            bad.append({**log, "_reason": f"cannot decode {spec.signature}: {type(e).__name__}"})
+            continue
+        rows.append({
+            "chain_id": log["chain_id"], "market": market_word.lower(),
+            # On-chain strings are untrusted: invalid UTF-8 is replaced, the rest stored verbatim.
+            "symbol": symbol_bytes.decode("utf-8", errors="replace"),
+            "market_type": MARKET_TYPES.get(market_type, f"unknown({market_type})"),
+            "base_token": base.lower(), "quote_token": quote.lower(),
+            "tx_hash": log["tx_hash"], "log_index": log["log_index"],
+            "block_number": log["block_number"], "block_timestamp": log["block_timestamp"],
+        })
+    market_schema = schema.frame_schema(schema.Market)
+    good = pl.DataFrame(rows, schema=market_schema)
+    bad_frame = pl.DataFrame(bad, schema={**logs.schema, "_reason": pl.String}) if bad else logs.clear().with_columns(
+        pl.lit(None, dtype=pl.String).alias("_reason"))
+    return good, _undecodable(bad_frame, spec.name)
+
+
+def decode_logs(
+    raw: pl.DataFrame,
+    *,
+    chain_id: int,
+    contracts: dict[str, str],
+    markets: set[str],
+    timestamps: pl.DataFrame,
+) -> Decoded:
+    """Decode one batch of raw logs (``logs_to_frame`` output) of the deployment.
+
+    ``contracts`` maps manifest role → address (lower-case); ``markets`` the already known market
+    addresses (markets created in this batch are added); ``timestamps`` has block_number and
+    block_timestamp for every block in the batch.
+    """
+    out = Decoded()
+    if raw.height == 0:
+        return out
+    specs = event_specs()
+    by_topic = {s.topic0: s for s in specs.values()}
+    role_of = {addr.lower(): role for role, addr in contracts.items()}
+    frame = raw.join(timestamps.select("block_number", "block_timestamp"), on="block_number", how="left").with_columns(
+        pl.lit(chain_id, dtype=pl.Int64).alias("chain_id"),
+        pl.col("topic0").replace_strict({t: s.name for t, s in by_topic.items()}, default=None).alias("_event"),
+    )
+    missing_ts = frame.filter(pl.col("block_timestamp").is_null()).height
+    if missing_ts:
+        raise ValueError(f"{missing_ts} logs have no block timestamp")
+    known = frame.filter(pl.col("_event").is_not_null())
+    out.foreign += frame.height - known.height
+    undecodable: list[pl.DataFrame] = []
+
+    created = known.filter(pl.col("_event") == "MarketCreated")
+    if created.height:
+        registry = contracts.get("MarketRegistry", "").lower()
+        from_registry = created.filter(pl.col("address") == registry)
+        out.foreign += created.height - from_registry.height
+        rows, bad = _decode_market_created(specs["MarketCreated"], from_registry)
+        undecodable.append(bad)
+        if rows.height:
+            rows = rows.unique(subset=["market"], keep="first", maintain_order=True)
+            out.frames[schema.Market] = rows
+            out.counts["MarketCreated"] = rows.height
+            out.new_markets = dict(zip(rows["market"].to_list(), rows["symbol"].to_list(), strict=True))
+    all_markets = markets | set(out.new_markets)
+
+    for name, group in known.filter(pl.col("_event") != "MarketCreated").group_by("_event"):
+        spec = specs[str(name[0])]
+        if spec.contract == "OrderBook":
+            mine = group.filter(pl.col("address").is_in(list(all_markets)) & (pl.col("address") == pl.lit("0x") + pl.col("topic1").str.slice(26, 40)))
+        else:
+            mine = group.filter(pl.col("address") == contracts.get(spec.contract, "").lower())
+        out.foreign += group.height - mine.height
+        if mine.height == 0:
+            continue
+        model = schema.EVENT_TABLES[spec.name]
+        rows, bad = _decode_event(spec, mine, model)
+        undecodable.append(bad)
+        if rows.height:
+            out.counts[spec.name] = rows.height
+            out.frames[model] = pl.concat([out.frames[model], rows]) if model in out.frames else rows
+    if undecodable:
+        out.undecodable = pl.concat(undecodable)
+    if schema.Liquidation in out.frames:
+        out.frames[schema.Liquidation] = join_waterfall(out.frames)
+    for model, f in out.frames.items():
+        out.frames[model] = f.sort("block_number", "log_index") if "log_index" in f.columns else f
+    return out
+
+
+_LEG_COLUMNS = ("book_filled_size", "adl_size", "adl_covered_usd", "backstop_loss_usd", "insurance_cover_usd",
+                "socialized_usd", "fee_collected_usd")
+
+
+def join_waterfall(frames: dict[type[SQLModel], pl.DataFrame]) -> pl.DataFrame:
+    """One row per PositionLiquidated with the legs of its transaction (see schema.Liquidation)."""
+    liq = frames[schema.Liquidation].drop(*_LEG_COLUMNS, "notional_usd")
+    key = ["tx_hash", "liq_log_index"]
+    pls = liq.select("tx_hash", pl.col("log_index").alias("liq_log_index"), "position_key", "market",
+                     "mark_price").sort("liq_log_index")
+
+    def assign(legs: pl.DataFrame) -> pl.DataFrame:
+        """Attach each leg to the first PositionLiquidated at or after it in the same transaction."""
+        return legs.sort("log_index").join_asof(
+            pls, left_on="log_index", right_on="liq_log_index", by="tx_hash", strategy="forward", check_sortedness=False,
+            suffix="_liq",
+        ).filter(pl.col("liq_log_index").is_not_null())
+
+    empty = lambda: pl.DataFrame(schema={"tx_hash": pl.String, "liq_log_index": pl.Int64, "v": pl.Float64})  # noqa: E731
+    sums: dict[str, pl.DataFrame] = {}
+    trades = frames.get(schema.Trade)
+    sums["book_filled_size"] = (
+        assign(trades.filter(pl.col("fill_type") == 1).select("tx_hash", "log_index", "market", "size"))
+        .filter(pl.col("market") == pl.col("market_liq")).group_by(key).agg(pl.col("size").sum().alias("v"))
+        if trades is not None else empty()
+    )
+    adl = frames.get(schema.ADLEvent)
+    adl_legs = (
+        assign(adl.select("tx_hash", "log_index", "liquidated_position_key", "size_reduced", "price"))
+        .filter(pl.col("liquidated_position_key") == pl.col("position_key"))
+        if adl is not None else None
+    )
+    sums["adl_size"] = (
+        adl_legs.group_by(key).agg(pl.col("size_reduced").sum().alias("v")) if adl_legs is not None else empty()
+    )
+    sums["adl_covered_usd"] = (
+        adl_legs.group_by(key).agg(
+            (pl.col("size_reduced") * (pl.col("price") - pl.col("mark_price")).abs()).sum().alias("v"))
+        if adl_legs is not None else empty()
+    )
+    vault = frames.get(schema.BackstopVaultEvent)
+    sums["backstop_loss_usd"] = (
+        assign(vault.filter(pl.col("event") == "VaultPnLUpdated").select(
+            "tx_hash", "log_index", pl.col("position_key").alias("leg_key"), "value_change_usd"))
+        .filter(pl.col("leg_key") == pl.col("position_key"))
+        .group_by(key).agg((-pl.col("value_change_usd").sum()).alias("v"))
+        if vault is not None else empty()
+    )
+    fund = frames.get(schema.InsuranceFundEvent)
+    sums["insurance_cover_usd"] = (
+        assign(fund.filter(pl.col("event") == "ShortfallCovered").select(
+            "tx_hash", "log_index", pl.col("position_key").alias("leg_key"), "amount_usd"))
+        .filter(pl.col("leg_key") == pl.col("position_key"))
+        .group_by(key).agg(pl.col("amount_usd").sum().alias("v"))
+        if fund is not None else empty()
+    )
+    debt = frames.get(schema.SocializedDebt)
+    sums["socialized_usd"] = (
+        assign(debt.select("tx_hash", "log_index", "amount_usd")).group_by(key).agg(pl.col("amount_usd").sum().alias("v"))
+        if debt is not None else empty()
+    )
+    # The fee is booked after PositionLiquidated: match it backwards by transaction and position key.
+    if fund is not None:
+        fees = fund.filter(pl.col("event") == "LiquidationFeeCollected").select("tx_hash", "log_index", "position_key", "amount_usd").sort("log_index")
+        sums["fee_collected_usd"] = fees.join_asof(
+            pls.rename({"market": "market_liq"}).drop("mark_price"), left_on="log_index", right_on="liq_log_index",
+            by=["tx_hash", "position_key"], strategy="backward", check_sortedness=False,
+        ).filter(pl.col("liq_log_index").is_not_null()).group_by(key).agg(pl.col("amount_usd").sum().alias("v"))
+    else:
+        sums["fee_collected_usd"] = empty()
+
+    out = liq.with_columns(pl.col("log_index").alias("liq_log_index"))
+    for col in _LEG_COLUMNS:
+        out = out.join(sums[col].rename({"v": col}), on=key, how="left").with_columns(pl.col(col).fill_null(0.0))
+    out = out.with_columns((pl.col("size") * pl.col("liquidation_price")).alias("notional_usd"))
+    return out.select(schema.frame_schema(schema.Liquidation).names()).cast(dict(schema.frame_schema(schema.Liquidation)))  # type: ignore[arg-type]

@@ -1,0 +1,85 @@
+"""load: write one decoded batch, its blocks and the checkpoint in a single transaction."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+import polars as pl
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from core import db, schema
+from sqlmodel import SQLModel
+
+from core.indexer.decode import Decoded
+
+
+def read_checkpoint(conn: Connection, chain_id: int, deployment: str) -> tuple[int, str] | None:
+    t = schema.table_of(schema.Checkpoint)
+    row = conn.execute(sa.select(t.c.last_block, t.c.last_block_hash).where(
+        t.c.chain_id == chain_id, t.c.deployment == deployment)).first()
+    return (int(row[0]), str(row[1])) if row else None
+
+
+def write_checkpoint(conn: Connection, chain_id: int, deployment: str, block: int, block_hash: str) -> None:
+    t = schema.table_of(schema.Checkpoint)
+    values = {"last_block": block, "last_block_hash": block_hash, "updated_at": int(time.time())}
+    updated = conn.execute(sa.update(t).where(t.c.chain_id == chain_id, t.c.deployment == deployment).values(**values))
+    if not updated.rowcount:
+        conn.execute(sa.insert(t).values(chain_id=chain_id, deployment=deployment, **values))
+
+
+def known_markets(conn: Connection, chain_id: int) -> dict[str, str]:
+    t = schema.table_of(schema.Market)
+    return {str(m): str(s) for m, s in conn.execute(sa.select(t.c.market, t.c.symbol).where(t.c.chain_id == chain_id))}
+
+
+def commit_batch(engine: Engine, *, chain_id: int, deployment: str, decoded: Decoded, blocks: pl.DataFrame,
+                 checkpoint: tuple[int, str] | None) -> None:
+    """Rows, undecodable logs, blocks and (if given) the checkpoint, atomically.
+
+    ``blocks`` has number, hash, timestamp. The checkpoint only moves forward here; a reorg
+    rewind moves it back through :func:`rewind`.
+    """
+    frames: list[tuple[type[SQLModel], pl.DataFrame]] = list(decoded.frames.items())
+    frames.append((schema.UndecodableLog, decoded.undecodable))
+    frames.append((schema.Block, blocks.select(pl.lit(chain_id, dtype=pl.Int64).alias("chain_id"), "number", "hash", "timestamp")))
+    db.write_rows(engine, frames, db.CheckpointRow(chain_id, deployment, *checkpoint) if checkpoint else None)
+
+
+def rewind(engine: Engine, *, chain_id: int, deployment: str, last_good: int, last_good_hash: str) -> dict[str, int]:
+    """Delete everything above ``last_good`` and move the checkpoint there, atomically."""
+    with db.transaction(engine) as conn:
+        deleted = db.delete_above(conn, chain_id, last_good)
+        write_checkpoint(conn, chain_id, deployment, last_good, last_good_hash)
+    return deleted
+
+
+def stored_counts(engine: Engine, chain_id: int) -> dict[str, int]:
+    """Rows stored per EVENTS.md event name (only names with at least one row)."""
+    counts: Counter[str] = Counter()
+    with engine.connect() as conn:
+        for event, model in schema.EVENT_TABLES.items():
+            t = schema.table_of(model)
+            q = sa.select(sa.func.count()).select_from(t).where(t.c.chain_id == chain_id)
+            if "event" in t.c:
+                q = q.where(t.c.event == event)
+            n = conn.execute(q).scalar_one()
+            if n:
+                counts[event] = int(n)
+    return dict(counts)
+
+
+def index_status(engine: Engine) -> list[dict[str, object]]:
+    """Per indexed deployment: chain, checkpoint block and time, and rows stored per event."""
+    t = schema.table_of(schema.Checkpoint)
+    b = schema.table_of(schema.Block)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(t.c.chain_id, t.c.deployment, t.c.last_block, b.c.timestamp).select_from(
+            t.outerjoin(b, (b.c.chain_id == t.c.chain_id) & (b.c.number == t.c.last_block)))).all()
+    return [
+        {"chain_id": int(c), "deployment": str(d), "last_block": int(n), "last_block_timestamp": ts,
+         "stored": stored_counts(engine, int(c))}
+        for c, d, n, ts in rows
+    ]

@@ -1,0 +1,65 @@
+"""Pure planning logic: which block range to index, how to split it, where a reorg rewinds to."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from core.indexer.errors import IndexerError
+
+
+def plan_range(*, checkpoint: int | None, start_block: int, head: int, confirmations: int,
+               from_block: int | None = None, to_block: int | None = None) -> tuple[int, int] | None:
+    """The inclusive block range to index now, or None when there is nothing new.
+
+    Starts after the checkpoint (or at the manifest's start block); an explicit ``from_block``
+    overrides that (re-indexing is idempotent). Never goes past ``head - confirmations``.
+    """
+    if confirmations < 0:
+        raise IndexerError(f"--confirmations must be >= 0, got {confirmations}")
+    if from_block is not None and to_block is not None and from_block > to_block:
+        raise IndexerError(f"--from-block {from_block} is after --to-block {to_block}: swap them or drop one")
+    safe_head = head - confirmations
+    start = from_block if from_block is not None else (checkpoint + 1 if checkpoint is not None else start_block)
+    end = safe_head if to_block is None else min(to_block, safe_head)
+    if start > end:
+        return None
+    return start, end
+
+
+class ChunkSizer:
+    """Adaptive eth_getLogs span: halves on 'too large', grows while answers stay small."""
+
+    def __init__(self, initial: int = 2_000, minimum: int = 1, maximum: int = 100_000, target_logs: int = 5_000) -> None:
+        self.span = initial
+        self.minimum = minimum
+        self.maximum = maximum
+        self.target_logs = target_logs
+
+    def next_range(self, start: int, end: int) -> tuple[int, int]:
+        return start, min(end, start + self.span - 1)
+
+    def too_large(self, start: int, stop: int) -> None:
+        width = stop - start + 1
+        if width <= self.minimum:
+            raise IndexerError(f"the node refuses eth_getLogs even for blocks {start}..{stop}: it cannot serve this deployment's logs")
+        self.span = max(self.minimum, width // 2)
+
+    def succeeded(self, start: int, stop: int, n_logs: int) -> None:
+        width = stop - start + 1
+        if n_logs < self.target_logs // 4 and width >= self.span:
+            self.span = min(self.maximum, self.span * 2)
+        elif n_logs > self.target_logs:
+            self.span = max(self.minimum, width // 2)
+
+
+def find_fork(stored: Mapping[int, str], canonical: Mapping[int, str | None]) -> tuple[int, int | None] | None:
+    """Where the node's chain left ours: None when every stored hash still matches, else
+    (lowest stored block whose hash the node no longer has, highest matching stored block below it
+    or None). Rows must be rewound to the last *verified* block, not just below the mismatch:
+    blocks in between were not stored (no logs) and may have changed too."""
+    last_good: int | None = None
+    for number in sorted(stored):
+        if canonical.get(number) != stored[number]:
+            return number, last_good
+        last_good = number
+    return None

@@ -1,0 +1,262 @@
+"""The indexing loop: reorg check → plan → fetch chunk → decode → commit, until done or stopped."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+import polars as pl
+import sqlalchemy as sa
+from cachetools import LRUCache
+from sqlalchemy.engine import Engine
+
+from core import schema
+from core.abi import event_specs
+from core.indexer import load
+from core.indexer.decode import RAW_LOG_SCHEMA, Decoded, decode_logs, logs_to_frame
+from core.indexer.errors import IndexerError, RangeTooLargeError, ReorgDuringFetchError
+from core.indexer.manifest import Manifest
+from core.indexer.plan import ChunkSizer, find_fork, plan_range
+from core.indexer.progress import Progress
+from core.indexer.rpc import RPC
+
+BLOCK_FRAME_SCHEMA = pl.Schema({"number": pl.Int64, "hash": pl.String, "timestamp": pl.Int64})
+
+
+@dataclass
+class RunResult:
+    chain_id: int
+    last_block: int | None = None
+    indexed: Counter[str] = field(default_factory=Counter)
+    undecodable: int = 0
+    foreign: int = 0
+    rewinds: list[int] = field(default_factory=list)  # blocks the run rewound to after reorgs
+
+
+def ingest(engine: Engine, manifest: Manifest, raw: pl.DataFrame, blocks: pl.DataFrame,
+           checkpoint: tuple[int, str] | None, markets: dict[str, str] | None = None) -> Decoded:
+    """decode → load for one batch of raw logs (``logs_to_frame`` output) and their blocks.
+
+    The indexer calls this per chunk; the simulator's raw-log path calls it directly, so demo
+    data takes exactly the path chain data takes.
+    """
+    if markets is None:
+        with engine.connect() as conn:
+            markets = load.known_markets(conn, manifest.chain_id)
+    decoded = decode_logs(raw, chain_id=manifest.chain_id, contracts=manifest.contracts, markets=set(markets),
+                          timestamps=blocks.select(pl.col("number").alias("block_number"),
+                                                   pl.col("timestamp").alias("block_timestamp")))
+    load.commit_batch(engine, chain_id=manifest.chain_id, deployment=manifest.name, decoded=decoded,
+                      blocks=blocks, checkpoint=checkpoint)
+    return decoded
+
+
+def ingest_stream(engine: Engine, manifest: Manifest,
+                  batches: Iterable[tuple[list[dict[str, Any]], pl.DataFrame, tuple[int, str] | None]]) -> Counter[str]:
+    """decode → load for a stream of (raw logs, blocks, checkpoint) batches, one batch in memory.
+
+    Markets created in one batch are known when the next is decoded. (Decoding the next batch on a
+    worker thread while this one is written was measured slower: both stages hold the GIL for
+    most of their time, building Python tuples and strings.)
+    """
+    with engine.connect() as conn:
+        markets = load.known_markets(conn, manifest.chain_id)
+    counts: Counter[str] = Counter()
+    for logs, blocks, checkpoint in batches:
+        raw = logs_to_frame(logs) if logs else pl.DataFrame(schema=RAW_LOG_SCHEMA)
+        decoded = ingest(engine, manifest, raw, blocks, checkpoint, markets)
+        markets.update(decoded.new_markets)
+        counts.update(decoded.counts)
+    return counts
+
+
+class Indexer:
+    """Indexes one deployment from one node into one database."""
+
+    def __init__(self, manifest: Manifest, rpc: RPC, engine: Engine, *, reorg_window: int = 256,
+                 initial_span: int = 2_000, progress_stream: TextIO | None = None,
+                 stop: threading.Event | None = None) -> None:
+        self.manifest = manifest
+        self.rpc = rpc
+        self.engine = engine
+        self.reorg_window = reorg_window
+        self.sizer = ChunkSizer(initial=initial_span)
+        self.progress_stream = progress_stream
+        self.stop = stop or threading.Event()
+        self.block_cache: LRUCache[str, tuple[int, int]] = LRUCache(maxsize=200_000)  # hash → (number, ts)
+        specs = event_specs()
+        self.topics = [s.topic0 for s in specs.values()]
+        self.market_created_topic = specs["MarketCreated"].topic0
+        self.trade_topic = specs["Trade"].topic0
+        with engine.connect() as conn:
+            self.markets = load.known_markets(conn, manifest.chain_id)
+        self.result = RunResult(chain_id=manifest.chain_id)
+
+    # -- checks --------------------------------------------------------------------------------
+    def check_chain(self) -> None:
+        node_chain = self.rpc.chain_id()
+        if node_chain != self.manifest.chain_id:
+            raise IndexerError(
+                f"the node at {self.rpc.safe_url} is chain {node_chain} but manifest '{self.manifest.name}' is for "
+                f"chain {self.manifest.chain_id}: point --rpc-url at the right network or use its manifest")
+
+    def checkpoint(self) -> tuple[int, str] | None:
+        with self.engine.connect() as conn:
+            return load.read_checkpoint(conn, self.manifest.chain_id, self.manifest.name)
+
+    def check_reorg(self) -> int | None:
+        """Compare stored recent block hashes with the node's; on a fork rewind. Returns the new tip.
+
+        Checked: the blocks that had logs within ``reorg_window`` of the checkpoint, and the
+        checkpoint block itself; the window doubles while the fork is older than it.
+        """
+        cp = self.checkpoint()
+        if cp is None:
+            return None
+        window = self.reorg_window
+        t = schema.table_of(schema.Block)
+        chain_id = self.manifest.chain_id
+        while True:
+            with self.engine.connect() as conn:
+                rows = conn.execute(sa.select(t.c.number, t.c.hash).where(
+                    t.c.chain_id == chain_id, t.c.number > cp[0] - window)).all()
+                deeper = conn.execute(sa.select(sa.func.max(t.c.number)).where(
+                    t.c.chain_id == chain_id, t.c.number <= cp[0] - window)).scalar()
+            stored = {int(n): str(h) for n, h in rows}
+            if cp[1]:
+                stored[cp[0]] = cp[1]
+            numbers = sorted(stored)
+            canonical = {n: (b["hash"] if b else None) for n, b in zip(numbers, self.rpc.blocks_by_number(numbers), strict=True)}
+            fork = find_fork(stored, canonical)
+            if fork is None:
+                return None
+            _, last_good = fork
+            if last_good is None and deeper is not None:
+                window *= 2  # the fork is older than the window: look further back
+                continue
+            target = last_good if last_good is not None else self.manifest.start_block - 1
+            good_hash = ""
+            if target >= 0:
+                block = self.rpc.blocks_by_number([target])[0]
+                good_hash = block["hash"] if block else ""
+            load.rewind(self.engine, chain_id=chain_id, deployment=self.manifest.name,
+                        last_good=target, last_good_hash=good_hash)
+            with self.engine.connect() as conn:
+                self.markets = load.known_markets(conn, chain_id)
+            self.result.rewinds.append(target)
+            return target
+
+    # -- fetch ---------------------------------------------------------------------------------
+    def _block_info(self, logs: Sequence[dict[str, Any]], end: int) -> tuple[pl.DataFrame, str]:
+        """Blocks (number, hash, timestamp) holding the logs, and the hash of the chunk's end block.
+
+        Only blocks with logs are stored (the checkpoint keeps the end block's hash), so the
+        stored rows do not depend on how the range happened to be chunked."""
+        end_block = self.rpc.blocks_by_number([end])[0]
+        if not end_block:
+            raise ReorgDuringFetchError(f"block {end} vanished while fetching")
+        hashes: dict[str, int] = {}
+        for lg in logs:
+            number = int(lg["blockNumber"], 16)
+            h = lg["blockHash"].lower()
+            if hashes.setdefault(h, number) != number:
+                raise ReorgDuringFetchError(f"block hash {h} reported for two heights")
+        by_number: dict[int, str] = {}
+        for h, n in hashes.items():
+            if by_number.setdefault(n, h) != h:
+                raise ReorgDuringFetchError(f"two hashes for block {n} in one answer")
+        missing = [h for h in hashes if h not in self.block_cache]
+        for h, block in zip(missing, self.rpc.blocks_by_hash(missing), strict=True):
+            if not block or int(block["number"], 16) != hashes[h]:
+                raise ReorgDuringFetchError(f"block {h} is no longer known to the node")
+            self.block_cache[h] = (hashes[h], int(block["timestamp"], 16))
+        end_hash = str(end_block["hash"]).lower()
+        rows = {self.block_cache[h][0]: (h, self.block_cache[h][1]) for h in hashes}
+        frame = pl.DataFrame(
+            {"number": list(rows), "hash": [v[0] for v in rows.values()], "timestamp": [v[1] for v in rows.values()]},
+            schema=BLOCK_FRAME_SCHEMA,
+        ).sort("number")
+        return frame, end_hash
+
+    def fetch_chunk(self, start: int, stop: int) -> tuple[list[dict[str, Any]], pl.DataFrame, str]:
+        addresses = sorted(set(self.manifest.contracts.values()) | set(self.markets))
+        logs = self.rpc.get_logs(start, stop, addresses, self.topics)
+        registry = self.manifest.contracts["MarketRegistry"]
+        new_markets = {
+            "0x" + lg["topics"][1][-40:].lower() for lg in logs
+            if lg["topics"] and lg["topics"][0].lower() == self.market_created_topic
+            and lg["address"].lower() == registry and len(lg["topics"]) > 1
+        } - set(self.markets)
+        if new_markets:  # trades of markets created inside this chunk
+            logs += self.rpc.get_logs(start, stop, sorted(new_markets), [self.trade_topic])
+        logs = [lg for lg in logs if not lg.get("removed")]
+        blocks, end_hash = self._block_info(logs, stop)
+        return logs, blocks, end_hash
+
+    # -- run -----------------------------------------------------------------------------------
+    def index_range(self, start: int, end: int) -> None:
+        progress = Progress(start, end, self.progress_stream) if end - start > 1_000 or self.progress_stream else None
+        reorg_retries = 0
+        while start <= end and not self.stop.is_set():
+            a, b = self.sizer.next_range(start, end)
+            try:
+                logs, blocks, end_hash = self.fetch_chunk(a, b)
+            except RangeTooLargeError:
+                self.sizer.too_large(a, b)
+                continue
+            except ReorgDuringFetchError:
+                reorg_retries += 1
+                if reorg_retries > 10:
+                    raise IndexerError(f"the chain keeps changing under blocks {a}..{b}; try --confirmations N") from None
+                continue
+            raw = logs_to_frame(logs) if logs else pl.DataFrame(schema=RAW_LOG_SCHEMA)
+            decoded = ingest(self.engine, self.manifest, raw, blocks, (b, end_hash), self.markets)
+            self.markets.update(decoded.new_markets)
+            self.result.indexed.update(decoded.counts)
+            self.result.undecodable += decoded.undecodable.height
+            self.result.foreign += decoded.foreign
+            self.result.last_block = b
+            self.sizer.succeeded(a, b, len(logs))
+            if progress:
+                progress.update(b, sum(decoded.counts.values()))
+            start = b + 1
+        if progress:
+            progress.close(start - 1)
+
+    def run(self, *, confirmations: int = 0, from_block: int | None = None, to_block: int | None = None) -> RunResult:
+        """Index once, up to the safe head (or ``to_block``)."""
+        self.check_chain()
+        self.check_reorg()
+        cp = self.checkpoint()
+        head = self.rpc.block_number()
+        planned = plan_range(checkpoint=cp[0] if cp else None, start_block=self.manifest.start_block, head=head,
+                             confirmations=confirmations, from_block=from_block, to_block=to_block)
+        if planned:
+            self.index_range(*planned)
+        if self.result.last_block is None:
+            cp = self.checkpoint()
+            self.result.last_block = cp[0] if cp else None
+        return self.result
+
+    def follow(self, *, confirmations: int = 0, poll_interval: float = 2.0, from_block: int | None = None) -> RunResult:
+        """Tail the chain until ``stop`` is set, re-checking for reorgs before every step."""
+        self.check_chain()
+        first = True
+        while not self.stop.is_set():
+            self.check_reorg()
+            cp = self.checkpoint()
+            planned = plan_range(checkpoint=cp[0] if cp else None, start_block=self.manifest.start_block,
+                                 head=self.rpc.block_number(), confirmations=confirmations,
+                                 from_block=from_block if first else None)
+            first = False
+            if planned:
+                self.index_range(*planned)
+            else:
+                self.stop.wait(poll_interval)
+        cp = self.checkpoint()
+        self.result.last_block = cp[0] if cp else self.result.last_block
+        return self.result
+

@@ -1,0 +1,323 @@
+"""The one place the database schema lives: SQLModel tables, their natural keys and indexes.
+
+Conventions (shared by every table):
+- Every event row carries its natural key ``(chain_id, tx_hash, log_index)`` and where it sits in
+  the chain (``block_number``, ``block_timestamp`` in UTC seconds), so each table can be queried by
+  time × market without joins and rows above a reorged block can be deleted table by table.
+- Addresses and hashes are lower-case 0x-hex strings.
+- Fixed-point chain integers are converted once at decode (EVENTS.md units): USD amounts are
+  floats in dollars, prices and sizes floats in whole units. Where exact sums matter the raw
+  integer is kept beside the float: ``*_raw`` USD columns hold micro-USD (6 decimals) as
+  BIGINT; ``*_raw`` price/size columns hold the 1e18 fixed-point integer as a decimal string,
+  because it does not fit a 64-bit column.
+
+Next to the tables, :func:`frame_schema` gives the polars schema of the frame that feeds each one;
+the loader checks frames against it before writing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+from sqlmodel.sql.sqltypes import AutoString
+
+
+def _bigint(**kw: Any) -> Any:
+    return Field(sa_type=sa.BigInteger, **kw)
+
+
+class EventRow(SQLModel):
+    """Columns every event table starts with: the log's identity and the block it came in.
+
+    A log is identified by (chain_id, tx_hash, log_index) or, equivalently on a canonical chain, by
+    (chain_id, block_number, log_index): log indexes are per block, and reorged blocks are deleted
+    before their replacements are stored. The primary key uses the second form because it grows
+    with the chain, so bulk inserts append to the B-tree instead of scattering random hashes
+    (measured ~1.9× faster on 200k trades); tx_hash is a plain column.
+    """
+
+    chain_id: int = Field(primary_key=True, sa_type=sa.BigInteger)
+    block_number: int = Field(primary_key=True, sa_type=sa.BigInteger)
+    log_index: int = Field(primary_key=True)
+    tx_hash: str
+    block_timestamp: int = _bigint()
+
+
+class Market(SQLModel, table=True):
+    """One row per `MarketCreated`: the market's address is the order book that emits its trades."""
+
+    __tablename__ = "markets"
+    chain_id: int = Field(primary_key=True, sa_type=sa.BigInteger)
+    market: str = Field(primary_key=True)
+    symbol: str
+    market_type: str  # "spot" | "perp" (or "unknown(N)" for a type EVENTS.md does not define)
+    base_token: str
+    quote_token: str
+    tx_hash: str
+    log_index: int
+    block_number: int = _bigint(index=True)
+    block_timestamp: int = _bigint()
+
+
+class Trade(EventRow, table=True):
+    """`Trade`: one match on an order book. notional_usd = price × size."""
+
+    __tablename__ = "trades"
+    __table_args__ = (
+        sa.Index("ix_trades_market_time", "market", "block_timestamp"),
+    )
+    market: str
+    maker: str
+    taker: str
+    taker_is_buy: bool
+    price: float
+    size: float
+    notional_usd: float
+    maker_fee_usd: float
+    taker_fee_usd: float
+    fill_type: int  # 0 normal, 1 liquidation, 2 ADL, 3 backstop
+    price_raw: str
+    size_raw: str
+
+
+class PositionUpdate(EventRow, table=True):
+    """`PositionUpdated`: size, entry price and collateral are the position's values after the change."""
+
+    __tablename__ = "position_updates"
+    __table_args__ = (
+        sa.Index("ix_position_updates_market_time", "market", "block_timestamp"),
+    )
+    position_key: str
+    account: str
+    market: str
+    is_long: bool
+    size_delta: float
+    size: float
+    price: float
+    entry_price: float
+    collateral_usd: float
+    realized_pnl_usd: float
+    funding_paid_usd: float
+    fee_usd: float
+    size_raw: str
+
+
+class Liquidation(EventRow, table=True):
+    """One row per `PositionLiquidated`, with its waterfall legs joined from the same transaction.
+
+    Legs are the logs of the same transaction that precede this `PositionLiquidated` and follow the
+    previous one (EVENTS.md emits each liquidation's legs in order); legs that carry the position
+    key (ADL, vault PnL, shortfall, fee) must also match it. Book-filled size is the Σ size of the
+    liquidation's `Trade` fills with fillType 1 on the same market.
+    """
+
+    __tablename__ = "liquidations"
+    __table_args__ = (
+        sa.Index("ix_liquidations_time_market", "block_timestamp", "market"),
+        sa.Index("ix_liquidations_account", "account"),
+    )
+    position_key: str
+    account: str
+    market: str
+    is_long: bool
+    size: float
+    entry_price: float
+    liquidation_price: float
+    mark_price: float
+    collateral_usd: float
+    liquidation_fee_usd: float
+    remaining_equity_usd: float
+    liquidator: str
+    notional_usd: float  # size × liquidationPrice (EVENTS.md "liquidated notional")
+    book_filled_size: float
+    adl_size: float
+    adl_covered_usd: float  # Σ sizeReduced × |ADL price − markPrice|: loss the ADL'd counterparties took
+    backstop_loss_usd: float  # −Σ negative VaultPnLUpdated.pnl of this liquidation
+    insurance_cover_usd: float  # Σ ShortfallCovered.amount
+    socialized_usd: float  # Σ DebtSocialized.amount
+    fee_collected_usd: float  # Σ LiquidationFeeCollected.amount (by position key)
+
+
+class ADLEvent(EventRow, table=True):
+    """`ADLExecuted`: a profitable counterparty force-reduced at the bankruptcy price."""
+
+    __tablename__ = "adl_events"
+    __table_args__ = (sa.Index("ix_adl_events_time_market", "block_timestamp", "market"),)
+    market: str
+    account: str
+    liquidated_position_key: str
+    is_long: bool
+    size_reduced: float
+    price: float
+    realized_pnl_usd: float
+
+
+class Price(EventRow, table=True):
+    """`PriceUpdated` from the oracle; ts is the oracle's own timestamp (seconds)."""
+
+    __tablename__ = "prices"
+    __table_args__ = (sa.Index("ix_prices_market_time", "market", "block_timestamp"),)
+    market: str
+    index_price: float
+    mark_price: float
+    ts: int = _bigint()
+
+
+class OpenInterest(EventRow, table=True):
+    """`OpenInterestUpdated`: long and short open interest in base units."""
+
+    __tablename__ = "open_interest"
+    __table_args__ = (sa.Index("ix_open_interest_market_time", "market", "block_timestamp"),)
+    market: str
+    long_open_interest: float
+    short_open_interest: float
+    long_open_interest_raw: str
+    short_open_interest_raw: str
+
+
+class Funding(EventRow, table=True):
+    """`FundingUpdated`: rate per hour and cumulative index, both 1e18 on chain."""
+
+    __tablename__ = "funding"
+    __table_args__ = (sa.Index("ix_funding_market_time", "market", "block_timestamp"),)
+    market: str
+    funding_rate: float
+    cumulative_funding_index: float
+    ts: int = _bigint()
+
+
+class InsuranceFundEvent(EventRow, table=True):
+    """All four InsuranceFund events; `event` is the EVENTS.md name, balance the fund after it."""
+
+    __tablename__ = "insurance_fund_events"
+    __table_args__ = (sa.Index("ix_insurance_fund_events_time", "block_timestamp"),)
+    event: str  # InsuranceFundDeposit | InsuranceFundWithdraw | LiquidationFeeCollected | ShortfallCovered
+    account: str | None = None  # sender (deposit) or recipient (withdraw)
+    market: str | None = None
+    position_key: str | None = None
+    amount_usd: float
+    balance_usd: float
+    amount_raw: int = _bigint()
+    balance_raw: int = _bigint()
+
+
+class BackstopVaultEvent(EventRow, table=True):
+    """Deposit / Withdraw / VaultPnLUpdated of the BackstopVault; `event` is the EVENTS.md name.
+
+    ``value_change_usd`` is the signed change of vault value (+assets deposited, −assets
+    withdrawn, ±pnl), so the vault's value is its running sum;
+    ``total_vault_value_usd`` is only emitted by VaultPnLUpdated (None otherwise).
+    """
+
+    __tablename__ = "backstop_vault_events"
+    __table_args__ = (sa.Index("ix_backstop_vault_events_time", "block_timestamp"),)
+    event: str  # Deposit | Withdraw | VaultPnLUpdated
+    sender: str | None = None
+    receiver: str | None = None
+    owner: str | None = None
+    position_key: str | None = None
+    value_change_usd: float
+    shares: float | None = None  # vault shares, assumed 6 decimals like the asset (ERC-4626 default)
+    total_vault_value_usd: float | None = None
+    value_change_raw: int = _bigint()
+    total_vault_value_raw: int | None = _bigint(default=None)
+
+
+class SocializedDebt(EventRow, table=True):
+    """`DebtSocialized`: loss nobody could absorb (bad debt)."""
+
+    __tablename__ = "socialized_debt"
+    __table_args__ = (sa.Index("ix_socialized_debt_time", "block_timestamp"),)
+    amount_usd: float
+    amount_raw: int = _bigint()
+    ts: int = _bigint()
+
+
+class UndecodableLog(SQLModel, table=True):
+    """A log with a known topic0 that could not be decoded or was rejected; kept, never dropped."""
+
+    __tablename__ = "undecodable_logs"
+    chain_id: int = Field(primary_key=True, sa_type=sa.BigInteger)
+    block_number: int = Field(primary_key=True, sa_type=sa.BigInteger)
+    log_index: int = Field(primary_key=True)
+    tx_hash: str
+    address: str
+    event: str
+    reason: str
+    topics: str
+    data: str
+
+
+class Block(SQLModel, table=True):
+    """Blocks the indexer has seen (those with logs and each chunk's last): reorg detection."""
+
+    __tablename__ = "blocks"
+    chain_id: int = Field(primary_key=True, sa_type=sa.BigInteger)
+    number: int = Field(primary_key=True, sa_type=sa.BigInteger)
+    hash: str
+    timestamp: int = _bigint()
+
+
+class Checkpoint(SQLModel, table=True):
+    """How far a deployment is indexed; written in the same transaction as the rows."""
+
+    __tablename__ = "checkpoints"
+    chain_id: int = Field(primary_key=True, sa_type=sa.BigInteger)
+    deployment: str = Field(primary_key=True)
+    last_block: int = _bigint()
+    last_block_hash: str
+    updated_at: int = _bigint()
+
+
+# EVENTS.md event name → the table holding its rows (and, for shared tables, the `event` value).
+EVENT_TABLES: dict[str, type[SQLModel]] = {
+    "MarketCreated": Market,
+    "Trade": Trade,
+    "PositionUpdated": PositionUpdate,
+    "PositionLiquidated": Liquidation,
+    "ADLExecuted": ADLEvent,
+    "OpenInterestUpdated": OpenInterest,
+    "FundingUpdated": Funding,
+    "PriceUpdated": Price,
+    "InsuranceFundDeposit": InsuranceFundEvent,
+    "InsuranceFundWithdraw": InsuranceFundEvent,
+    "LiquidationFeeCollected": InsuranceFundEvent,
+    "ShortfallCovered": InsuranceFundEvent,
+    "Deposit": BackstopVaultEvent,
+    "Withdraw": BackstopVaultEvent,
+    "VaultPnLUpdated": BackstopVaultEvent,
+    "DebtSocialized": SocializedDebt,
+}
+
+# Tables whose rows belong to a block and are deleted on a reorg rewind.
+CHAIN_TABLES: tuple[type[SQLModel], ...] = (
+    Market, Trade, PositionUpdate, Liquidation, ADLEvent, Price, OpenInterest, Funding,
+    InsuranceFundEvent, BackstopVaultEvent, SocializedDebt, UndecodableLog, Block,
+)
+
+
+def table_of(model: type[SQLModel]) -> sa.Table:
+    table = model.__table__  # type: ignore[attr-defined]
+    assert isinstance(table, sa.Table)
+    return table
+
+
+def _polars_type(column: sa.Column[Any]) -> pl.DataType:
+    t = column.type
+    if isinstance(t, sa.Boolean):
+        return pl.Boolean()
+    if isinstance(t, sa.Integer):  # BigInteger is a subclass
+        return pl.Int64()
+    if isinstance(t, sa.Float):
+        return pl.Float64()
+    if isinstance(t, (sa.String, AutoString)):
+        return pl.String()
+    raise TypeError(f"no polars type for column {column.name} of type {t!r}")
+
+
+def frame_schema(model: type[SQLModel]) -> pl.Schema:
+    """The polars schema of the frame that feeds ``model``'s table, in column order."""
+    return pl.Schema({c.name: _polars_type(c) for c in table_of(model).columns})
