@@ -6,5 +6,7 @@ PYTHON="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-test.txt
 # anvil ships as a per-platform optional dependency of @foundry-rs/anvil; its postinstall is not needed.
-npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+# `npm install` (not `npm ci`): the lock file pins the version and hashes, but npm records only this
+# platform's optional binary in it, which `npm ci` rejects as out of sync.
+npm install --ignore-scripts --no-audit --no-fund --loglevel=error
 exec .venv/bin/python -m pytest -q "$@"
