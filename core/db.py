@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,11 +141,12 @@ def sqlite_path(engine: Engine) -> str | None:
 
 
 def write_rows(engine: Engine, frames: Sequence[tuple[type[SQLModel], pl.DataFrame]],
-               checkpoint: CheckpointRow | None = None) -> None:
+               checkpoint: CheckpointRow | None = None, before: Callable[[Connection], None] | None = None) -> None:
     """Insert every frame (skipping rows whose key exists) and move the checkpoint, atomically.
 
     Each frame must match :func:`core.schema.frame_schema` of its model exactly; a mismatch is a
-    programming error and raises before anything is written.
+    programming error and raises before anything is written. ``before`` runs first in the same
+    transaction (e.g. to delete the rows being replaced).
 
     Rows go through the DBAPI's executemany on SQLAlchemy's own connection. (ADBC binds Arrow
     batches faster, but a second SQLite library in the same process breaks SQLite's POSIX locks
@@ -155,6 +156,8 @@ def write_rows(engine: Engine, frames: Sequence[tuple[type[SQLModel], pl.DataFra
     cp = (checkpoint.chain_id, checkpoint.deployment, checkpoint.last_block, checkpoint.last_block_hash,
           int(time.time())) if checkpoint else None
     with engine.begin() as conn:
+        if before is not None:
+            before(conn)
         dbapi = conn.connection.driver_connection
         assert dbapi is not None
         ph = "?" if conn.dialect.paramstyle == "qmark" else "%s"

@@ -272,6 +272,96 @@ class Checkpoint(SQLModel, table=True):
     updated_at: int = _bigint()
 
 
+class MarketStats(SQLModel):
+    """Per market and time bucket (hour or UTC day, ``bucket`` = its start in seconds): what pages need.
+
+    Rollups are derived data: rebuilt from the event tables for any bucket touched by new blocks
+    or a reorg (core/rollup.py), so pages cost O(buckets × markets), not O(trades).
+    """
+
+    chain_id: int = Field(primary_key=True, sa_type=sa.BigInteger)
+    market: str = Field(primary_key=True)
+    bucket: int = Field(primary_key=True, sa_type=sa.BigInteger)
+    volume_usd: float = 0.0  # Σ price × size, every fill type
+    base_volume: float = 0.0  # Σ size
+    trades: int = 0
+    taker_buy_volume_usd: float = 0.0
+    fees_usd: float = 0.0  # Σ maker + taker fees (maker rebates negative)
+    open_price: float | None = None
+    high_price: float | None = None
+    low_price: float | None = None
+    close_price: float | None = None
+    liquidations: int = 0
+    liquidations_long: int = 0
+    liquidated_notional_usd: float = 0.0  # Σ size × liquidationPrice
+    liquidated_notional_long_usd: float = 0.0
+    adl_covered_usd: float = 0.0
+    backstop_loss_usd: float = 0.0
+    insurance_cover_usd: float = 0.0
+    socialized_usd: float = 0.0  # socialized by this market's liquidations
+    long_open_interest: float | None = None  # latest in the bucket (base units)
+    short_open_interest: float | None = None
+    mark_price: float | None = None  # latest oracle mark in the bucket
+    funding_rate: float | None = None  # latest in the bucket (per hour)
+    traders: int = 0  # distinct makers and takers in the bucket
+
+
+class MarketStatsHourly(MarketStats, table=True):
+    __tablename__ = "stats_hourly"
+    __table_args__ = (sa.Index("ix_stats_hourly_bucket", "chain_id", "bucket"),)
+
+
+class MarketStatsDaily(MarketStats, table=True):
+    __tablename__ = "stats_daily"
+    __table_args__ = (sa.Index("ix_stats_daily_bucket", "chain_id", "bucket"),)
+
+
+class ProtocolStats(SQLModel):
+    """Protocol-wide per bucket: socialized debt and end-of-bucket fund balances."""
+
+    chain_id: int = Field(primary_key=True, sa_type=sa.BigInteger)
+    bucket: int = Field(primary_key=True, sa_type=sa.BigInteger)
+    socialized_debt_usd: float = 0.0  # Σ DebtSocialized.amount in the bucket
+    insurance_fund_usd: float | None = None  # balance of the bucket's last InsuranceFund event
+    backstop_vault_change_usd: float = 0.0  # Σ signed vault value changes in the bucket
+    blocks: int = 0  # blocks with indexed logs in the bucket: a bucket "with activity" has some
+
+
+class ProtocolStatsHourly(ProtocolStats, table=True):
+    __tablename__ = "protocol_hourly"
+
+
+class ProtocolStatsDaily(ProtocolStats, table=True):
+    __tablename__ = "protocol_daily"
+
+
+class TraderDaily(SQLModel, table=True):
+    """Per UTC day, market and trader (maker or taker): active traders, new vs returning, top lists."""
+
+    __tablename__ = "trader_daily"
+    __table_args__ = (sa.Index("ix_trader_daily_trader", "chain_id", "trader", "bucket"),)
+    chain_id: int = Field(primary_key=True, sa_type=sa.BigInteger)
+    bucket: int = Field(primary_key=True, sa_type=sa.BigInteger)
+    market: str = Field(primary_key=True)
+    trader: str = Field(primary_key=True)
+    volume_usd: float = 0.0  # notional of the trades the trader was maker or taker of
+    trades: int = 0
+
+
+class RollupState(SQLModel, table=True):
+    """How far rollups are built; ``dirty_from`` (seconds) marks buckets a reorg invalidated."""
+
+    __tablename__ = "rollup_state"
+    chain_id: int = Field(primary_key=True, sa_type=sa.BigInteger)
+    through_block: int = _bigint()
+    dirty_from: int | None = _bigint(default=None)
+
+
+ROLLUP_TABLES: tuple[type[SQLModel], ...] = (
+    MarketStatsHourly, MarketStatsDaily, ProtocolStatsHourly, ProtocolStatsDaily, TraderDaily,
+)
+
+
 # EVENTS.md event name → the table holding its rows (and, for shared tables, the `event` value).
 EVENT_TABLES: dict[str, type[SQLModel]] = {
     "MarketCreated": Market,

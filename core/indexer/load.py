@@ -9,7 +9,7 @@ import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from core import db, schema
+from core import db, rollup, schema
 from sqlmodel import SQLModel
 
 from core.indexer.decode import Decoded
@@ -51,6 +51,7 @@ def commit_batch(engine: Engine, *, chain_id: int, deployment: str, decoded: Dec
 def rewind(engine: Engine, *, chain_id: int, deployment: str, last_good: int, last_good_hash: str) -> dict[str, int]:
     """Delete everything above ``last_good`` and move the checkpoint there, atomically."""
     with db.transaction(engine) as conn:
+        rollup.invalidate(conn, chain_id, last_good)
         deleted = db.delete_above(conn, chain_id, last_good)
         write_checkpoint(conn, chain_id, deployment, last_good, last_good_hash)
     return deleted

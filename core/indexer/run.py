@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from cachetools import LRUCache
 from sqlalchemy.engine import Engine
 
-from core import schema
+from core import rollup, schema
 from core.abi import event_specs
 from core.indexer import load
 from core.indexer.decode import RAW_LOG_SCHEMA, Decoded, decode_logs, logs_to_frame
@@ -51,6 +51,8 @@ def ingest(engine: Engine, manifest: Manifest, raw: pl.DataFrame, blocks: pl.Dat
                                                    pl.col("timestamp").alias("block_timestamp")))
     load.commit_batch(engine, chain_id=manifest.chain_id, deployment=manifest.name, decoded=decoded,
                       blocks=blocks, checkpoint=checkpoint)
+    if decoded.frames:
+        rollup.refresh(engine, manifest.chain_id)
     return decoded
 
 
@@ -236,6 +238,7 @@ class Indexer:
                              confirmations=confirmations, from_block=from_block, to_block=to_block)
         if planned:
             self.index_range(*planned)
+        rollup.refresh(self.engine, self.manifest.chain_id)  # also after a rewind with nothing new
         if self.result.last_block is None:
             cp = self.checkpoint()
             self.result.last_block = cp[0] if cp else None
@@ -255,6 +258,7 @@ class Indexer:
             if planned:
                 self.index_range(*planned)
             else:
+                rollup.refresh(self.engine, self.manifest.chain_id)
                 self.stop.wait(poll_interval)
         cp = self.checkpoint()
         self.result.last_block = cp[0] if cp else self.result.last_block
