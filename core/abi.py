@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 
 from eth_utils import keccak
@@ -48,7 +48,7 @@ class EventSpec:
     def signature(self) -> str:
         return f"{self.name}({','.join(p.type for p in self.params)})"
 
-    @property
+    @cached_property
     def topic0(self) -> str:
         return "0x" + keccak(text=self.signature).hex()
 

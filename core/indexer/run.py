@@ -37,7 +37,8 @@ class RunResult:
 
 
 def ingest(engine: Engine, manifest: Manifest, raw: pl.DataFrame, blocks: pl.DataFrame,
-           checkpoint: tuple[int, str] | None, markets: dict[str, str] | None = None) -> Decoded:
+           checkpoint: tuple[int, str] | None, markets: dict[str, str] | None = None, *,
+           refresh_rollups: bool = True) -> Decoded:
     """decode → load for one batch of raw logs (``logs_to_frame`` output) and their blocks.
 
     The indexer calls this per chunk; the simulator's raw-log path calls it directly, so demo
@@ -51,7 +52,7 @@ def ingest(engine: Engine, manifest: Manifest, raw: pl.DataFrame, blocks: pl.Dat
                                                    pl.col("timestamp").alias("block_timestamp")))
     load.commit_batch(engine, chain_id=manifest.chain_id, deployment=manifest.name, decoded=decoded,
                       blocks=blocks, checkpoint=checkpoint)
-    if decoded.frames:
+    if refresh_rollups and decoded.frames:
         rollup.refresh(engine, manifest.chain_id)
     return decoded
 
@@ -60,7 +61,8 @@ def ingest_stream(engine: Engine, manifest: Manifest,
                   batches: Iterable[tuple[list[dict[str, Any]], pl.DataFrame, tuple[int, str] | None]]) -> Counter[str]:
     """decode → load for a stream of (raw logs, blocks, checkpoint) batches, one batch in memory.
 
-    Markets created in one batch are known when the next is decoded. (Decoding the next batch on a
+    Rollups are refreshed once at the end (per batch they would re-read the current day each
+    time). Markets created in one batch are known when the next is decoded. (Decoding the next batch on a
     worker thread while this one is written was measured slower: both stages hold the GIL for
     most of their time, building Python tuples and strings.)
     """
@@ -69,9 +71,10 @@ def ingest_stream(engine: Engine, manifest: Manifest,
     counts: Counter[str] = Counter()
     for logs, blocks, checkpoint in batches:
         raw = logs_to_frame(logs) if logs else pl.DataFrame(schema=RAW_LOG_SCHEMA)
-        decoded = ingest(engine, manifest, raw, blocks, checkpoint, markets)
+        decoded = ingest(engine, manifest, raw, blocks, checkpoint, markets, refresh_rollups=False)
         markets.update(decoded.new_markets)
         counts.update(decoded.counts)
+    rollup.refresh(engine, manifest.chain_id)
     return counts
 
 
