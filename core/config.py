@@ -25,3 +25,20 @@ def manifest_path() -> Path:
     """MANIFEST, or the demo deployment's manifest."""
     value = os.environ.get("MANIFEST")
     return Path(value) if value else DEFAULT_MANIFEST
+
+
+def build_demo() -> bool:
+    """BUILD_DEMO (default on): build the demo history into an empty database on first run."""
+    return os.environ.get("BUILD_DEMO", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def demo_days() -> int:
+    """DEMO_DAYS (default 90): length of the demo history; fewer days make a smaller database."""
+    value = os.environ.get("DEMO_DAYS", "90")
+    try:
+        days = int(value)
+    except ValueError:
+        raise ValueError(f"DEMO_DAYS must be a whole number of days, got {value!r}") from None
+    if days < 1:
+        raise ValueError(f"DEMO_DAYS must be at least 1, got {days}")
+    return days

@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from core import schema
-from core.rollup import DAY
+from core.rollup import DAY, HOUR
 
 Granularity = Literal["hour", "day", "week"]
 UTC = dt.timezone.utc
@@ -146,8 +146,12 @@ def balances_before(engine: Engine, chain_id: int, end: int | None) -> tuple[flo
     return (float(fund[-1]) if fund.len() else 0.0, float(df["backstop_vault_change_usd"].sum()))
 
 
-def active_traders(trader_days: pl.DataFrame) -> int:
-    return int(trader_days["trader"].n_unique()) if trader_days.height else 0
+def active_traders(engine: Engine, chain_id: int, f: Filters) -> int:
+    """Distinct makers and takers in the period (whole UTC days), counted by the database."""
+    t = schema.table_of(schema.TraderDaily)
+    q = _bounded(t, sa.select(sa.func.count(sa.distinct(t.c.trader))).where(t.c.chain_id == chain_id), f)
+    with engine.connect() as conn:
+        return int(conn.execute(q).scalar_one())
 
 
 def daily_totals(stats_daily: pl.DataFrame, protocol_daily: pl.DataFrame, *, by_market_debt: bool) -> pl.DataFrame:
@@ -184,7 +188,7 @@ def report(engine: Engine, chain_id: int, f: Filters) -> dict[str, Any]:
         "insurance_fund_usd": fund,
         "backstop_vault_usd": vault,
         "open_interest_usd": open_interest_usd(latest, markets),
-        "active_traders": active_traders(load_trader_days(engine, chain_id, f)),
+        "active_traders": active_traders(engine, chain_id, f),
         "daily": [
             {"date": r["date"].isoformat(), "volume_usd": r["volume_usd"], "trades": r["trades"],
              "liquidations": r["liquidations"], "liquidated_notional_usd": r["liquidated_notional_usd"],
@@ -198,3 +202,282 @@ def day_start(date: dt.date) -> int:
     return int(dt.datetime(date.year, date.month, date.day, tzinfo=UTC).timestamp())
 
 
+
+
+# ---------------------------------------------------------------------------------------------
+# Series for the pages (pure: frames in, frames out)
+
+def with_symbols(stats: pl.DataFrame, markets: pl.DataFrame) -> pl.DataFrame:
+    """Attach each market's symbol and type (symbols are untrusted text, kept verbatim)."""
+    return stats.join(markets, on="market", how="left").with_columns(pl.col("symbol").fill_null(pl.col("market")))
+
+
+def volume_series(stats: pl.DataFrame) -> pl.DataFrame:
+    return stats.select("bucket", "symbol", "volume_usd", "trades").sort("bucket", "symbol")
+
+
+def liquidation_series(stats: pl.DataFrame) -> pl.DataFrame:
+    """Per bucket, market and side: liquidation count and notional."""
+    long = stats.select("bucket", "symbol", pl.lit("long").alias("side"), pl.col("liquidations_long").alias("count"),
+                        pl.col("liquidated_notional_long_usd").alias("notional_usd"))
+    short = stats.select("bucket", "symbol", pl.lit("short").alias("side"),
+                         (pl.col("liquidations") - pl.col("liquidations_long")).alias("count"),
+                         (pl.col("liquidated_notional_usd") - pl.col("liquidated_notional_long_usd")).alias("notional_usd"))
+    return pl.concat([long, short]).filter(pl.col("count") > 0).with_columns(
+        pl.concat_str("symbol", pl.lit(" · "), "side").alias("series")).sort("bucket", "series")
+
+
+def cumulative_bad_debt(protocol_all: pl.DataFrame, f: Filters) -> pl.DataFrame:
+    """Running Σ DebtSocialized since the first block, shown over the period."""
+    out = protocol_all.sort("bucket").select("bucket", pl.col("socialized_debt_usd").cum_sum().alias("cumulative_usd"))
+    return _in_period(out, f)
+
+
+def balance_series(protocol_all: pl.DataFrame, f: Filters) -> pl.DataFrame:
+    """Insurance fund (latest balance, carried forward) and backstop vault (running value) per bucket."""
+    df = protocol_all.sort("bucket").select(
+        "bucket", pl.col("insurance_fund_usd").forward_fill().fill_null(0.0).alias("Insurance fund"),
+        pl.col("backstop_vault_change_usd").cum_sum().alias("Backstop vault"))
+    return _in_period(df, f).unpivot(index="bucket", variable_name="series", value_name="usd")
+
+
+def open_interest_series(stats_all: pl.DataFrame, f: Filters) -> pl.DataFrame:
+    """Per perp market and bucket: latest long OI × latest mark, carried forward between updates."""
+    perps = stats_all.filter(pl.col("market_type") == "perp").sort("bucket")
+    df = perps.with_columns(
+        pl.col("long_open_interest").forward_fill().over("market"), pl.col("mark_price").forward_fill().over("market"),
+    ).select("bucket", "symbol", (pl.col("long_open_interest") * pl.col("mark_price")).fill_null(0.0).alias("oi_usd"))
+    return _in_period(df, f)
+
+
+def waterfall_series(stats: pl.DataFrame) -> pl.DataFrame:
+    """Cumulative loss absorbed per tier (ADL → backstop → insurance → socialized) over the period."""
+    tiers = {"adl": "adl_covered_usd", "backstop": "backstop_loss_usd", "insurance": "insurance_cover_usd",
+             "socialized": "socialized_usd"}
+    per = stats.group_by("bucket").agg(*(pl.col(c).sum().alias(t) for t, c in tiers.items())).sort("bucket")
+    cum = per.with_columns(*(pl.col(t).cum_sum() for t in tiers))
+    return cum.unpivot(index="bucket", variable_name="tier", value_name="cumulative_usd").with_columns(
+        pl.col("tier").replace_strict({t: i for i, t in enumerate(tiers)}, return_dtype=pl.Int64).alias("tier_order"))
+
+
+def _in_period(df: pl.DataFrame, f: Filters) -> pl.DataFrame:
+    if f.start is not None:
+        df = df.filter(pl.col("bucket") >= f.start)
+    if f.end is not None:
+        df = df.filter(pl.col("bucket") < f.end)
+    return df
+
+
+def latest_timestamp(engine: Engine, chain_id: int) -> int | None:
+    """The newest indexed block's timestamp: the dashboard's "now" (data may be historical)."""
+    t = schema.table_of(schema.Block)
+    with engine.connect() as conn:
+        value = conn.execute(sa.select(sa.func.max(t.c.timestamp)).where(t.c.chain_id == chain_id)).scalar()
+    return int(value) if value is not None else None
+
+
+@dataclass(frozen=True)
+class Card:
+    label: str
+    value: float
+    help: str
+    delta: float | None = None
+    money: bool = True
+
+
+def overview_cards(engine: Engine, chain_id: int, f: Filters, as_of: int) -> list[Card]:
+    """The Overview's stat cards for the period, each with its EVENTS.md definition as help."""
+    rep = report(engine, chain_id, f)
+    day_now = Filters(start=as_of - DAY + 1, end=as_of + 1, markets=f.markets)
+    day_before = Filters(start=as_of - 2 * DAY + 1, end=as_of - DAY + 1, markets=f.markets)
+    hourly_now = load_market_stats(engine, chain_id, _hour_aligned(day_now), "hour")
+    hourly_before = load_market_stats(engine, chain_id, _hour_aligned(day_before), "hour")
+    vol_24h = float(hourly_now["volume_usd"].sum())
+    vol_prev = float(hourly_before["volume_usd"].sum())
+    traders_today = active_traders(engine, chain_id, Filters(start=(as_of // DAY) * DAY, end=as_of + 1, markets=f.markets))
+    outstanding = float(load_protocol_stats(engine, chain_id, Filters(end=f.end), "day")["socialized_debt_usd"].sum())
+    return [
+        Card("Total volume", rep["total_volume_usd"], "Σ price × size of every Trade in the period (all fill types)."),
+        Card("24h volume", vol_24h, "Σ price × size of Trades in the 24 hours up to the latest block; Δ vs the 24 hours before.",
+             delta=vol_24h - vol_prev),
+        Card("Trades", rep["total_trades"], "Count of Trade events in the period.", money=False),
+        Card("Open interest", rep["open_interest_usd"],
+             "Σ over perp markets of the latest long open interest × the latest mark price (one side)."),
+        Card("Liquidations", rep["liquidations"], "Count of PositionLiquidated events in the period.", money=False),
+        Card("Liquidated notional", rep["liquidated_notional_usd"], "Σ size × liquidation price of the period's liquidations."),
+        Card("Bad debt outstanding", outstanding,
+             "Σ DebtSocialized.amount since the first block (= BackstopVault.totalSocializedDebt())."),
+        Card("Insurance fund", rep["insurance_fund_usd"], "Balance of the latest InsuranceFund event."),
+        Card("Backstop vault", rep["backstop_vault_usd"], "Vault value implied by Deposit − Withdraw + VaultPnLUpdated."),
+        Card("Active traders (day)", traders_today,
+             "Distinct makers and takers of Trades on the latest UTC day.", money=False),
+    ]
+
+
+def _hour_aligned(f: Filters) -> Filters:
+    return Filters(start=None if f.start is None else f.start // HOUR * HOUR,
+                   end=None if f.end is None else -(-f.end // HOUR) * HOUR, markets=f.markets)
+
+
+def index_freshness(engine: Engine, chain_id: int) -> dict[str, int]:
+    """The checkpoint: the last block the indexer has fully stored."""
+    t = schema.table_of(schema.Checkpoint)
+    with engine.connect() as conn:
+        last = conn.execute(sa.select(sa.func.max(t.c.last_block)).where(t.c.chain_id == chain_id)).scalar()
+    return {"last_block": int(last) if last is not None else -1}
+
+
+def overview_series(engine: Engine, chain_id: int, f: Filters, granularity: Granularity) -> dict[str, pl.DataFrame]:
+    """Every chart frame of the Overview page for the period."""
+    markets = load_markets(engine, chain_id)
+    stats = with_symbols(load_market_stats(engine, chain_id, f, granularity), markets)
+    history = with_symbols(load_market_stats(engine, chain_id, Filters(end=f.end, markets=f.markets), granularity), markets)
+    protocol_all = load_protocol_stats(engine, chain_id, Filters(end=f.end), granularity)
+    return {
+        "volume": volume_series(stats),
+        "liquidations": liquidation_series(stats),
+        "open_interest": open_interest_series(history, f),
+        "bad_debt": cumulative_bad_debt(protocol_all, f),
+        "balances": balance_series(protocol_all, f),
+    }
+
+
+def market_table(engine: Engine, chain_id: int, f: Filters) -> pl.DataFrame:
+    """Per market over the period: volume, share, trades, OI, funding, liquidations, last price."""
+    markets = load_markets(engine, chain_id)
+    stats = with_symbols(load_market_stats(engine, chain_id, f, "day"), markets)
+    latest = _latest_before(engine, chain_id, f.end, f.markets)
+    hist = load_market_stats(engine, chain_id, Filters(end=f.end, markets=f.markets), "day").sort("bucket")
+    last = hist.group_by("market").agg(pl.col("close_price").drop_nulls().last().alias("last_price"),
+                                       pl.col("funding_rate").drop_nulls().last().alias("funding_rate_per_hour"))
+    per = stats.group_by("market", "symbol", "market_type").agg(
+        pl.col("volume_usd").sum(), pl.col("trades").sum(), pl.col("liquidations").sum(),
+        pl.col("liquidated_notional_usd").sum(), pl.col("fees_usd").sum())
+    total = float(per["volume_usd"].sum()) or 1.0
+    return per.join(latest, on="market", how="left").join(last, on="market", how="left").with_columns(
+        (pl.col("volume_usd") / total).alias("share"),
+        pl.when(pl.col("market_type") == "perp").then(pl.col("long_open_interest") * pl.col("mark_price"))
+        .otherwise(None).alias("open_interest_usd"),
+    ).select("symbol", "market_type", "volume_usd", "share", "trades", "open_interest_usd", "funding_rate_per_hour",
+             "liquidations", "liquidated_notional_usd", "fees_usd", "last_price", "market").sort("volume_usd", descending=True)
+
+
+def market_series(engine: Engine, chain_id: int, market: str, f: Filters, granularity: Granularity) -> pl.DataFrame:
+    """One market's buckets: volume, OHLC, funding (for its charts)."""
+    return load_market_stats(engine, chain_id, Filters(f.start, f.end, (market,)), granularity).sort("bucket")
+
+
+def liquidation_rows(engine: Engine, chain_id: int, f: Filters, limit: int | None = None) -> pl.DataFrame:
+    """Liquidations in the period, newest first, with each one's waterfall (book → ADL → backstop → insurance → socialized)."""
+    t = schema.table_of(schema.Liquidation)
+    m = schema.table_of(schema.Market)
+    cols = [t.c.block_timestamp, t.c.tx_hash, t.c.account, m.c.symbol, t.c.is_long, t.c.size, t.c.liquidation_price,
+            t.c.mark_price, t.c.notional_usd, t.c.remaining_equity_usd, t.c.book_filled_size, t.c.adl_size,
+            t.c.adl_covered_usd, t.c.backstop_loss_usd, t.c.insurance_cover_usd, t.c.socialized_usd, t.c.fee_collected_usd]
+    q = sa.select(*cols).select_from(t.join(m, (m.c.chain_id == t.c.chain_id) & (m.c.market == t.c.market))).where(
+        t.c.chain_id == chain_id)
+    if f.start is not None:
+        q = q.where(t.c.block_timestamp >= f.start)
+    if f.end is not None:
+        q = q.where(t.c.block_timestamp < f.end)
+    if f.markets is not None:
+        q = q.where(t.c.market.in_(f.markets))
+    q = q.order_by(t.c.block_number.desc(), t.c.log_index.desc())
+    if limit:
+        q = q.limit(limit)
+    types = {**schema.frame_schema(schema.Liquidation), "symbol": pl.String()}
+    with engine.connect() as conn:
+        rows = conn.execute(q).all()
+    df = pl.DataFrame([tuple(r) for r in rows], schema={c.name: types[c.name] for c in cols}, orient="row")
+    return df.with_columns(
+        pl.from_epoch("block_timestamp", time_unit="s").dt.replace_time_zone("UTC").alias("time"),
+        pl.when(pl.col("is_long")).then(pl.lit("long")).otherwise(pl.lit("short")).alias("side"),
+        (-pl.col("remaining_equity_usd")).clip(lower_bound=0).alias("deficit_usd"),
+    ).drop("block_timestamp", "is_long").select("time", pl.exclude("time"))
+
+
+def top_liquidated_accounts(liquidations: pl.DataFrame, n: int = 15) -> pl.DataFrame:
+    return liquidations.group_by("account").agg(
+        pl.len().alias("liquidations"), pl.col("notional_usd").sum(), pl.col("deficit_usd").sum(),
+        pl.col("socialized_usd").sum()).sort("notional_usd", descending=True).head(n)
+
+
+def coverage_series(engine: Engine, chain_id: int, f: Filters, granularity: Granularity) -> pl.DataFrame:
+    """(insurance fund + backstop vault) / open interest per bucket."""
+    s = overview_series(engine, chain_id, Filters(f.start, f.end, None), granularity)
+    oi = s["open_interest"].group_by("bucket").agg(pl.col("oi_usd").sum())
+    buffers = s["balances"].group_by("bucket").agg(pl.col("usd").sum().alias("buffers_usd"))
+    return buffers.join(oi, on="bucket", how="inner").filter(pl.col("oi_usd") > 0).with_columns(
+        (pl.col("buffers_usd") / pl.col("oi_usd")).alias("coverage")).sort("bucket")
+
+
+def trader_activity(engine: Engine, chain_id: int, f: Filters) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(per day: active, new and returning traders; top traders by volume in the period)."""
+    history = load_trader_days(engine, chain_id, Filters(end=f.end, markets=f.markets))
+    first_seen = history.group_by("trader").agg(pl.col("bucket").min().alias("first_day"))
+    days = _in_period(history, f).join(first_seen, on="trader").group_by("bucket").agg(
+        pl.col("trader").n_unique().alias("active"),
+        pl.col("trader").filter(pl.col("bucket") == pl.col("first_day")).n_unique().alias("new"),
+    ).with_columns((pl.col("active") - pl.col("new")).alias("returning")).sort("bucket")
+    top = _in_period(history, f).group_by("trader").agg(
+        pl.col("volume_usd").sum(), pl.col("trades").sum(), pl.col("bucket").n_unique().alias("active_days"),
+    ).sort("volume_usd", descending=True).head(25)
+    return days, top
+
+
+def format_day(bucket: int) -> str:
+    return dt.datetime.fromtimestamp(bucket, UTC).strftime("%Y-%m-%d")
+
+
+def index_status(engine: Engine) -> list[dict[str, object]]:
+    """Per indexed deployment: its checkpoint and rows stored per event (core.indexer.load)."""
+    from core.indexer.load import index_status as status
+
+    return status(engine)
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    expected: float
+    actual: float
+    ok: bool
+    detail: str
+
+
+def reconciliation(engine: Engine, chain_id: int) -> list[Check]:
+    """Independent recomputations that must agree with what the pages show (exact where the chain is)."""
+    def one(sql: str) -> float:
+        with engine.connect() as conn:
+            return float(conn.execute(sa.text(sql), {"c": chain_id}).scalar() or 0)
+
+    checks: list[Check] = []
+    headline = one("SELECT SUM(volume_usd) FROM stats_daily WHERE chain_id = :c")
+    raw = one("SELECT SUM(notional_usd) FROM trades WHERE chain_id = :c")
+    checks.append(Check("Per-market volume sums to the headline", raw, headline,
+                        abs(raw - headline) <= 1e-6 * max(1.0, abs(raw)), "Σ daily per-market rollups vs Σ price × size of all trades"))
+    debt_rollup = one("SELECT SUM(socialized_debt_usd) FROM protocol_daily WHERE chain_id = :c")
+    debt_raw = one("SELECT SUM(amount_raw) FROM socialized_debt WHERE chain_id = :c") / 1e6
+    debt_liq = one("SELECT SUM(socialized_usd) FROM liquidations WHERE chain_id = :c")
+    checks.append(Check("Σ DebtSocialized = bad debt shown", debt_raw, debt_rollup,
+                        abs(debt_raw - debt_rollup) <= 1e-6 * max(1.0, debt_raw), "exact event sum vs rollups"))
+    checks.append(Check("Bad debt is attributed to liquidations", debt_raw, debt_liq, abs(debt_raw - debt_liq) <= 1e-6 * max(1.0, debt_raw),
+                        "Σ DebtSocialized vs Σ socialized legs joined to PositionLiquidated"))
+    flows = one("SELECT SUM(CASE WHEN event IN ('InsuranceFundDeposit', 'LiquidationFeeCollected') THEN amount_raw "
+                "ELSE -amount_raw END) FROM insurance_fund_events WHERE chain_id = :c")
+    latest = one("SELECT balance_raw FROM insurance_fund_events WHERE chain_id = :c ORDER BY block_number DESC, log_index DESC LIMIT 1")
+    checks.append(Check("Insurance fund balance = its events", flows / 1e6, latest / 1e6, flows == latest,
+                        "latest emitted balance vs deposits + fees − withdrawals − shortfall cover (micro-USD, exact)"))
+    vault_sum = one("SELECT SUM(value_change_raw) FROM backstop_vault_events WHERE chain_id = :c AND block_number <= "
+                    "(SELECT MAX(block_number) FROM backstop_vault_events WHERE chain_id = :c AND event = 'VaultPnLUpdated')")
+    vault_last = one("SELECT total_vault_value_raw FROM backstop_vault_events WHERE chain_id = :c AND event = 'VaultPnLUpdated' "
+                     "ORDER BY block_number DESC, log_index DESC LIMIT 1")
+    if vault_last:
+        checks.append(Check("Backstop vault value = its events", vault_sum / 1e6, vault_last / 1e6, vault_sum == vault_last,
+                            "latest totalVaultValue vs deposits − withdrawals + PnL up to it (micro-USD, exact)"))
+    tiers = one("SELECT SUM(adl_covered_usd + backstop_loss_usd + insurance_cover_usd + socialized_usd) FROM liquidations WHERE chain_id = :c")
+    deficit = one("SELECT SUM(MAX(0, -remaining_equity_usd)) FROM liquidations WHERE chain_id = :c") if engine.dialect.name == "sqlite" \
+        else one("SELECT SUM(GREATEST(0, -remaining_equity_usd)) FROM liquidations WHERE chain_id = :c")
+    checks.append(Check("Waterfall tiers cover every deficit", deficit, tiers, abs(tiers - deficit) <= 1e-6 * max(1.0, deficit),
+                        "Σ ADL + backstop + insurance + socialized vs Σ max(0, −remaining equity)"))
+    return checks

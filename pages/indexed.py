@@ -1,4 +1,4 @@
-"""What the indexer has stored: per deployment, the checkpoint and rows per event."""
+"""Indexed data: per deployment, the checkpoint and rows per event, and the reconciliation checks."""
 
 from __future__ import annotations
 
@@ -6,35 +6,26 @@ from datetime import UTC, datetime
 
 import polars as pl
 import streamlit as st
-from sqlalchemy.engine import Engine
 
-from core import config, db
-from core.indexer.load import index_status
-
-
-@st.cache_resource
-def engine() -> Engine:
-    return db.make_engine(config.database_url())
-
-
-@st.cache_data(ttl=30)
-def status(_engine: Engine) -> list[dict[str, object]]:
-    return index_status(_engine)
-
+from pages import _common as common
 
 st.title("Indexed data")
-try:
-    deployments = status(engine())
-except db.DatabaseError as e:
-    st.error(str(e))
-    st.stop()
+deployments = common.cached("index_status")
 if not deployments:
-    st.info("Nothing indexed yet. Run `python -m core.indexer --rpc-url URL --manifest PATH` (see README).")
+    st.info("Nothing indexed yet: run `python -m core.indexer --rpc-url URL --manifest PATH` (see README).")
+    st.stop()
 for d in deployments:
     ts = d["last_block_timestamp"]
     when = datetime.fromtimestamp(int(ts), UTC).strftime("%Y-%m-%d %H:%M UTC") if isinstance(ts, int) else "?"
-    st.subheader(f"{d['deployment']} · chain {d['chain_id']}", anchor=False)
-    st.caption(f"Indexed through block {d['last_block']} ({when})")
+    st.subheader(f"Deployment {d['deployment']!r} on chain {d['chain_id']}", anchor=False)
+    st.caption(f"Indexed through block {d['last_block']:,} ({when})")
     stored = d["stored"]
-    assert isinstance(stored, dict)
-    st.dataframe(pl.DataFrame({"event": list(stored), "rows": list(stored.values())}), hide_index=True)
+    table = pl.DataFrame({"event": list(stored), "rows": list(stored.values())})
+    st.dataframe(table, hide_index=True)
+    common.csv_download(table, f"stored-{d['chain_id']}-{d['deployment']}")
+    st.subheader("Reconciliation", anchor=False)
+    checks = common.cached("reconciliation", d["chain_id"])
+    rows = pl.DataFrame([{"check": c.name, "result": "✅ pass" if c.ok else "❌ FAIL", "expected": c.expected,
+                          "shown": c.actual, "how": c.detail} for c in checks])
+    st.dataframe(rows, hide_index=True, width="stretch")
+    common.csv_download(rows, f"reconciliation-{d['chain_id']}")

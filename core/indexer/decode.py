@@ -351,7 +351,6 @@ def decode_logs(
         return out
     specs = event_specs()
     by_topic = {s.topic0: s for s in specs.values()}
-    role_of = {addr.lower(): role for role, addr in contracts.items()}
     frame = raw.join(timestamps.select("block_number", "block_timestamp"), on="block_number", how="left").with_columns(
         pl.lit(chain_id, dtype=pl.Int64).alias("chain_id"),
         pl.col("topic0").replace_strict({t: s.name for t, s in by_topic.items()}, default=None).alias("_event"),

@@ -169,3 +169,13 @@ class RPC:
 
     def blocks_by_hash(self, hashes: Sequence[str]) -> list[dict[str, Any] | None]:
         return self.batch("eth_getBlockByHash", [[h, False] for h in hashes])
+
+
+def index_lag(url: str, last_block: int, last_timestamp: int, timeout: float = 5.0) -> tuple[int, int] | None:
+    """(blocks, seconds) the index is behind the node's latest block, or None if the node can't be asked."""
+    try:
+        block = RPC(url, timeout=timeout, retries=1).call("eth_getBlockByNumber", ["latest", False])
+        head, head_ts = int(block["number"], 16), int(block["timestamp"], 16)
+    except (IndexerError, RangeTooLargeError, KeyError, TypeError, ValueError):
+        return None
+    return max(0, head - last_block), max(0, head_ts - last_timestamp)

@@ -28,9 +28,9 @@ from sqlalchemy.engine import Engine
 from core import db, rollup, schema
 from core.simulator.chain import (
     CHAIN_ID,
-    ROOT,
     DEMO_MANIFEST,
     DEMO_NAME,
+    ROOT,
     AddressBook,
     RawBatch,
     RawLogWriter,

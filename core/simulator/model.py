@@ -442,7 +442,6 @@ class Simulation:
     # ------------------------------------------------------------------ oracle and liquidations
 
     def _oracle(self, t: int, tick_ts: int) -> None:
-        eco = self.eco
         due = []
         at = t - self.day_lo + 60
         for mi, m in enumerate(self.markets):

@@ -1,0 +1,58 @@
+"""Liquidations & risk: each liquidation's waterfall, the cumulative waterfall, coverage, drill-down by day."""
+
+from __future__ import annotations
+
+import polars as pl
+import streamlit as st
+
+from core import charts, metrics
+from pages import _common as common
+
+st.title("Liquidations & risk")
+view = common.view()
+if view is None:
+    st.stop()
+f = view.filters
+
+series = common.cached("overview_series", view.chain_id, f, "day")
+st.caption("Click a day in the chart to list that day's liquidations.")
+event = st.altair_chart(charts.liquidations(series["liquidations"], selectable=True), width="stretch",
+                        on_select="rerun", key="liquidations_chart")
+common.csv_download(series["liquidations"], "liquidations_by_day")
+picked = [p.get("bucket") for p in event.selection.get("day", [])] if event and event.selection else []
+picked = [int(b) for b in picked if b is not None]
+
+stats = common.cached("load_market_stats", view.chain_id, f, "day")
+waterfall = metrics.waterfall_series(stats)
+coverage = common.cached("coverage_series", view.chain_id, f, view.granularity)
+left, right = st.columns(2)
+with left:
+    common.chart(charts.waterfall(waterfall), waterfall, "waterfall")
+with right:
+    common.chart(charts.lines(coverage.with_columns(pl.lit("coverage").alias("series")), "coverage",
+                              "Coverage: (insurance fund + backstop) / open interest", "series", fmt=".2%"),
+                 coverage, "coverage")
+
+if picked:
+    day = picked[0]
+    rows = common.cached("liquidation_rows", view.chain_id, metrics.Filters(day, day + metrics.DAY, f.markets))
+    st.subheader(f"Liquidations on {metrics.format_day(day)}", anchor=False)
+else:
+    rows = common.cached("liquidation_rows", view.chain_id, f, 500)
+    st.subheader("Latest liquidations (up to 500)", anchor=False)
+st.dataframe(rows, hide_index=True, width="stretch", column_config={
+    "symbol": st.column_config.TextColumn("market"),
+    "notional_usd": st.column_config.NumberColumn("notional", format="dollar"),
+    "deficit_usd": st.column_config.NumberColumn("deficit", format="dollar"),
+    "adl_covered_usd": st.column_config.NumberColumn("ADL", format="dollar"),
+    "backstop_loss_usd": st.column_config.NumberColumn("backstop", format="dollar"),
+    "insurance_cover_usd": st.column_config.NumberColumn("insurance", format="dollar"),
+    "socialized_usd": st.column_config.NumberColumn("socialized", format="dollar"),
+})
+common.csv_download(rows, "liquidation_rows")
+
+all_rows = common.cached("liquidation_rows", view.chain_id, f)
+st.subheader("Top liquidated accounts", anchor=False)
+top = metrics.top_liquidated_accounts(all_rows)
+st.dataframe(top, hide_index=True, width="stretch")
+common.csv_download(top, "top_liquidated_accounts")

@@ -1,0 +1,133 @@
+"""Every page through streamlit's AppTest on small fixture databases (no browser, no node)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from streamlit.testing.v1 import AppTest
+
+from core import db
+from core.indexer.run import ingest_stream
+from tests.synthetic import MANIFEST, PERP, ROOT, SPOT, batches, history
+
+PAGES = ["pages/overview.py", "pages/markets.py", "pages/liquidations.py", "pages/traders.py", "pages/indexed.py"]
+HOSTILE = "<i>ETH</i>-USDC"
+
+
+def build(path: Path, *, only: str | None = None) -> str:
+    hist = history(5, blocks=150)
+    if only:  # keep one market: drop the other's creation and trades
+        hist = [(b, ts, [e for e in evs if not (e[0] in ("MarketCreated", "Trade") and e[2][0] != only)])
+                for b, ts, evs in hist]
+    url = f"sqlite:///{path}"
+    ingest_stream(db.make_engine(url), MANIFEST, batches(hist, [40, 90]))
+    return url
+
+
+@pytest.fixture(scope="module")
+def fixture_db(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return build(tmp_path_factory.mktemp("app") / "app.db")
+
+
+def run(url: str, page: str, monkeypatch: pytest.MonkeyPatch, params: dict[str, str] | None = None, **env: str) -> AppTest:
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("BUILD_DEMO", env.pop("BUILD_DEMO", "0"))
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("RPC_URL", raising=False)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+    for k, v in (params or {}).items():
+        at.query_params[k] = v
+    at.run()
+    if page != PAGES[0]:
+        at.switch_page(page)
+        at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    return at
+
+
+def sql(url: str, query: str) -> float:
+    with db.make_engine(url).connect() as conn:
+        return float(conn.execute(sa.text(query)).scalar() or 0)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_numbers_and_charts(fixture_db: str, page: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = run(fixture_db, page, monkeypatch)
+    if page != "pages/indexed.py":
+        assert at.get("vega_lite_chart"), "charts"
+    if page in ("pages/markets.py", "pages/liquidations.py", "pages/traders.py", "pages/indexed.py"):
+        assert at.dataframe, "tables"
+
+
+def test_overview_cards_show_the_indexed_totals(fixture_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = run(fixture_db, PAGES[0], monkeypatch, params={"range": "All"})
+    cards = {m.label: m.value for m in at.metric}
+    assert cards["Total volume"] == f"${sql(fixture_db, 'SELECT SUM(price * size) FROM trades'):,.0f}"
+    assert cards["Trades"] == f"{sql(fixture_db, 'SELECT COUNT(*) FROM trades'):,.0f}"
+    assert cards["Liquidations"] == f"{sql(fixture_db, 'SELECT COUNT(*) FROM liquidations'):,.0f}"
+    debt = sql(fixture_db, "SELECT SUM(amount_raw) FROM socialized_debt") / 1e6
+    assert cards["Bad debt outstanding"] == (f"${debt:,.0f}" if debt >= 100 else f"${debt:,.2f}")
+    fund = sql(fixture_db, "SELECT balance_usd FROM insurance_fund_events ORDER BY block_number DESC, log_index DESC LIMIT 1")
+    assert cards["Insurance fund"] == f"${fund:,.0f}"
+    assert all(m.help for m in at.metric), "every card explains its definition"
+
+
+def test_a_link_reproduces_the_view(fixture_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sidebar reads its state from the URL and writes it back (so links can be shared)."""
+    link = {"range": "7d", "gran": "hour", "type": "perp", "markets": PERP}
+    at = run(fixture_db, PAGES[0], monkeypatch, params=link)
+    assert at.sidebar.segmented_control(key="range").value == "7d"
+    assert at.sidebar.segmented_control(key="gran").value == "hour"
+    assert at.sidebar.multiselect(key="markets").value == [PERP]
+    assert {k: at.query_params[k] for k in link} == link
+    only_perp = {m.label: m.value for m in at.metric}
+    everything = {m.label: m.value for m in run(fixture_db, PAGES[0], monkeypatch, params={"range": "7d"}).metric}
+    assert only_perp["Total volume"] != everything["Total volume"]
+
+
+def test_hostile_symbol_is_plain_text(fixture_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = run(fixture_db, "pages/markets.py", monkeypatch)
+    select = at.selectbox(key="markets_market")
+    assert HOSTILE in select.options  # shown verbatim, as text
+    rendered = [m.value for m in at.markdown] + [c.value for c in at.caption] + [t.value for t in at.title]
+    assert not any("<i>" in str(v) for v in rendered), "symbols never go through markdown"
+
+
+def test_empty_database_renders_a_hint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    for page in PAGES:
+        at = run(url, page, monkeypatch)
+        assert any("Nothing indexed yet" in i.value for i in at.info)
+
+
+def test_one_market_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = build(tmp_path / "one.db", only=PERP)
+    assert sql(url, f"SELECT COUNT(*) FROM trades WHERE market = '{SPOT}'") == 0
+    for page in PAGES:
+        run(url, page, monkeypatch)
+
+
+def test_unopenable_database_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "sqlite:////no/such/dir/x.db")
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.run()
+    assert not at.exception
+    assert at.error and "directory /no/such/dir does not exist" in at.error[0].value
+
+
+@pytest.fixture()
+def demo_env(tmp_path: Path) -> Iterator[str]:
+    yield f"sqlite:///{tmp_path / 'demo.db'}"
+
+
+def test_empty_database_gets_the_demo_with_a_banner(demo_env: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = run(demo_env, PAGES[0], monkeypatch, BUILD_DEMO="1", DEMO_DAYS="1")
+    assert any("Demo data" in i.value for i in at.info)
+    cards = {m.label: m.value for m in at.metric}
+    assert cards["Trades"] != "0"
+    assert sql(demo_env, "SELECT COUNT(*) FROM checkpoints WHERE deployment = 'demo'") == 1
