@@ -27,11 +27,11 @@ from core.simulator.build import fingerprint
 from core.simulator.chain import (
     DEMO_MANIFEST,
     LogEncoder,
+    RawBatch,
     RawLogWriter,
     count_calls,
     create_address,
     demo_addresses,
-    RawBatch,
     deployment_txs,
     log_dicts,
     planned_addresses,

@@ -8,10 +8,9 @@ from collections import Counter
 import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
-
-from core import db, rollup, schema
 from sqlmodel import SQLModel
 
+from core import db, rollup, schema
 from core.indexer.decode import Decoded
 
 
