@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -273,3 +274,20 @@ def test_node_path_equals_raw_path(tmp_path: Path) -> None:
     assert node["trades"].height == truth.total_trades and node["liquidations"].height == truth.liquidations > 0
     for name in node:
         assert node[name].equals(raw[name]), name
+
+
+def test_core_report_equals_the_truth_ledger_every_key_and_day(demo: tuple[Engine, Truth]) -> None:
+    """What the pages show (core.report over the rollups) is the simulator's own ledger."""
+    from core import metrics
+
+    engine, truth = demo
+    report = metrics.report(engine, 31337, metrics.Filters())
+    expected = dataclasses.asdict(truth)
+    for key in ("total_volume_usd", "total_trades", "liquidations", "liquidated_notional_usd", "socialized_debt_usd",
+                "insurance_fund_usd", "backstop_vault_usd", "open_interest_usd", "active_traders"):
+        assert report[key] == pytest.approx(expected[key], rel=1e-9, abs=1e-6), key
+    assert [d["date"] for d in report["daily"]] == [d["date"] for d in expected["daily"]]
+    for got, want in zip(report["daily"], expected["daily"], strict=True):
+        for key in ("volume_usd", "trades", "liquidations", "liquidated_notional_usd", "socialized_debt_usd"):
+            assert got[key] == pytest.approx(want[key], rel=1e-9, abs=1e-6), (got["date"], key)
+    assert truth.socialized_debt_usd > 0, "a default run ends with some bad debt"
