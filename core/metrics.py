@@ -294,7 +294,7 @@ def overview_cards(engine: Engine, chain_id: int, f: Filters, as_of: int) -> lis
     hourly_before = load_market_stats(engine, chain_id, _hour_aligned(day_before), "hour")
     vol_24h = float(hourly_now["volume_usd"].sum())
     vol_prev = float(hourly_before["volume_usd"].sum())
-    traders_today = active_traders(engine, chain_id, Filters(start=(as_of // DAY) * DAY, end=as_of + 1, markets=f.markets))
+    traders_24h = active_traders_between(engine, chain_id, as_of - DAY + 1, as_of + 1, f.markets)
     outstanding = float(load_protocol_stats(engine, chain_id, Filters(end=f.end), "day")["socialized_debt_usd"].sum())
     return [
         Card("Total volume", rep["total_volume_usd"], "Σ price × size of every Trade in the period (all fill types)."),
@@ -309,9 +309,26 @@ def overview_cards(engine: Engine, chain_id: int, f: Filters, as_of: int) -> lis
              "Σ DebtSocialized.amount since the first block (= BackstopVault.totalSocializedDebt())."),
         Card("Insurance fund", rep["insurance_fund_usd"], "Balance of the latest InsuranceFund event."),
         Card("Backstop vault", rep["backstop_vault_usd"], "Vault value implied by Deposit − Withdraw + VaultPnLUpdated."),
-        Card("Active traders (day)", traders_today,
-             "Distinct makers and takers of Trades on the latest UTC day.", money=False),
+        Card("Active traders (24h)", traders_24h,
+             "Distinct makers and takers of Trades in the 24 hours up to the latest block.", money=False),
     ]
+
+
+def active_traders_between(engine: Engine, chain_id: int, start: int, end: int, markets: tuple[str, ...] | None) -> int:
+    """Distinct makers and takers of trades with start <= block time < end (an exact window, from raw trades).
+
+    Blocks give the window's block range, so the trades are read by their primary key."""
+    b, t = schema.table_of(schema.Block), schema.table_of(schema.Trade)
+    with engine.connect() as conn:
+        lo, hi = conn.execute(sa.select(sa.func.min(b.c.number), sa.func.max(b.c.number)).where(
+            b.c.chain_id == chain_id, b.c.timestamp >= start, b.c.timestamp < end)).one()
+        if lo is None:
+            return 0
+        where = [t.c.chain_id == chain_id, t.c.block_number >= lo, t.c.block_number <= hi]
+        if markets is not None:
+            where.append(t.c.market.in_(markets))
+        sides = sa.union(sa.select(t.c.maker.label("trader")).where(*where), sa.select(t.c.taker).where(*where)).subquery()
+        return int(conn.execute(sa.select(sa.func.count()).select_from(sides)).scalar_one())
 
 
 def _hour_aligned(f: Filters) -> Filters:

@@ -99,3 +99,15 @@ def test_report_cli_filters_by_market_and_dates(whole: str) -> None:
     assert bad.returncode == 1 and "unknown market symbol" in bad.stderr and len(bad.stderr.splitlines()) == 1
     bad = run("--since", "2026-02-02", "--until", "2026-02-01")
     assert bad.returncode == 1 and "is after --until" in bad.stderr
+
+
+def test_active_traders_in_the_last_24h_is_an_exact_window(whole: str) -> None:
+    engine = db.make_engine(whole)
+    as_of = metrics.latest_timestamp(engine, 31337)
+    assert as_of is not None
+    window = f"block_timestamp > {as_of - 86_400} AND block_timestamp <= {as_of}"
+    expected = sql(whole, f"SELECT COUNT(*) FROM (SELECT maker FROM trades WHERE {window} UNION SELECT taker FROM trades WHERE {window})")
+    assert metrics.active_traders_between(engine, 31337, as_of - 86_400 + 1, as_of + 1, None) == expected > 0
+    spot_only = sql(whole, f"SELECT COUNT(*) FROM (SELECT maker FROM trades WHERE {window} AND market = '{SPOT}' "
+                           f"UNION SELECT taker FROM trades WHERE {window} AND market = '{SPOT}')")
+    assert metrics.active_traders_between(engine, 31337, as_of - 86_400 + 1, as_of + 1, (SPOT,)) == spot_only
