@@ -75,9 +75,10 @@ def area(df: pl.DataFrame, value: str, title: str, color: str | None = None, fmt
     return chart.encode(**enc).properties(title=title, height=240)
 
 
-def lines(df: pl.DataFrame, value: str, title: str, color: str, fmt: str = "$,.0f") -> alt.Chart:
+def lines(df: pl.DataFrame, value: str, title: str, color: str, fmt: str = "$,.0f", y_title: str = "") -> alt.Chart:
+    """One line per ``color`` value; the y axis keeps a short title (a long one squeezes the plot)."""
     return alt.Chart(_time(df)).mark_line().encode(
-        x=alt.X("time:T", title=None), y=alt.Y(f"{value}:Q", title=title),
+        x=alt.X("time:T", title=None), y=alt.Y(f"{value}:Q", title=y_title or None, axis=alt.Axis(format=fmt.strip("$"))),
         color=alt.Color(f"{color}:N", title=None),
         tooltip=[alt.Tooltip("time:T"), f"{color}:N", alt.Tooltip(f"{value}:Q", format=fmt)],
     ).properties(title=title, height=240)

@@ -25,6 +25,11 @@ for d in deployments:
     common.csv_download(table, f"stored-{d['chain_id']}-{d['deployment']}")
     st.subheader("Reconciliation", anchor=False)
     checks = common.cached("reconciliation", d["chain_id"])
+    failed = [c.name for c in checks if not c.ok]
+    if failed:
+        st.error(f"{len(failed)} of {len(checks)} reconciliation checks fail: {', '.join(failed)}")
+    else:
+        st.success(f"All {len(checks)} reconciliation checks pass")
     rows = pl.DataFrame([{"check": c.name, "result": "✅ pass" if c.ok else "❌ FAIL", "expected": c.expected,
                           "shown": c.actual, "how": c.detail} for c in checks])
     st.dataframe(rows, hide_index=True, width="stretch")
