@@ -155,10 +155,6 @@ def view() -> View | None:
     return v
 
 
-def money(x: float) -> str:
-    return f"${x:,.0f}" if abs(x) >= 100 else f"${x:,.2f}"
-
-
 def csv_download(df: pl.DataFrame, name: str) -> None:
     st.download_button("⬇ CSV", df.write_csv(), file_name=f"{name}.csv", mime="text/csv", key=f"csv-{name}")
 

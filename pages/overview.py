@@ -16,8 +16,8 @@ f, gran = view.filters, view.granularity
 cards: list[metrics.Card] = common.cached("overview_cards", view.chain_id, f, view.as_of)
 for row in (cards[:5], cards[5:]):
     for col, card in zip(st.columns(5), row, strict=False):
-        value = common.money(card.value) if card.money else f"{card.value:,.0f}"
-        delta = None if card.delta is None else common.money(card.delta)
+        value = metrics.format_usd(card.value) if card.money else f"{card.value:,.0f}"
+        delta = None if card.delta is None else metrics.format_usd(card.delta)
         col.metric(card.label, value, delta, help=card.help, border=True)
 
 series = common.cached("overview_series", view.chain_id, f, gran)

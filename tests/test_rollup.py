@@ -111,3 +111,9 @@ def test_active_traders_in_the_last_24h_is_an_exact_window(whole: str) -> None:
     spot_only = sql(whole, f"SELECT COUNT(*) FROM (SELECT maker FROM trades WHERE {window} AND market = '{SPOT}' "
                            f"UNION SELECT taker FROM trades WHERE {window} AND market = '{SPOT}')")
     assert metrics.active_traders_between(engine, 31337, as_of - 86_400 + 1, as_of + 1, (SPOT,)) == spot_only
+
+
+@pytest.mark.parametrize("x, shown", [(1_490_123_456.0, "$1.49B"), (12_340_000.0, "$12.34M"), (15_556.0, "$15,556"),
+                                       (8.834, "$8.83"), (-52_063.4, "-$52,063"), (0.0, "$0.00")])
+def test_format_usd(x: float, shown: str) -> None:
+    assert metrics.format_usd(x) == shown
