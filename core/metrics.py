@@ -429,16 +429,24 @@ def coverage_series(engine: Engine, chain_id: int, f: Filters, granularity: Gran
 
 
 def trader_activity(engine: Engine, chain_id: int, f: Filters) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(per day: active, new and returning traders; top traders by volume in the period)."""
-    history = load_trader_days(engine, chain_id, Filters(end=f.end, markets=f.markets))
-    first_seen = history.group_by("trader").agg(pl.col("bucket").min().alias("first_day"))
-    days = _in_period(history, f).join(first_seen, on="trader").group_by("bucket").agg(
-        pl.col("trader").n_unique().alias("active"),
-        pl.col("trader").filter(pl.col("bucket") == pl.col("first_day")).n_unique().alias("new"),
-    ).with_columns((pl.col("active") - pl.col("new")).alias("returning")).sort("bucket")
-    top = _in_period(history, f).group_by("trader").agg(
-        pl.col("volume_usd").sum(), pl.col("trades").sum(), pl.col("bucket").n_unique().alias("active_days"),
-    ).sort("volume_usd", descending=True).head(25)
+    """(per day: active, new and returning traders; top traders by volume in the period), aggregated by the database.
+
+    A trader is new on the first UTC day they traded (in the selected markets) since the first block."""
+    t = schema.table_of(schema.TraderDaily)
+    scope = [t.c.chain_id == chain_id] + ([t.c.market.in_(f.markets)] if f.markets is not None else [])
+    period = [*scope] + ([t.c.bucket >= f.start] if f.start is not None else []) + ([t.c.bucket < f.end] if f.end is not None else [])
+    first = sa.select(t.c.trader, sa.func.min(t.c.bucket).label("first_day")).where(*scope).group_by(t.c.trader).subquery()
+    active_q = sa.select(t.c.bucket, sa.func.count(sa.distinct(t.c.trader))).where(*period).group_by(t.c.bucket)
+    new_q = sa.select(first.c.first_day, sa.func.count()).group_by(first.c.first_day)
+    top_q = (sa.select(t.c.trader, sa.func.sum(t.c.volume_usd), sa.func.sum(t.c.trades), sa.func.count(sa.distinct(t.c.bucket)))
+             .where(*period).group_by(t.c.trader).order_by(sa.func.sum(t.c.volume_usd).desc()).limit(25))
+    with engine.connect() as conn:
+        active = pl.DataFrame([tuple(r) for r in conn.execute(active_q)], schema={"bucket": pl.Int64, "active": pl.Int64}, orient="row")
+        new = pl.DataFrame([tuple(r) for r in conn.execute(new_q)], schema={"bucket": pl.Int64, "new": pl.Int64}, orient="row")
+        top = pl.DataFrame([tuple(r) for r in conn.execute(top_q)], orient="row",
+                           schema={"trader": pl.String, "volume_usd": pl.Float64, "trades": pl.Int64, "active_days": pl.Int64})
+    days = active.join(new, on="bucket", how="left").with_columns(pl.col("new").fill_null(0)).with_columns(
+        (pl.col("active") - pl.col("new")).alias("returning")).sort("bucket")
     return days, top
 
 

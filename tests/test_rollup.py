@@ -117,3 +117,15 @@ def test_active_traders_in_the_last_24h_is_an_exact_window(whole: str) -> None:
                                        (8.834, "$8.83"), (-52_063.4, "-$52,063"), (0.0, "$0.00")])
 def test_format_usd(x: float, shown: str) -> None:
     assert metrics.format_usd(x) == shown
+
+
+def test_trader_activity_new_returning_and_top(whole: str) -> None:
+    days, top = metrics.trader_activity(db.make_engine(whole), 31337, metrics.Filters())
+    per_day = "SELECT COUNT(*) FROM (SELECT DISTINCT block_timestamp / 86400 AS d, maker AS t FROM trades UNION " \
+              "SELECT DISTINCT block_timestamp / 86400, taker FROM trades)"
+    assert int(days["active"].sum()) == sql(whole, per_day)
+    everyone = sql(whole, "SELECT COUNT(*) FROM (SELECT maker FROM trades UNION SELECT taker FROM trades)")
+    assert int(days["new"].sum()) == everyone and int(days["returning"].min()) >= 0
+    best = sql(whole, "SELECT SUM(v) FROM (SELECT maker AS t, price * size AS v FROM trades UNION ALL "
+                      "SELECT taker, price * size FROM trades) GROUP BY t ORDER BY SUM(v) DESC LIMIT 1")
+    assert top["volume_usd"][0] == pytest.approx(best)
