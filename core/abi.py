@@ -84,11 +84,6 @@ def event_specs(abi_dir: Path = ABI_DIR) -> dict[str, EventSpec]:
     return specs
 
 
-def specs_by_topic0(abi_dir: Path = ABI_DIR) -> dict[str, EventSpec]:
-    """The same specs keyed by topic0 (lower-case 0x-hex)."""
-    return {s.topic0: s for s in event_specs(abi_dir).values()}
-
-
 _MASK256 = (1 << 256) - 1
 
 

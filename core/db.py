@@ -132,14 +132,6 @@ def _insert_sql(table: sa.Table, source: str) -> str:
     return f'INSERT INTO "{table.name}" ({cols}) {source} ON CONFLICT ({keys}) DO NOTHING'
 
 
-def sqlite_path(engine: Engine) -> str | None:
-    """The file behind a SQLite engine (None for other databases and in-memory SQLite)."""
-    if engine.dialect.name != "sqlite":
-        return None
-    db = engine.url.database
-    return None if not db or db == ":memory:" or db.startswith("file:") else str(Path(db).resolve())
-
-
 def write_rows(engine: Engine, frames: Sequence[tuple[type[SQLModel], pl.DataFrame]],
                checkpoint: CheckpointRow | None = None, before: Callable[[Connection], None] | None = None) -> None:
     """Insert every frame (skipping rows whose key exists) and move the checkpoint, atomically.

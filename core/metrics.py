@@ -90,11 +90,6 @@ def load_protocol_stats(engine: Engine, chain_id: int, f: Filters, granularity: 
     return df
 
 
-def load_trader_days(engine: Engine, chain_id: int, f: Filters) -> pl.DataFrame:
-    t = schema.table_of(schema.TraderDaily)
-    return _frame(engine, _bounded(t, sa.select(t).where(t.c.chain_id == chain_id), f), schema.TraderDaily)
-
-
 def week_start(bucket: pl.Expr) -> pl.Expr:
     """Monday 00:00 UTC of the bucket's week (1970-01-01 was a Thursday)."""
     return ((bucket + 3 * DAY) // (7 * DAY) * (7 * DAY) - 3 * DAY).alias("bucket")
