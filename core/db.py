@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -174,6 +174,14 @@ def delete_above(conn: Connection, chain_id: int, block_number: int) -> dict[str
     return deleted
 
 
-def read_frame(conn: Connection, query: sa.Select[Any] | str, schema_overrides: dict[str, Any] | None = None) -> pl.DataFrame:
-    """Run a query and return a polars frame (used by tests, reports and metrics)."""
-    return pl.read_database(query, conn, schema_overrides=schema_overrides)
+def read_frame(conn: Connection, query: sa.Select[Any] | str, frame_schema: Mapping[str, pl.DataType] | None = None,
+               params: Mapping[str, Any] | None = None) -> pl.DataFrame:
+    """Run a query and return a polars frame, with explicit dtypes when ``frame_schema`` is given.
+
+    With a schema the rows are built directly (empty results keep their dtypes); without one
+    polars infers them (tests and ad-hoc reads)."""
+    if frame_schema is None:
+        return pl.read_database(query, conn)
+    statement = sa.text(query) if isinstance(query, str) else query
+    rows = conn.execute(statement, dict(params or {})).all()
+    return pl.DataFrame([tuple(r) for r in rows], schema=dict(frame_schema), orient="row")

@@ -24,7 +24,7 @@ import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from core import schema
+from core import db, schema
 from core.rollup import DAY, HOUR
 
 Granularity = Literal["hour", "day", "week"]
@@ -41,11 +41,10 @@ class Filters:
 
 
 def _frame(engine: Engine, query: sa.Select[Any], model: type[Any]) -> pl.DataFrame:
+    """Rows of ``query`` typed by ``model``'s frame schema (the columns it selects)."""
     target = schema.frame_schema(model)
     with engine.connect() as conn:
-        rows = conn.execute(query).all()
-    names = [c.name for c in query.selected_columns]
-    return pl.DataFrame([tuple(r) for r in rows], schema={n: target[n] for n in names}, orient="row")
+        return db.read_frame(conn, query, {c.name: target[c.name] for c in query.selected_columns})
 
 
 def chain_ids(engine: Engine) -> list[int]:
@@ -195,6 +194,16 @@ def report(engine: Engine, chain_id: int, f: Filters) -> dict[str, Any]:
 
 def day_start(date: dt.date) -> int:
     return int(dt.datetime(date.year, date.month, date.day, tzinfo=UTC).timestamp())
+
+
+def days_window(first: dt.date, last: dt.date) -> tuple[int, int]:
+    """[start, end) seconds covering the UTC days first..last inclusive."""
+    return day_start(first), day_start(last) + DAY
+
+
+def trailing_window(as_of: int, days: int | None) -> tuple[int | None, int]:
+    """[start, end) seconds of the ``days`` up to and including ``as_of`` (None: since the first block)."""
+    return (None if days is None else as_of - days * DAY + 1), as_of + 1
 
 
 
@@ -351,6 +360,7 @@ def overview_series(engine: Engine, chain_id: int, f: Filters, granularity: Gran
         "open_interest": open_interest_series(history, f),
         "bad_debt": cumulative_bad_debt(protocol_all, f),
         "balances": balance_series(protocol_all, f),
+        "waterfall": waterfall_series(stats),
     }
 
 
@@ -399,8 +409,7 @@ def liquidation_rows(engine: Engine, chain_id: int, f: Filters, limit: int | Non
         q = q.limit(limit)
     types = {**schema.frame_schema(schema.Liquidation), "symbol": pl.String()}
     with engine.connect() as conn:
-        rows = conn.execute(q).all()
-    df = pl.DataFrame([tuple(r) for r in rows], schema={c.name: types[c.name] for c in cols}, orient="row")
+        df = db.read_frame(conn, q, {c.name: types[c.name] for c in cols})
     return df.with_columns(
         pl.from_epoch("block_timestamp", time_unit="s").dt.replace_time_zone("UTC").alias("time"),
         pl.when(pl.col("is_long")).then(pl.lit("long")).otherwise(pl.lit("short")).alias("side"),
@@ -408,19 +417,31 @@ def liquidation_rows(engine: Engine, chain_id: int, f: Filters, limit: int | Non
     ).drop("block_timestamp", "is_long").select("time", pl.exclude("time"))
 
 
-def top_liquidated_accounts(liquidations: pl.DataFrame, n: int = 15) -> pl.DataFrame:
-    return liquidations.group_by("account").agg(
-        pl.len().alias("liquidations"), pl.col("notional_usd").sum(), pl.col("deficit_usd").sum(),
-        pl.col("socialized_usd").sum()).sort("notional_usd", descending=True).head(n)
+def top_liquidated_accounts(engine: Engine, chain_id: int, f: Filters, n: int = 15) -> pl.DataFrame:
+    """Accounts with the largest liquidated notional in the period (aggregated by the database)."""
+    t = schema.table_of(schema.Liquidation)
+    deficit = sa.case((t.c.remaining_equity_usd < 0, -t.c.remaining_equity_usd), else_=0.0)
+    q = sa.select(t.c.account, sa.func.count().label("liquidations"), sa.func.sum(t.c.notional_usd).label("notional_usd"),
+                  sa.func.sum(deficit).label("deficit_usd"), sa.func.sum(t.c.socialized_usd).label("socialized_usd")
+                  ).where(t.c.chain_id == chain_id)
+    if f.start is not None:
+        q = q.where(t.c.block_timestamp >= f.start)
+    if f.end is not None:
+        q = q.where(t.c.block_timestamp < f.end)
+    if f.markets is not None:
+        q = q.where(t.c.market.in_(f.markets))
+    q = q.group_by(t.c.account).order_by(sa.func.sum(t.c.notional_usd).desc()).limit(n)
+    with engine.connect() as conn:
+        return db.read_frame(conn, q, {"account": pl.String(), "liquidations": pl.Int64(), "notional_usd": pl.Float64(),
+                                       "deficit_usd": pl.Float64(), "socialized_usd": pl.Float64()})
 
 
-def coverage_series(engine: Engine, chain_id: int, f: Filters, granularity: Granularity) -> pl.DataFrame:
-    """(insurance fund + backstop vault) / open interest per bucket."""
-    s = overview_series(engine, chain_id, Filters(f.start, f.end, None), granularity)
-    oi = s["open_interest"].group_by("bucket").agg(pl.col("oi_usd").sum())
-    buffers = s["balances"].group_by("bucket").agg(pl.col("usd").sum().alias("buffers_usd"))
+def coverage_series(series: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    """(insurance fund + backstop vault) / open interest per bucket, from overview_series' frames."""
+    oi = series["open_interest"].group_by("bucket").agg(pl.col("oi_usd").sum())
+    buffers = series["balances"].group_by("bucket").agg(pl.col("usd").sum().alias("buffers_usd"))
     return buffers.join(oi, on="bucket", how="inner").filter(pl.col("oi_usd") > 0).with_columns(
-        (pl.col("buffers_usd") / pl.col("oi_usd")).alias("coverage")).sort("bucket")
+        (pl.col("buffers_usd") / pl.col("oi_usd")).alias("coverage"), pl.lit("coverage").alias("series")).sort("bucket")
 
 
 def trader_activity(engine: Engine, chain_id: int, f: Filters) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -436,10 +457,10 @@ def trader_activity(engine: Engine, chain_id: int, f: Filters) -> tuple[pl.DataF
     top_q = (sa.select(t.c.trader, sa.func.sum(t.c.volume_usd), sa.func.sum(t.c.trades), sa.func.count(sa.distinct(t.c.bucket)))
              .where(*period).group_by(t.c.trader).order_by(sa.func.sum(t.c.volume_usd).desc()).limit(25))
     with engine.connect() as conn:
-        active = pl.DataFrame([tuple(r) for r in conn.execute(active_q)], schema={"bucket": pl.Int64, "active": pl.Int64}, orient="row")
-        new = pl.DataFrame([tuple(r) for r in conn.execute(new_q)], schema={"bucket": pl.Int64, "new": pl.Int64}, orient="row")
-        top = pl.DataFrame([tuple(r) for r in conn.execute(top_q)], orient="row",
-                           schema={"trader": pl.String, "volume_usd": pl.Float64, "trades": pl.Int64, "active_days": pl.Int64})
+        active = db.read_frame(conn, active_q, {"bucket": pl.Int64(), "active": pl.Int64()})
+        new = db.read_frame(conn, new_q, {"bucket": pl.Int64(), "new": pl.Int64()})
+        top = db.read_frame(conn, top_q, {"trader": pl.String(), "volume_usd": pl.Float64(), "trades": pl.Int64(),
+                                          "active_days": pl.Int64()})
     days = active.join(new, on="bucket", how="left").with_columns(pl.col("new").fill_null(0)).with_columns(
         (pl.col("active") - pl.col("new")).alias("returning")).sort("bucket")
     return days, top

@@ -35,7 +35,7 @@ def build_filters(engine_markets: dict[str, str], since: dt.date | None, until: 
         markets = tuple(engine_markets[s] for s in symbols)
     return metrics.Filters(
         start=metrics.day_start(since) if since else None,
-        end=metrics.day_start(until) + metrics.DAY if until else None,
+        end=metrics.days_window(until, until)[1] if until else None,
         markets=markets,
     )
 

@@ -22,8 +22,7 @@ DAY = 86_400
 
 
 def _read(conn: Connection, sql: str, params: dict[str, object], schema_: dict[str, pl.DataType]) -> pl.DataFrame:
-    rows = conn.execute(sa.text(sql), params).all()
-    return pl.DataFrame([tuple(r) for r in rows], schema=schema_, orient="row")
+    return db.read_frame(conn, sql, schema_, params)
 
 
 def _raw_frames(conn: Connection, chain_id: int, first_block: int) -> dict[str, pl.DataFrame]:

@@ -105,12 +105,10 @@ def sidebar() -> None:
             end_default = dt.date.fromisoformat(_param("to", last_day.isoformat()))
             picked = st.date_input("Dates (UTC)", (start_default, end_default), key="dates")
             start_day, end_day = (picked if isinstance(picked, tuple) and len(picked) == 2 else (start_default, end_default))
-            f_start, f_end = metrics.day_start(start_day), metrics.day_start(end_day) + metrics.DAY
+            f_start, f_end = metrics.days_window(start_day, end_day)
             st.query_params.update({"from": start_day.isoformat(), "to": end_day.isoformat()})
         else:
-            days = RANGES[rng]
-            f_start = None if days is None else as_of - days * metrics.DAY + 1
-            f_end = as_of + 1
+            f_start, f_end = metrics.trailing_window(as_of, RANGES[rng])
         gran_default = _param("gran", "hour" if rng == "24h" else "day")
         granularity = st.segmented_control("Granularity", GRANULARITIES, default=gran_default, key="gran") or "day"
         kind = st.segmented_control("Market type", TYPES, default=_param("type", "all"), key="type") or "all"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import polars as pl
 import streamlit as st
 
 from core import charts, metrics
@@ -22,16 +21,15 @@ common.csv_download(series["liquidations"], "liquidations_by_day")
 picked = [p.get("bucket") for p in event.selection.get("day", [])] if event and event.selection else []
 picked = [int(b) for b in picked if b is not None]
 
-stats = common.cached("load_market_stats", view.chain_id, f, "day")
-waterfall = metrics.waterfall_series(stats)
-coverage = common.cached("coverage_series", view.chain_id, f, view.granularity)
+# coverage is protocol-wide: OI of every market against the shared buffers
+protocol = common.cached("overview_series", view.chain_id, metrics.Filters(f.start, f.end, None), view.granularity)
+coverage = metrics.coverage_series(protocol)
 left, right = st.columns(2)
 with left:
-    common.chart(charts.waterfall(waterfall), waterfall, "waterfall")
+    common.chart(charts.waterfall(series["waterfall"]), series["waterfall"], "waterfall")
 with right:
-    common.chart(charts.lines(coverage.with_columns(pl.lit("coverage").alias("series")), "coverage",
-                              "Coverage: (insurance fund + backstop) / open interest", "series", fmt=".2%"),
-                 coverage, "coverage")
+    common.chart(charts.lines(coverage, "coverage", "Coverage: (insurance fund + backstop) / open interest", "series",
+                              fmt=".2%"), coverage, "coverage")
 
 if picked:
     day = picked[0]
@@ -51,8 +49,7 @@ st.dataframe(rows, hide_index=True, width="stretch", column_config={
 })
 common.csv_download(rows, "liquidation_rows")
 
-all_rows = common.cached("liquidation_rows", view.chain_id, f)
 st.subheader("Top liquidated accounts", anchor=False)
-top = metrics.top_liquidated_accounts(all_rows)
+top = common.cached("top_liquidated_accounts", view.chain_id, f)
 st.dataframe(top, hide_index=True, width="stretch")
 common.csv_download(top, "top_liquidated_accounts")
