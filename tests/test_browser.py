@@ -67,7 +67,14 @@ def test_every_page_in_a_real_browser(server: str) -> None:
             page.goto(f"{server}/{path}?range=All", wait_until="networkidle")
             page.wait_for_selector('[data-testid="stAppViewContainer"]', timeout=60_000)
             page.wait_for_function('!document.querySelector(\'[data-testid="stStatusWidget"]\')', timeout=60_000)
-            page.wait_for_timeout(1500)  # let Vega draw
+            # wait for what the page must end up showing rather than for a fixed time
+            ready = '[data-testid="stAlertContentSuccess"]' if name == "indexed" else \
+                '[data-testid="stVegaLiteChart"] canvas, [data-testid="stVegaLiteChart"] svg'
+            page.wait_for_selector(ready, timeout=60_000)
+            if name == "overview":
+                page.wait_for_function('document.querySelectorAll(\'[data-testid="stMetricValue"]\').length >= 10',
+                                       timeout=60_000)
+            page.wait_for_timeout(1000)  # let Vega finish drawing before the screenshot
             page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
             assert page.locator('[data-testid="stException"]').count() == 0, name
             assert page.locator('[data-testid="stAlertContentError"]').count() == 0, name
