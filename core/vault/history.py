@@ -57,7 +57,10 @@ def liquidation_frame(rows: pl.DataFrame) -> pl.DataFrame:
 
 def load(engine: Engine, chain_id: int | None = None, start: int | None = None, end: int | None = None) -> History:
     """The history of ``chain_id`` (default: the only or first indexed chain) in [start, end)."""
-    chains = metrics.chain_ids(engine)
+    try:
+        chains = metrics.chain_ids(engine)
+    except sa.exc.SQLAlchemyError:
+        raise HistoryError("the database has no marginX tables: index a deployment or build the demo first") from None
     if not chains:
         raise HistoryError("the database has no indexed chain: index a deployment or build the demo first")
     cid = chain_ids_pick(chains, chain_id)
