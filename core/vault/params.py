@@ -26,7 +26,6 @@ class VaultParams:
     vault_size_usd: float = 0.0  #: initial NAV in USD; 0 = no vault (the status quo as recorded)
     vault_before_adl: bool = True  #: the vault takes the residual before ADL (HLP, LLP) or after it (marginX today)
     insurance_senior: bool = True  #: the insurance fund pays after the vault (senior, EVENTS.md) or before it (junior)
-    legacy_backstop: bool = True  #: keep today's BackstopVault below the vault, absorbing at most what it recorded
     # --- takeover
     trigger_mm_fraction: float = 2 / 3  #: take over when equity < k × maintenance margin (Hyperliquid k = 2/3)
     maintenance_margin: float = 0.03  #: maintenance margin fraction of notional (seed 001 §1: 3%)
@@ -64,8 +63,8 @@ class VaultParams:
 
     @property
     def enabled(self) -> bool:
-        """Whether there is a vault at all."""
-        return self.vault_size_usd > 0
+        """Whether there is a vault at all (a cent or more of capital)."""
+        return self.vault_size_usd >= 0.01
 
     def with_overrides(self, **changes: Any) -> VaultParams:
         """A copy with ``changes`` applied (unknown fields raise ParamError)."""
@@ -127,7 +126,7 @@ _HLP = VaultParams(
 PRESETS: dict[str, VaultParams] = {
     # The status quo: no new vault; every liquidation's tiers exactly as recorded on chain.
     "marginx-today": VaultParams(
-        vault_size_usd=0.0, vault_before_adl=False, insurance_senior=True, legacy_backstop=True,
+        vault_size_usd=0.0, vault_before_adl=False, insurance_senior=True,
         max_utilization=0.8,  # today's BackstopVault: 80% utilisation
     ),
     "hyperliquid-hlp": _HLP,
@@ -144,11 +143,11 @@ PRESETS: dict[str, VaultParams] = {
         withdrawal_lock_days=0.0,  # assumed
         mm_spread_capture=0.00002,
     ),
-    # Seed 001 §3: one depositor-owned vault replacing BackstopVault, InsuranceFund's shortfall role
-    # and MarketMakingVault, before ADL, under explicit risk limits.
+    # Seed 001 §3: one depositor-owned vault taking the BackstopVault's, the InsuranceFund's shortfall
+    # and the MarketMakingVault's roles, before ADL, under explicit risk limits.
     "proposed": VaultParams(
         vault_size_usd=2_000_000.0,
-        vault_before_adl=True, insurance_senior=True, legacy_backstop=False,
+        vault_before_adl=True, insurance_senior=True,
         trigger_mm_fraction=2 / 3, takeover_at_bankruptcy=True, unwind_hours=4.0, slippage_coef=0.5,
         healthy_liquidation_fee=0.01,
         daily_loss_cap_pct=0.05, per_market_daily_budget_pct=0.03, thin_market_daily_budget_pct=0.01,

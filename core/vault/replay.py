@@ -6,13 +6,16 @@ chain's tiers ADL + BackstopVault + InsuranceFund + socialized debt covered) and
 could not fill. The vault takes the residual when the trigger (equity < k × maintenance margin) and
 every risk limit allow, partly when a limit binds, and the rest goes down the waterfall:
 
-- ``vault_before_adl``:  vault → ADL → BackstopVault (``legacy_backstop``) → InsuranceFund → socialized
+- ``vault_before_adl``:  vault → ADL → BackstopVault → InsuranceFund → socialized
 - otherwise:             ADL → vault → BackstopVault → InsuranceFund → socialized
 - a junior insurance fund pays just before the vault instead of after the BackstopVault.
 
-ADL and the BackstopVault absorb at most what they recorded for that liquidation (the counterparties
-and capital that were there); the insurance fund at most what it recorded plus what it has saved so
-far. With no vault every tier is exactly as recorded. Taking over at the bankruptcy price, the vault
+ADL and today's BackstopVault absorb at most what they recorded for that liquidation (the
+counterparties and capital that were there), so they only ever absorb less than they did; the
+insurance fund at most what it recorded plus what it has saved so far. With no vault every tier is
+exactly as recorded, and a vault can only take losses off the tiers below it: that is what makes
+"no vault = status quo" and "a larger vault never adds bad debt" hold. (Folding today's BackstopVault
+capital into the new vault is a matter of its size: ``vault_size_usd``.) Taking over at the bankruptcy price, the vault
 books the deficit as a loss (or the margin left as a gain) and holds the residual size from the
 recorded mark, closing it evenly over ``unwind_hours`` at the recorded marks (its time-weighted
 average) less square-root slippage. Healthy liquidations pay the vault ``healthy_liquidation_fee``
@@ -117,9 +120,12 @@ def replay(history: History, p: VaultParams, *, marks: MarkBook | None = None) -
     # Exit prices of a full unwind, computed up front per market (they do not depend on the design).
     exit_px = np.empty(n)
     mk = work["market"].to_numpy()
-    for m in np.unique(mk) if n else []:
-        sel = mk == m
-        exit_px[sel] = marks.twap(str(m), ts[sel].astype(float), ts[sel] + p.unwind_hours * HOUR, mark[sel])
+    if p.unwind_hours > 0:
+        for m in np.unique(mk) if n else []:
+            sel = mk == m
+            exit_px[sel] = marks.twap(str(m), ts[sel].astype(float), ts[sel] + p.unwind_hours * HOUR, mark[sel])
+    else:  # closed at once, at the liquidation's own mark
+        exit_px[:] = mark
 
     out_vault = np.zeros(n)
     out_buffer = np.zeros(n)
@@ -228,9 +234,8 @@ def replay(history: History, p: VaultParams, *, marks: MarkBook | None = None) -
         if not on or p.vault_before_adl:
             adl_take = min(adl_rec, rem)
             rem -= adl_take
-        if p.legacy_backstop or not on:
-            bv_take = min(bv_rec, rem)
-            rem -= bv_take
+        bv_take = min(bv_rec, rem)
+        rem -= bv_take
         if not on or p.insurance_senior:
             if_take = min(if_rec + savings, rem)
             rem -= if_take
