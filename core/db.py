@@ -1,8 +1,12 @@
-"""Engine, schema creation and bulk writes for SQLite (default) and any other SQLAlchemy URL.
+"""Engine, schema creation and bulk writes for SQLite (default), PostgreSQL and any other SQLAlchemy URL.
 
 Bulk loads go through the DBAPI's ``executemany`` with ``ON CONFLICT DO NOTHING`` on the natural key,
 inside the caller's transaction, so re-inserting an indexed range stores nothing twice and a
 checkpoint written in the same transaction is never ahead of (or behind) the rows.
+
+Everything that differs between database backends lives in this module (URL driver defaults,
+connection settings, concurrent schema creation); the SQL elsewhere is
+written once, in the subset SQLite and PostgreSQL share.
 """
 
 from __future__ import annotations
@@ -37,10 +41,20 @@ def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: object) -> No
     cur.close()
 
 
+def _with_driver(parsed: sa.engine.URL) -> sa.engine.URL:
+    """``postgresql://`` and ``postgres://`` mean psycopg 3 (the driver in requirements.txt).
+
+    SQLAlchemy's default PostgreSQL driver is psycopg2, which is not installed, and hosting
+    providers hand out ``postgres://`` URLs, which SQLAlchemy does not know at all."""
+    if parsed.drivername in ("postgresql", "postgres"):
+        return parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
 def make_engine(url: str, *, create: bool = True) -> Engine:
     """An engine for ``url`` with the schema created; raises DatabaseError with a one-line reason."""
     try:
-        parsed = sa.engine.make_url(url)
+        parsed = _with_driver(sa.engine.make_url(url))
     except sa.exc.ArgumentError as e:
         raise DatabaseError(f"database URL is not a valid SQLAlchemy URL: {redact_db_url(url)}") from e
     if parsed.get_backend_name() == "sqlite":
@@ -51,8 +65,11 @@ def make_engine(url: str, *, create: bool = True) -> Engine:
                 raise DatabaseError(
                     f"cannot open database {redact_db_url(url)}: directory {parent} does not exist"
                 )
+    # A server can restart under a long-lived app or `--follow` indexer: test pooled connections
+    # before use. (SQLite files have no connection to lose.)
+    options: dict[str, Any] = {} if parsed.get_backend_name() == "sqlite" else {"pool_pre_ping": True}
     try:
-        engine = sa.create_engine(parsed)
+        engine = sa.create_engine(parsed, **options)
     except Exception as e:  # missing driver, bad options
         first_line = (str(e).strip().splitlines() or [""])[0]
         raise DatabaseError(f"cannot open database {redact_db_url(url)}: {type(e).__name__}: {first_line}") from e
@@ -72,12 +89,16 @@ def make_engine(url: str, *, create: bool = True) -> Engine:
 
 
 def _create_schema(engine: Engine, attempts: int = 5) -> None:
-    """create_all, tolerating another process (app or indexer) creating the same tables meanwhile."""
+    """create_all, tolerating another process (app or indexer) creating the same tables meanwhile.
+
+    The loser of the race sees "table … already exists" (SQLite: OperationalError; PostgreSQL:
+    DuplicateTable, or a unique violation on pg_type naming the table) and retries, finding the
+    tables there."""
     for attempt in range(attempts):
         try:
             SQLModel.metadata.create_all(engine)
             return
-        except sa.exc.OperationalError as e:
+        except (sa.exc.OperationalError, sa.exc.ProgrammingError, sa.exc.IntegrityError) as e:
             if "already exists" not in str(e.orig) or attempt == attempts - 1:
                 raise
 
