@@ -5,14 +5,16 @@ inside the caller's transaction, so re-inserting an indexed range stores nothing
 checkpoint written in the same transaction is never ahead of (or behind) the rows.
 
 Everything that differs between database backends lives in this module (URL driver defaults,
-connection settings, concurrent schema creation); the SQL elsewhere is
+connection settings, concurrent schema creation, the cross-process lock); the SQL elsewhere is
 written once, in the subset SQLite and PostgreSQL share.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -116,6 +118,46 @@ def transaction(engine: Engine) -> Iterator[Connection]:
     """One database transaction (committed on success, rolled back on any exception)."""
     with engine.begin() as conn:
         yield conn
+
+
+_process_locks: dict[str, threading.Lock] = {}
+_process_locks_guard = threading.Lock()
+
+
+@contextmanager
+def exclusive(engine: Engine, name: str) -> Iterator[None]:
+    """Hold the lock ``name`` on this database, across threads and processes, while the block runs.
+
+    PostgreSQL: a session advisory lock, held by a connection of its own. SQLite file: an flock on a
+    file beside the database (``<file>-<name>.lock``). Anything else (an in-memory database, another
+    backend): this process's threads only.
+    """
+    with _process_locks_guard:
+        local = _process_locks.setdefault(f"{engine.url}|{name}", threading.Lock())
+    with local:
+        if engine.dialect.name == "postgresql":
+            key = zlib.crc32(name.encode())  # advisory locks take a bigint key
+            with engine.connect() as conn:
+                conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": key})
+                conn.commit()  # the lock belongs to the session: no transaction stays open meanwhile
+                try:
+                    yield
+                finally:
+                    conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                    conn.commit()
+            return
+        path = engine.url.database if engine.dialect.name == "sqlite" else None
+        if not path or path == ":memory:" or path.startswith("file:"):
+            yield
+            return
+        import fcntl  # POSIX; imported here so that core.db still imports elsewhere
+
+        with open(f"{path}-{name}.lock", "a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
 
 
 @dataclass(frozen=True)

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from core import schema
+from core import db, schema
 
 DEMO_DEPLOYMENT = "demo"
 DEMO_SEED = 1
-_lock = threading.Lock()
 
 
 def is_empty(engine: Engine) -> bool:
@@ -32,9 +30,10 @@ def is_demo(engine: Engine) -> bool:
 def ensure_demo(engine: Engine, days: int, progress: Callable[[float, str], None] | None = None) -> bool:
     """Build the demo history if the database is empty; True if this call built it.
 
-    One build per process: concurrent callers wait for the first and then find the data there.
+    One build per database: concurrent callers (other sessions, other app processes or replicas)
+    wait for the first and then find the data there.
     """
-    with _lock:
+    with db.exclusive(engine, "demo-build"):
         if not is_empty(engine):
             return False
         from core.simulator import build_database
