@@ -74,14 +74,16 @@ def load_market_stats(engine: Engine, chain_id: int, f: Filters, granularity: Gr
     """Rollup rows per market and bucket in the period (week = 7 daily buckets summed)."""
     model = schema.MarketStatsHourly if granularity == "hour" else schema.MarketStatsDaily
     t = schema.table_of(model)
-    df = _frame(engine, _bounded(t, sa.select(t).where(t.c.chain_id == chain_id), f), model)
+    q = _bounded(t, sa.select(t).where(t.c.chain_id == chain_id), f).order_by(t.c.bucket, t.c.market)
+    df = _frame(engine, q, model)
     return to_weeks(df) if granularity == "week" else df
 
 
 def load_protocol_stats(engine: Engine, chain_id: int, f: Filters, granularity: Granularity = "day") -> pl.DataFrame:
     model = schema.ProtocolStatsHourly if granularity == "hour" else schema.ProtocolStatsDaily
     t = schema.table_of(model)
-    df = _frame(engine, _bounded(t, sa.select(t).where(t.c.chain_id == chain_id), f, with_markets=False), model)
+    q = _bounded(t, sa.select(t).where(t.c.chain_id == chain_id), f, with_markets=False).order_by(t.c.bucket)
+    df = _frame(engine, q, model)
     if granularity == "week":
         df = df.with_columns(week_start(pl.col("bucket"))).group_by("chain_id", "bucket").agg(
             pl.col("socialized_debt_usd").sum(), pl.col("insurance_fund_usd").drop_nulls().last(),
@@ -117,15 +119,16 @@ def _latest_before(engine: Engine, chain_id: int, end: int | None, markets: tupl
         q = q.where(t.c.bucket < end)
     if markets is not None:
         q = q.where(t.c.market.in_(markets))
-    df = _frame(engine, q, schema.MarketStatsDaily)
-    return df.sort("bucket").group_by("market").agg(
+    df = _frame(engine, q.order_by(t.c.bucket, t.c.market), schema.MarketStatsDaily)
+    return df.group_by("market").agg(
         pl.col("long_open_interest").drop_nulls().last(), pl.col("short_open_interest").drop_nulls().last(),
         pl.col("mark_price").drop_nulls().last())
 
 
 def open_interest_usd(latest: pl.DataFrame, markets: pl.DataFrame) -> float:
     """Σ over perp markets of latest long OI × latest mark (EVENTS.md)."""
-    perps = latest.join(markets.filter(pl.col("market_type") == "perp").select("market"), on="market")
+    # summed in market order: the same float on every run and backend
+    perps = latest.join(markets.filter(pl.col("market_type") == "perp").select("market"), on="market").sort("market")
     return float(perps.select((pl.col("long_open_interest") * pl.col("mark_price")).fill_null(0).sum()).item())
 
 
@@ -430,7 +433,7 @@ def top_liquidated_accounts(engine: Engine, chain_id: int, f: Filters, n: int = 
         q = q.where(t.c.block_timestamp < f.end)
     if f.markets is not None:
         q = q.where(t.c.market.in_(f.markets))
-    q = q.group_by(t.c.account).order_by(sa.func.sum(t.c.notional_usd).desc()).limit(n)
+    q = q.group_by(t.c.account).order_by(sa.func.sum(t.c.notional_usd).desc(), t.c.account).limit(n)
     with engine.connect() as conn:
         return db.read_frame(conn, q, {"account": pl.String(), "liquidations": pl.Int64(), "notional_usd": pl.Float64(),
                                        "deficit_usd": pl.Float64(), "socialized_usd": pl.Float64()})
@@ -455,7 +458,7 @@ def trader_activity(engine: Engine, chain_id: int, f: Filters) -> tuple[pl.DataF
     active_q = sa.select(t.c.bucket, sa.func.count(sa.distinct(t.c.trader))).where(*period).group_by(t.c.bucket)
     new_q = sa.select(first.c.first_day, sa.func.count()).group_by(first.c.first_day)
     top_q = (sa.select(t.c.trader, sa.func.sum(t.c.volume_usd), sa.func.sum(t.c.trades), sa.func.count(sa.distinct(t.c.bucket)))
-             .where(*period).group_by(t.c.trader).order_by(sa.func.sum(t.c.volume_usd).desc()).limit(25))
+             .where(*period).group_by(t.c.trader).order_by(sa.func.sum(t.c.volume_usd).desc(), t.c.trader).limit(25))
     with engine.connect() as conn:
         active = db.read_frame(conn, active_q, {"bucket": pl.Int64(), "active": pl.Int64()})
         new = db.read_frame(conn, new_q, {"bucket": pl.Int64(), "new": pl.Int64()})
@@ -517,8 +520,8 @@ def reconciliation(engine: Engine, chain_id: int) -> list[Check]:
         checks.append(Check("Backstop vault value = its events", vault_sum / 1e6, vault_last / 1e6, vault_sum == vault_last,
                             "latest totalVaultValue vs deposits − withdrawals + PnL up to it (micro-USD, exact)"))
     tiers = one("SELECT SUM(adl_covered_usd + backstop_loss_usd + insurance_cover_usd + socialized_usd) FROM liquidations WHERE chain_id = :c")
-    deficit = one("SELECT SUM(MAX(0, -remaining_equity_usd)) FROM liquidations WHERE chain_id = :c") if engine.dialect.name == "sqlite" \
-        else one("SELECT SUM(GREATEST(0, -remaining_equity_usd)) FROM liquidations WHERE chain_id = :c")
+    deficit = one("SELECT SUM(CASE WHEN remaining_equity_usd < 0 THEN -remaining_equity_usd ELSE 0 END) "
+                  "FROM liquidations WHERE chain_id = :c")  # max(0, −equity), in SQL both backends share
     checks.append(Check("Waterfall tiers cover every deficit", deficit, tiers, abs(tiers - deficit) <= 1e-6 * max(1.0, deficit),
                         "Σ ADL + backstop + insurance + socialized vs Σ max(0, −remaining equity)"))
     return checks
