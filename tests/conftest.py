@@ -1,12 +1,22 @@
-"""Shared fixtures: a real anvil node per test module that wants one."""
+"""Shared fixtures: a real anvil node per test that wants one, and databases on every backend.
+
+Every test that stores rows takes its database from ``database_url`` (or, for module-wide fixtures,
+from ``new_database``), so it runs once on SQLite and once on a real PostgreSQL server: a
+throw-away cluster started for the session (tests/postgres.py). Without the PostgreSQL binaries the
+PostgreSQL runs fail with one line saying how to get them; they are never skipped.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 
 import pytest
 
 from tests.anvil import run_anvil
+from tests.postgres import Cluster, run_postgres
+
+BACKENDS = ("sqlite", "postgresql")
 
 
 @pytest.fixture()
@@ -16,10 +26,36 @@ def anvil_url() -> Iterator[str]:
         yield url
 
 
-@pytest.fixture()
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A fresh, empty database URL for one test: a SQLite file under the test's temp directory.
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Cluster]:
+    """The session's PostgreSQL cluster, started the first time a test needs it."""
+    with ExitStack() as stack:
+        try:
+            cluster = stack.enter_context(run_postgres())
+        except RuntimeError as e:
+            pytest.fail(str(e), pytrace=False)
+        yield cluster
 
-    Tests that store rows take their database from here, so the suite can run the same tests on
-    another backend by changing this one fixture."""
-    return f"sqlite:///{tmp_path_factory.mktemp('db') / 'marginx.db'}"
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The database backend of this run of the test (module-scoped, so a module's fixtures share it)."""
+    return str(request.param)
+
+
+@pytest.fixture(scope="module")
+def new_database(backend: str, request: pytest.FixtureRequest,
+                 tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], str]:
+    """``new_database(label)`` → the URL of a fresh, empty database on this run's backend."""
+    def make(label: str) -> str:
+        if backend == "sqlite":
+            return f"sqlite:///{tmp_path_factory.mktemp(label) / 'marginx.db'}"
+        cluster: Cluster = request.getfixturevalue("postgres")
+        return cluster.new_database(label)
+    return make
+
+
+@pytest.fixture()
+def database_url(new_database: Callable[[str], str]) -> str:
+    """A fresh, empty database URL for one test, on each backend in turn."""
+    return new_database("db")
