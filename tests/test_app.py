@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 import sqlalchemy as sa
@@ -17,19 +16,18 @@ PAGES = ["pages/overview.py", "pages/markets.py", "pages/liquidations.py", "page
 HOSTILE = "<i>ETH</i>-USDC"
 
 
-def build(path: Path, *, only: str | None = None) -> str:
+def build(url: str, *, only: str | None = None) -> str:
     hist = history(5, blocks=150)
     if only:  # keep one market: drop the other's creation and trades
         hist = [(b, ts, [e for e in evs if not (e[0] in ("MarketCreated", "Trade") and e[2][0] != only)])
                 for b, ts, evs in hist]
-    url = f"sqlite:///{path}"
     ingest_stream(db.make_engine(url), MANIFEST, batches(hist, [40, 90]))
     return url
 
 
 @pytest.fixture(scope="module")
-def fixture_db(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return build(tmp_path_factory.mktemp("app") / "app.db")
+def fixture_db(new_database: Callable[[str], str]) -> str:
+    return build(new_database("app"))
 
 
 def run(url: str, page: str, monkeypatch: pytest.MonkeyPatch, params: dict[str, str] | None = None, **env: str) -> AppTest:
@@ -59,8 +57,12 @@ def dollars(text: str) -> float:
 
 
 def sql(url: str, query: str) -> float:
-    with db.make_engine(url).connect() as conn:
-        return float(conn.execute(sa.text(query)).scalar() or 0)
+    engine = db.make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return float(conn.execute(sa.text(query)).scalar() or 0)
+    finally:
+        engine.dispose()
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -106,36 +108,37 @@ def test_hostile_symbol_is_plain_text(fixture_db: str, monkeypatch: pytest.Monke
     assert not any("<i>" in str(v) for v in rendered), "symbols never go through markdown"
 
 
-def test_empty_database_renders_a_hint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    url = f"sqlite:///{tmp_path / 'empty.db'}"
+def test_empty_database_renders_a_hint(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     for page in PAGES:
-        at = run(url, page, monkeypatch)
+        at = run(database_url, page, monkeypatch)
         assert any("Nothing indexed yet" in i.value for i in at.info)
 
 
-def test_one_market_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    url = build(tmp_path / "one.db", only=PERP)
+def test_one_market_database(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = build(database_url, only=PERP)
     assert sql(url, f"SELECT COUNT(*) FROM trades WHERE market = '{SPOT}'") == 0
     for page in PAGES:
         run(url, page, monkeypatch)
 
 
-def test_unopenable_database_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DATABASE_URL", "sqlite:////no/such/dir/x.db")
+@pytest.mark.parametrize("url, message", [
+    ("sqlite:////no/such/dir/x.db", "directory /no/such/dir does not exist"),
+    # a PostgreSQL server that is not there (nothing listens on port 1): the password never shows
+    ("postgresql://marginx:s3cret@127.0.0.1:1/marginx",
+     "cannot open database postgresql://marginx:***@127.0.0.1:1/marginx: connection failed"),
+], ids=["sqlite-missing-dir", "postgresql-refused"])
+def test_unopenable_database_is_one_clear_error(url: str, message: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", url)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
     at.run()
     assert not at.exception
-    assert at.error and "directory /no/such/dir does not exist" in at.error[0].value
+    assert at.error and message in at.error[0].value
+    assert "s3cret" not in at.error[0].value and "\n" not in at.error[0].value
 
 
-@pytest.fixture()
-def demo_env(tmp_path: Path) -> Iterator[str]:
-    yield f"sqlite:///{tmp_path / 'demo.db'}"
-
-
-def test_empty_database_gets_the_demo_with_a_banner(demo_env: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    at = run(demo_env, PAGES[0], monkeypatch, BUILD_DEMO="1", DEMO_DAYS="1")
+def test_empty_database_gets_the_demo_with_a_banner(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = run(database_url, PAGES[0], monkeypatch, BUILD_DEMO="1", DEMO_DAYS="1")
     assert any("Demo data" in i.value for i in at.info)
     cards = {m.label: m.value for m in at.metric}
     assert cards["Trades"] != "0"
-    assert sql(demo_env, "SELECT COUNT(*) FROM checkpoints WHERE deployment = 'demo'") == 1
+    assert sql(database_url, "SELECT COUNT(*) FROM checkpoints WHERE deployment = 'demo'") == 1

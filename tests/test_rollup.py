@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -31,16 +32,16 @@ HIST = history(11)
 
 
 @pytest.fixture(scope="module")
-def whole(tmp_path_factory: pytest.TempPathFactory) -> str:
-    url = f"sqlite:///{tmp_path_factory.mktemp('whole') / 'whole.db'}"
+def whole(new_database: Callable[[str], str]) -> str:
+    url = new_database("whole")
     ingest_stream(db.make_engine(url), MANIFEST, batches(HIST, []))
     return url
 
 
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.integers(1, len(HIST) - 1), max_size=8))
-def test_rollups_over_any_split_equal_one_build(whole: str, tmp_path_factory: pytest.TempPathFactory, cuts: list[int]) -> None:
-    url = f"sqlite:///{tmp_path_factory.mktemp('split') / 'split.db'}"
+def test_rollups_over_any_split_equal_one_build(whole: str, new_database: Callable[[str], str], cuts: list[int]) -> None:
+    url = new_database("split")
     engine = db.make_engine(url)
     ingest_stream(engine, MANIFEST, batches(HIST, cuts))
     assert rollup_rows(engine) == rollup_rows(db.make_engine(whole))
@@ -58,8 +59,12 @@ def test_rollups_equal_a_recomputation_from_raw_rows(whole: str) -> None:
 
 
 def sql(url: str, query: str) -> Any:
-    with db.make_engine(url).connect() as conn:
-        return conn.execute(sa.text(query)).scalar()
+    engine = db.make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(sa.text(query)).scalar()
+    finally:
+        engine.dispose()
 
 
 def test_report_matches_plain_sql_over_raw_rows(whole: str) -> None:
@@ -75,7 +80,7 @@ def test_report_matches_plain_sql_over_raw_rows(whole: str) -> None:
     oi = sql(whole, f"SELECT long_open_interest FROM open_interest WHERE market = '{PERP}' ORDER BY block_number DESC LIMIT 1")
     mark = sql(whole, f"SELECT mark_price FROM prices WHERE market = '{PERP}' ORDER BY block_number DESC LIMIT 1")
     assert rep["open_interest_usd"] == pytest.approx(oi * mark)
-    assert rep["active_traders"] == sql(whole, "SELECT COUNT(*) FROM (SELECT maker FROM trades UNION SELECT taker FROM trades)")
+    assert rep["active_traders"] == sql(whole, "SELECT COUNT(*) FROM (SELECT maker FROM trades UNION SELECT taker FROM trades) AS traders")
     days = sql(whole, "SELECT COUNT(DISTINCT timestamp / 86400) FROM blocks")
     assert len(rep["daily"]) == days
     assert sum(d["trades"] for d in rep["daily"]) == rep["total_trades"]
@@ -106,10 +111,10 @@ def test_active_traders_in_the_last_24h_is_an_exact_window(whole: str) -> None:
     as_of = metrics.latest_timestamp(engine, 31337)
     assert as_of is not None
     window = f"block_timestamp > {as_of - 86_400} AND block_timestamp <= {as_of}"
-    expected = sql(whole, f"SELECT COUNT(*) FROM (SELECT maker FROM trades WHERE {window} UNION SELECT taker FROM trades WHERE {window})")
+    expected = sql(whole, f"SELECT COUNT(*) FROM (SELECT maker FROM trades WHERE {window} UNION SELECT taker FROM trades WHERE {window}) AS t")
     assert metrics.active_traders_between(engine, 31337, as_of - 86_400 + 1, as_of + 1, None) == expected > 0
     spot_only = sql(whole, f"SELECT COUNT(*) FROM (SELECT maker FROM trades WHERE {window} AND market = '{SPOT}' "
-                           f"UNION SELECT taker FROM trades WHERE {window} AND market = '{SPOT}')")
+                           f"UNION SELECT taker FROM trades WHERE {window} AND market = '{SPOT}') AS t")
     assert metrics.active_traders_between(engine, 31337, as_of - 86_400 + 1, as_of + 1, (SPOT,)) == spot_only
 
 
@@ -122,10 +127,10 @@ def test_format_usd(x: float, shown: str) -> None:
 def test_trader_activity_new_returning_and_top(whole: str) -> None:
     days, top = metrics.trader_activity(db.make_engine(whole), 31337, metrics.Filters())
     per_day = "SELECT COUNT(*) FROM (SELECT DISTINCT block_timestamp / 86400 AS d, maker AS t FROM trades UNION " \
-              "SELECT DISTINCT block_timestamp / 86400, taker FROM trades)"
+              "SELECT DISTINCT block_timestamp / 86400, taker FROM trades) AS trader_days"
     assert int(days["active"].sum()) == sql(whole, per_day)
-    everyone = sql(whole, "SELECT COUNT(*) FROM (SELECT maker FROM trades UNION SELECT taker FROM trades)")
+    everyone = sql(whole, "SELECT COUNT(*) FROM (SELECT maker FROM trades UNION SELECT taker FROM trades) AS traders")
     assert int(days["new"].sum()) == everyone and int(days["returning"].min()) >= 0
     best = sql(whole, "SELECT SUM(v) FROM (SELECT maker AS t, price * size AS v FROM trades UNION ALL "
-                      "SELECT taker, price * size FROM trades) GROUP BY t ORDER BY SUM(v) DESC LIMIT 1")
+                      "SELECT taker, price * size FROM trades) AS sides GROUP BY t ORDER BY SUM(v) DESC LIMIT 1")
     assert top["volume_usd"][0] == pytest.approx(best)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -136,8 +137,8 @@ def test_same_seed_same_logs_other_seed_other_logs() -> None:
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Engine, Truth]:
-    url = f"sqlite:///{tmp_path_factory.mktemp('sim') / 'demo.db'}"
+def demo(new_database: Callable[[str], str]) -> tuple[Engine, Truth]:
+    url = new_database("sim")
     fractions: list[float] = []
     truth = build_database(url, SEED, DAYS, TRADES_PER_DAY, progress=lambda f, _m: fractions.append(f))
     assert fractions and fractions == sorted(fractions) and fractions[-1] > 0.99
@@ -248,14 +249,14 @@ def _tables(engine: Engine) -> dict[str, pl.DataFrame]:
     return out
 
 
-def test_node_path_equals_raw_path(tmp_path: Path) -> None:
+def test_node_path_equals_raw_path(tmp_path: Path, database_url: str, new_database: Callable[[str], str]) -> None:
     cfg = run_config(3, 1, 300)
     manifest_path = tmp_path / "node.json"
     with run_anvil(timestamp=cfg.start_ts - 86_400) as url:
         truth = run_on_node(url, manifest_path, 3, 1, 300)
         manifest = load_manifest(manifest_path)
         assert manifest.contracts == load_manifest(DEMO_MANIFEST).contracts
-        node_engine = db.make_engine(f"sqlite:///{tmp_path / 'node.db'}")
+        node_engine = db.make_engine(database_url)
         result = Indexer(manifest, RPC(url), node_engine).run()
         assert result.undecodable == 0 and result.foreign == 0
         w3 = Web3(Web3.HTTPProvider(url))
@@ -268,7 +269,7 @@ def test_node_path_equals_raw_path(tmp_path: Path) -> None:
         assert vault.functions.totalVaultValue().call() == truth.backstop_vault_raw
         assert vault.functions.totalSocializedDebt().call() == truth.socialized_debt_raw
 
-    raw_engine = db.make_engine(f"sqlite:///{tmp_path / 'raw.db'}")
+    raw_engine = db.make_engine(new_database("raw"))
     assert build_database(raw_engine, 3, 1, 300, parallel=False) == truth
     node, raw = _tables(node_engine), _tables(raw_engine)
     assert node["trades"].height == truth.total_trades and node["liquidations"].height == truth.liquidations > 0
