@@ -1,0 +1,179 @@
+"""The database layer on every backend: URLs, concurrent schema creation, the cross-process lock, and
+the same history giving the same tables and the same report on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+import sqlalchemy as sa
+from sqlmodel import SQLModel
+
+from core import db, metrics, schema
+from core.indexer.run import ingest_stream
+from core.simulator import build_database
+from tests.postgres import Cluster
+from tests.synthetic import MANIFEST, PERP, ROOT, SPOT, batches, history
+
+
+@pytest.mark.parametrize("url, driver", [
+    ("postgresql://u:pw@db.example/marginx", "postgresql+psycopg"),
+    ("postgres://u:pw@db.example/marginx", "postgresql+psycopg"),
+    ("postgresql+psycopg://u:pw@db.example/marginx", "postgresql+psycopg"),
+    ("sqlite:///x.db", "sqlite"),
+])
+def test_postgres_urls_use_the_installed_driver(url: str, driver: str) -> None:
+    assert db._with_driver(sa.engine.make_url(url)).drivername == driver
+
+
+def test_sqlite_runs_in_wal_mode_so_the_app_reads_while_the_indexer_writes(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'wal.db'}"
+    engine = db.make_engine(url)
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("PRAGMA journal_mode")).scalar() == "wal"
+    # a reader sees the last committed state while a write transaction is open
+    t = schema.table_of(schema.Checkpoint)
+    with engine.begin() as writer:
+        writer.execute(sa.insert(t).values(chain_id=1, deployment="d", last_block=5, last_block_hash="0x", updated_at=0))
+        with db.make_engine(url).connect() as reader:
+            assert reader.execute(sa.select(sa.func.count()).select_from(t)).scalar() == 0
+
+
+def test_schema_created_concurrently(database_url: str) -> None:
+    """The app and the indexer may both open an empty database first: neither may fail."""
+    start, errors = threading.Barrier(4), []
+
+    def open_it() -> None:
+        start.wait()
+        try:
+            db.make_engine(database_url).dispose()
+        except Exception as e:  # noqa: BLE001 - collected and shown by the assertion
+            errors.append(e)
+
+    threads = [threading.Thread(target=open_it) for _ in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert errors == []
+    engine = db.make_engine(database_url, create=False)
+    assert set(sa.inspect(engine).get_table_names()) == set(SQLModel.metadata.tables)
+    engine.dispose()
+
+
+def test_exclusive_holds_across_processes(database_url: str, tmp_path: Path) -> None:
+    """While another process holds the lock, taking it waits until that process lets go."""
+    released = tmp_path / "released"
+    holder = ("import sys, time; from pathlib import Path; from core import db\n"
+              "with db.exclusive(db.make_engine(sys.argv[1]), 'demo-build'):\n"
+              "    print('held', flush=True); time.sleep(1.5); Path(sys.argv[2]).write_text('yes')\n")
+    proc = subprocess.Popen([sys.executable, "-c", holder, database_url, str(released)], cwd=ROOT,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+        with db.exclusive(db.make_engine(database_url), "demo-build"):
+            assert released.exists(), "the lock was taken while another process held it"
+        # another name is another lock
+        with db.exclusive(db.make_engine(database_url), "something-else"):
+            pass
+    finally:
+        proc.wait(timeout=60)
+    assert proc.returncode == 0
+
+
+def test_exclusive_holds_across_threads(database_url: str) -> None:
+    engine = db.make_engine(database_url)
+    inside, overlaps = [0], []
+    guard = threading.Lock()
+
+    def work() -> None:
+        with db.exclusive(engine, "demo-build"):
+            with guard:
+                inside[0] += 1
+                overlaps.append(inside[0])
+            threading.Event().wait(0.05)
+            with guard:
+                inside[0] -= 1
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert overlaps == [1, 1, 1, 1]
+
+
+# --------------------------------------------------------------------------- SQLite == PostgreSQL
+
+
+def _models() -> dict[str, type[SQLModel]]:
+    """Every table model, by table name."""
+    found, todo = {}, list(SQLModel.__subclasses__())
+    while todo:
+        cls = todo.pop()
+        todo += cls.__subclasses__()
+        if isinstance(getattr(cls, "__table__", None), sa.Table):
+            found[schema.table_of(cls).name] = cls
+    assert set(found) == set(SQLModel.metadata.tables)
+    return found
+
+
+def typed_tables(url: str) -> dict[str, pl.DataFrame]:
+    """Every table as a frame typed by its schema, in key order (checkpoint wall-clock time excluded)."""
+    engine = db.make_engine(url)
+    out = {}
+    with engine.connect() as conn:
+        for name, model in _models().items():
+            t = schema.table_of(model)
+            cols = [c for c in t.columns if c.name != "updated_at"]
+            types = schema.frame_schema(model)
+            out[name] = db.read_frame(conn, sa.select(*cols).order_by(*t.primary_key.columns),
+                                      {c.name: types[c.name] for c in cols})
+    engine.dispose()
+    return out
+
+
+def reports(url: str) -> list[dict[str, Any]]:
+    """core.report over the whole history, one market, and a date range."""
+    engine = db.make_engine(url)
+    chain = metrics.chain_ids(engine)[0]
+    markets = metrics.load_markets(engine, chain)
+    first = metrics.load_protocol_stats(engine, chain, metrics.Filters())["bucket"][1]
+    out = [metrics.report(engine, chain, f) for f in (
+        metrics.Filters(), metrics.Filters(markets=(markets["market"][0],)),
+        metrics.Filters(start=first, end=first + 86_400))]
+    engine.dispose()
+    return out
+
+
+@pytest.fixture(scope="module")
+def both(postgres: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], tuple[str, str]]:
+    def urls(label: str) -> tuple[str, str]:
+        return f"sqlite:///{tmp_path_factory.mktemp(label) / 'x.db'}", postgres.new_database(label)
+    return urls
+
+
+@pytest.mark.parametrize("build", ["synthetic", "simulator"])
+def test_same_history_same_tables_and_report_on_sqlite_and_postgresql(
+        build: str, both: Callable[[str], tuple[str, str]]) -> None:
+    lite, pg = both(build)
+    for url in (lite, pg):
+        if build == "synthetic":  # hostile symbol, 1e18 raw values beyond 64 bits, every rolled-up event
+            ingest_stream(db.make_engine(url), MANIFEST, batches(history(4), [30, 31, 100]))
+        else:  # the demo path: crash, squeeze and every waterfall tier
+            build_database(url, seed=2, days=2, trades_per_day=400, parallel=False)
+    lite_tables, pg_tables = typed_tables(lite), typed_tables(pg)
+    assert lite_tables["trades"].height > 100 and lite_tables["stats_daily"].height > 0
+    if build == "synthetic":
+        assert max(int(v) for v in lite_tables["trades"]["price_raw"]) > 2**63
+        assert set(lite_tables["markets"]["market"]) == {PERP, SPOT}
+    for name in lite_tables:
+        assert lite_tables[name].schema == pg_tables[name].schema, name
+        assert lite_tables[name].equals(pg_tables[name]), name
+    assert reports(lite) == reports(pg)
