@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -23,9 +23,8 @@ PAGES = {"overview": "", "markets": "markets", "liquidations": "liquidations", "
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    path = tmp_path_factory.mktemp("browser") / "app.db"
-    url = f"sqlite:///{path}"
+def server(new_database: Callable[[str], str]) -> Iterator[str]:
+    url = new_database("browser")
     ingest_stream(db.make_engine(url), MANIFEST, batches(history(9, blocks=200), []))
     port = free_port()
     env = {**os.environ, "DATABASE_URL": url, "BUILD_DEMO": "0"}
@@ -52,7 +51,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         proc.wait(timeout=20)
 
 
-def test_every_page_in_a_real_browser(server: str) -> None:
+def test_every_page_in_a_real_browser(server: str, backend: str) -> None:
     from playwright.sync_api import sync_playwright
 
     chromium = shutil.which("chromium")
@@ -75,7 +74,8 @@ def test_every_page_in_a_real_browser(server: str) -> None:
                 page.wait_for_function('document.querySelectorAll(\'[data-testid="stMetricValue"]\').length >= 10',
                                        timeout=60_000)
             page.wait_for_timeout(1000)  # let Vega finish drawing before the screenshot
-            page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+            suffix = "" if backend == "sqlite" else f"-{backend}"
+            page.screenshot(path=str(ARTIFACTS / f"{name}{suffix}.png"), full_page=True)
             assert page.locator('[data-testid="stException"]').count() == 0, name
             assert page.locator('[data-testid="stAlertContentError"]').count() == 0, name
             text = page.locator('[data-testid="stMain"]').inner_text()
