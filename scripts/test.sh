@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs everything the tests need (Python packages in .venv, the anvil node from npm) and runs them all.
+# Installs everything the tests need (Python packages in .venv, the anvil node from npm, Debian's chromium
+# and postgresql) and runs them all, on SQLite and on PostgreSQL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
@@ -9,10 +10,16 @@ PYTHON="${PYTHON:-python3}"
 # `npm install` (not `npm ci`): the lock file pins the version and hashes, but npm records only this
 # platform's optional binary in it, which `npm ci` rejects as out of sync.
 npm install --ignore-scripts --no-audit --no-fund --loglevel=error
-# Debian's chromium for the one real-browser check (playwright drives it; it never downloads a browser).
-if ! command -v chromium >/dev/null 2>&1; then
+# From Debian: chromium for the one real-browser check (playwright drives it; it never downloads a
+# browser), and postgresql, whose server binaries the suite uses to start a throw-away cluster on
+# 127.0.0.1 for the PostgreSQL run of every database test (tests/postgres.py; the package's own
+# cluster is not used).
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || command -v initdb >/dev/null 2>&1 || missing+=(postgresql)
+if [ "${#missing[@]}" -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 exec .venv/bin/python -m pytest -q "$@"
