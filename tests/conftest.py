@@ -31,9 +31,11 @@ def postgres() -> Iterator[Cluster]:
     """The session's PostgreSQL cluster, started the first time a test needs it."""
     with ExitStack() as stack:
         try:
-            cluster = stack.enter_context(run_postgres())
+            cluster: Cluster | None = stack.enter_context(run_postgres())
         except RuntimeError as e:
-            pytest.fail(str(e), pytrace=False)
+            cluster, reason = None, str(e)
+        if cluster is None:
+            pytest.fail(reason, pytrace=False)  # outside the except: one line, no chained traceback
         yield cluster
 
 
