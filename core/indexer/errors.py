@@ -8,12 +8,31 @@ class IndexerError(Exception):
 
 
 class TransientRPCError(Exception):
-    """A failure worth retrying with backoff (HTTP 5xx/429, timeouts, truncated bodies, rate limits)."""
+    """A failure worth retrying with backoff (HTTP 5xx/429, timeouts, truncated bodies, rate limits).
+
+    ``retry_after``: seconds the node asked us to wait (HTTP Retry-After), if it said."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class RangeTooLargeError(Exception):
-    """The node refused an eth_getLogs range as too large (too many results, payload, timeout)."""
+    """The node refused an eth_getLogs range as too large (too many results, payload, timeout).
+
+    ``transient``: the refusal may be a hiccup rather than the range (a read timeout), so at the
+    smallest range it is retried instead of given up on. ``suggested_width``: the span the node
+    said would work, when it said (Alchemy names a block range)."""
+
+    def __init__(self, message: str, *, transient: bool = False, suggested_width: int | None = None) -> None:
+        super().__init__(message)
+        self.transient = transient
+        self.suggested_width = suggested_width
 
 
 class ReorgDuringFetchError(TransientRPCError):
     """The chain changed under a chunk being fetched (a block vanished or hashes disagree)."""
+
+
+class MalformedAnswerError(TransientRPCError):
+    """The node's answer is well-formed JSON-RPC but not what the method returns (a faulty node)."""

@@ -1,17 +1,24 @@
-"""A JSON-RPC client over web3's HTTPProvider that knows which node failures are worth retrying.
+"""A JSON-RPC client over HTTP that knows which node failures are worth retrying.
 
 Hosted nodes fail in a handful of ways; each is classified once, here:
-- transient (retried with exponential backoff): connection refused/reset, HTTP 429 and 5xx,
-  truncated or non-JSON bodies, JSON-RPC rate-limit / "header not found" / internal errors;
-- range too large (the caller halves its eth_getLogs range): "query returned more than N results",
-  response-size/payload limits, HTTP 413, and timeouts of eth_getLogs;
+- transient (retried with exponential backoff, or after the node's ``Retry-After``): connection
+  refused/reset, HTTP 429 and 5xx, truncated or non-JSON bodies, JSON-RPC rate-limit /
+  "header not found" / internal errors;
+- range too large (the caller narrows its eth_getLogs range): "query returned more than N
+  results", response-size/payload limits, HTTP 413, and read timeouts of eth_getLogs;
 - anything else is an IndexerError with a one-line message.
 Messages never contain the RPC URL's path, query or credentials (API keys live there): exception
 texts from the HTTP stack embed the URL, so they are never shown; :func:`redact_url` is.
+
+The transport is a plain ``requests.Session`` posting JSON-RPC 2.0, not web3's HTTPProvider: the
+classification needs the raw answer (status, ``Retry-After``, the body when it is not JSON), and
+importing web3 cost the CLI a second of its start-up for four lines of transport.
 """
 
 from __future__ import annotations
 
+import email.utils
+import itertools
 import json
 import random
 import re
@@ -21,7 +28,6 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import requests
-from web3 import HTTPProvider
 
 from core.indexer.errors import IndexerError, RangeTooLargeError, TransientRPCError
 
@@ -29,14 +35,17 @@ T = TypeVar("T")
 
 _TOO_LARGE = re.compile(
     r"more than \d+ results|too many (results|logs)|response size|payload|too large|range (is )?too (wide|large)"
-    r"|exceed(s|ed)? .*(range|limit|size)|limit exceeded|block range|query timeout|returned more than",
+    r"|exceed(s|ed)? .*(range|limit|size)|limit exceeded|limited to .*range|block range|query timeout|returned more than",
     re.IGNORECASE,
 )
+# Checked before _TOO_LARGE: "daily request count exceeded, request rate limited" is a rate limit,
+# and narrowing the range on it would only send more requests.
+_RATE_LIMIT = re.compile(r"rate.?limit|too many requests|capacity|request count|credits|throughput", re.IGNORECASE)
 _TRANSIENT = re.compile(
-    r"rate.?limit|too many requests|capacity|header not found|unknown block|try again|temporar|busy|timeout"
-    r"|internal error|overloaded|unavailable",
+    r"header not found|unknown block|try again|temporar|busy|timeout|internal error|overloaded|unavailable",
     re.IGNORECASE,
 )
+_SUGGESTED_RANGE = re.compile(r"\[(0x[0-9a-f]+),\s*(0x[0-9a-f]+)\]", re.IGNORECASE)  # Alchemy's hint
 
 
 def redact_url(url: str) -> str:
@@ -51,20 +60,51 @@ def redact_url(url: str) -> str:
     return f"{parts.scheme}://{host}{port}{hidden}"
 
 
+def _retry_after(response: requests.Response) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date), if any."""
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def hex_quantity(value: Any, what: str) -> int:
+    """A JSON-RPC quantity ("0x1a") as int; a node answering anything else is a node fault."""
+    if isinstance(value, str) and value[:2] in ("0x", "0X"):
+        try:
+            return int(value, 16)
+        except ValueError:
+            pass
+    raise TransientRPCError(f"{what}: the node answered {str(value)[:40]!r}, not a hex quantity")
+
+
 class RPC:
     """eth_* calls with retries; one instance per node."""
 
     def __init__(self, url: str, *, timeout: float = 30.0, retries: int = 6, backoff: float = 0.25,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 max_retry_after: float = 60.0, sleep: Callable[[float], None] = time.sleep) -> None:
         if not url or urlsplit(url).scheme not in ("http", "https"):
             raise IndexerError(f"RPC URL must be an http(s) URL, got {redact_url(url) if url else 'nothing'}: "
                                "pass --rpc-url or set RPC_URL")
         self.url = url
         self.safe_url = redact_url(url)
+        self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
+        self.max_retry_after = max_retry_after
         self.sleep = sleep
-        self.provider = HTTPProvider(url, exception_retry_configuration=None, request_kwargs={"timeout": timeout})
+        self.session = requests.Session()
+        self.session.headers.update({"Content-Type": "application/json", "Accept": "application/json"})
+        self.ids = itertools.count(1)
+        self.answered = False  # has the node ever answered with JSON (tells a wrong URL from a hiccup)
         self.calls = 0
 
     # -- transport ---------------------------------------------------------------------------
@@ -75,38 +115,58 @@ class RPC:
             err = response["error"]
             message = str(err.get("message", err)) if isinstance(err, dict) else str(err)
             code = err.get("code") if isinstance(err, dict) else None
-            if method == "eth_getLogs" and (_TOO_LARGE.search(message) or code == -32005 and "result" in message):
-                raise RangeTooLargeError(message[:200])
-            if code in (429, -32005, -32603, -32000, -32002, -32099) or _TRANSIENT.search(message):
+            if _RATE_LIMIT.search(message) or code == 429:
                 raise TransientRPCError(f"{method}: node error {code}: {message[:200]}")
-            raise IndexerError(f"{method} failed on {self.safe_url}: node error {code}: {message[:200]}")
+            if method == "eth_getLogs" and _TOO_LARGE.search(message):
+                hint = _SUGGESTED_RANGE.search(message)
+                width = int(hint[2], 16) - int(hint[1], 16) + 1 if hint else None
+                raise RangeTooLargeError(message[:200], suggested_width=width)
+            if code in (-32005, -32603, -32000, -32002, -32099) or _TRANSIENT.search(message):
+                raise TransientRPCError(f"{method}: node error {code}: {message[:200]}")
+            hint = f" (the node does not offer {method}: use one that does)" if code == -32601 else ""
+            raise IndexerError(f"{method} failed on {self.safe_url}: node error {code}: {message[:200]}{hint}")
         if "result" not in response:
             raise TransientRPCError(f"{method}: response without result")
         return response["result"]
 
-    def _once(self, method: str, send: Callable[[], T]) -> T:
+    def _post(self, method: str, payload: Any) -> Any:
+        """POST one JSON-RPC payload and return the decoded JSON answer, or raise a classified error."""
         self.calls += 1
         try:
-            return send()
-        except requests.exceptions.HTTPError as e:
-            status = e.response.status_code if e.response is not None else 0
-            if status == 413 and method == "eth_getLogs":
-                raise RangeTooLargeError("HTTP 413 payload too large") from None
-            if status == 429 or status >= 500:
-                raise TransientRPCError(f"{method}: HTTP {status}") from None
-            raise IndexerError(f"{method} failed on {self.safe_url}: HTTP {status}"
-                               + (" (check the API key in RPC_URL)" if status in (401, 403) else "")) from None
+            resp = self.session.post(self.url, data=json.dumps(payload), timeout=self.timeout)
+            body = resp.content
+        except requests.exceptions.ConnectTimeout:
+            raise TransientRPCError(f"{method}: cannot connect to {self.safe_url}") from None
         except requests.exceptions.Timeout:
             if method == "eth_getLogs":
-                raise RangeTooLargeError("timeout") from None
-            raise TransientRPCError(f"{method}: timeout") from None
+                raise RangeTooLargeError("timeout", transient=True) from None
+            raise TransientRPCError(f"{method}: timeout after {self.timeout:g} s") from None
         except requests.exceptions.ConnectionError:
             raise TransientRPCError(f"{method}: cannot connect to {self.safe_url}") from None
-        except requests.exceptions.RequestException as e:
+        except requests.exceptions.RequestException as e:  # a body cut short, a broken chunk
             raise TransientRPCError(f"{method}: {type(e).__name__}") from None
-        except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as e:
-            # web3 raises on bodies that are not JSON (truncated, HTML error pages)
-            raise TransientRPCError(f"{method}: unreadable response ({type(e).__name__})") from None
+        status = resp.status_code
+        if status == 413 and method == "eth_getLogs":
+            raise RangeTooLargeError("HTTP 413 payload too large")
+        if status == 429 or status >= 500:
+            raise TransientRPCError(f"{method}: HTTP {status}", retry_after=_retry_after(resp))
+        try:
+            answer = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            answer = None
+        if status >= 400 and not (isinstance(answer, dict | list) and status == 400):
+            raise IndexerError(f"{method} failed on {self.safe_url}: HTTP {status}"
+                               + (" (check the API key in RPC_URL)" if status in (401, 403) else "")
+                               + (" (is the URL the node's JSON-RPC endpoint?)" if status in (404, 405) else ""))
+        if answer is None:
+            html = "html" in resp.headers.get("Content-Type", "") or body.lstrip()[:1] == b"<"
+            if html and not self.answered:
+                raise IndexerError(f"{self.safe_url} answered {method} with an HTML page, not JSON-RPC: "
+                                   "point --rpc-url at the node's JSON-RPC endpoint")
+            raise TransientRPCError(f"{method}: {'an HTML page' if html else 'a truncated or non-JSON body'} "
+                                    f"({len(body)} bytes) instead of JSON-RPC")
+        self.answered = True
+        return answer
 
     def _with_retries(self, method: str, attempt: Callable[[], T]) -> T:
         last: TransientRPCError | None = None
@@ -116,17 +176,23 @@ class RPC:
             except TransientRPCError as e:
                 last = e
                 if n < self.retries:
-                    self.sleep(min(8.0, self.backoff * 2**n) * (0.5 + random.random() / 2))
+                    delay = min(8.0, self.backoff * 2**n) * (0.5 + random.random() / 2)
+                    if e.retry_after is not None:
+                        delay = max(delay, min(self.max_retry_after, e.retry_after))
+                    self.sleep(delay)
         assert last is not None
         if "cannot connect" in str(last):
             raise IndexerError(f"cannot reach the RPC node at {self.safe_url}: is it running and is RPC_URL right?")
         raise IndexerError(f"{last} (gave up after {self.retries + 1} attempts on {self.safe_url})")
 
-    def call(self, method: str, params: Sequence[Any]) -> Any:
-        """One JSON-RPC call; transient failures retried, RangeTooLargeError passed to the caller."""
+    def call(self, method: str, params: Sequence[Any], parse: Callable[[Any], T] | None = None) -> Any:
+        """One JSON-RPC call; transient failures retried, RangeTooLargeError passed to the caller.
+
+        ``parse`` converts the result inside the retry loop: a node answering nonsense is retried."""
         def attempt() -> Any:
-            response = self._once(method, lambda: self.provider.make_request(method, list(params)))  # type: ignore[arg-type]
-            return self._classify_response(method, response)
+            payload = {"jsonrpc": "2.0", "id": next(self.ids), "method": method, "params": list(params)}
+            result = self._classify_response(method, self._post(method, payload))
+            return parse(result) if parse is not None else result
         return self._with_retries(method, attempt)
 
     def batch(self, method: str, params_list: Sequence[Sequence[Any]], size: int = 100) -> list[Any]:
@@ -136,33 +202,35 @@ class RPC:
             part = params_list[i : i + size]
 
             def attempt(part: Sequence[Sequence[Any]] = part) -> list[Any]:
-                responses = self._once(method, lambda: self.provider.make_batch_request(
-                    [(method, list(p)) for p in part]))  # type: ignore[misc]
-                if isinstance(responses, dict):  # the node answered the batch with one error
-                    self._classify_response(method, responses)
+                ids = [next(self.ids) for _ in part]
+                answer = self._post(method, [{"jsonrpc": "2.0", "id": n, "method": method, "params": list(p)}
+                                             for n, p in zip(ids, part, strict=True)])
+                if isinstance(answer, dict):  # the node answered the batch with one error
+                    self._classify_response(method, answer)
                     raise TransientRPCError(f"{method}: batch answered with a single object")
-                if not isinstance(responses, list) or len(responses) != len(part):
-                    raise TransientRPCError(f"{method}: batch answer has the wrong length")
-                by_id = sorted(responses, key=lambda r: int(r.get("id", 0)) if isinstance(r, dict) else 0)
-                return [self._classify_response(method, r) for r in by_id]
+                by_id = {r.get("id"): r for r in answer if isinstance(r, dict)} if isinstance(answer, list) else {}
+                if any(n not in by_id for n in ids):
+                    raise TransientRPCError(f"{method}: batch answer is missing requests")
+                return [self._classify_response(method, by_id[n]) for n in ids]
             results.extend(self._with_retries(method, attempt))
         return results
 
     # -- eth_* -------------------------------------------------------------------------------
     def chain_id(self) -> int:
-        return int(self.call("eth_chainId", []), 16)
+        return int(self.call("eth_chainId", [], lambda r: hex_quantity(r, "eth_chainId")))
 
     def block_number(self) -> int:
-        return int(self.call("eth_blockNumber", []), 16)
+        return int(self.call("eth_blockNumber", [], lambda r: hex_quantity(r, "eth_blockNumber")))
 
     def get_logs(self, from_block: int, to_block: int, addresses: Sequence[str], topics: Sequence[str]) -> list[dict[str, Any]]:
-        logs = self.call("eth_getLogs", [{
+        def as_list(result: Any) -> list[dict[str, Any]]:
+            if not isinstance(result, list):
+                raise TransientRPCError(f"eth_getLogs: the node answered {type(result).__name__}, not a list of logs")
+            return result
+        return list(self.call("eth_getLogs", [{
             "fromBlock": hex(from_block), "toBlock": hex(to_block),
             "address": list(addresses), "topics": [list(topics)],
-        }])
-        if not isinstance(logs, list):
-            raise TransientRPCError("eth_getLogs: result is not a list")
-        return logs
+        }], as_list))
 
     def blocks_by_number(self, numbers: Sequence[int]) -> list[dict[str, Any] | None]:
         return self.batch("eth_getBlockByNumber", [[hex(n), False] for n in numbers])
