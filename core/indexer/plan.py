@@ -27,27 +27,49 @@ def plan_range(*, checkpoint: int | None, start_block: int, head: int, confirmat
 
 
 class ChunkSizer:
-    """Adaptive eth_getLogs span: halves on 'too large', grows while answers stay small."""
+    """Adaptive eth_getLogs span: halves on 'too large', grows while answers stay small.
 
-    def __init__(self, initial: int = 2_000, minimum: int = 1, maximum: int = 100_000, target_logs: int = 5_000) -> None:
+    Growth is a binary search below the narrowest span the node refused lately, so a node with a
+    hard block-range cap is probed a few times, not refused every other chunk; after
+    ``relearn_after`` answers in a row the refusal is forgotten (it may have been about how dense
+    those blocks were, not about the range).
+    """
+
+    def __init__(self, initial: int = 2_000, minimum: int = 1, maximum: int = 100_000, target_logs: int = 5_000,
+                 relearn_after: int = 64) -> None:
         self.span = initial
         self.minimum = minimum
         self.maximum = maximum
         self.target_logs = target_logs
+        self.relearn_after = relearn_after
+        self.refused: int | None = None  # narrowest span refused since the last relearn
+        self.answered_in_a_row = 0
 
     def next_range(self, start: int, end: int) -> tuple[int, int]:
         return start, min(end, start + self.span - 1)
 
-    def too_large(self, start: int, stop: int) -> None:
+    def too_large(self, start: int, stop: int, suggested_width: int | None = None) -> None:
+        """The node refused start..stop; ``suggested_width`` is the span it said would work, if it said."""
         width = stop - start + 1
         if width <= self.minimum:
             raise IndexerError(f"the node refuses eth_getLogs even for blocks {start}..{stop}: it cannot serve this deployment's logs")
-        self.span = max(self.minimum, width // 2)
+        self.refused = width if self.refused is None else min(self.refused, width)
+        self.answered_in_a_row = 0
+        if suggested_width is not None and self.minimum <= suggested_width < width:
+            self.span = suggested_width
+        else:
+            self.span = max(self.minimum, width // 2)
 
     def succeeded(self, start: int, stop: int, n_logs: int) -> None:
         width = stop - start + 1
+        self.answered_in_a_row += 1
+        if self.refused is not None and (width >= self.refused or self.answered_in_a_row >= self.relearn_after):
+            self.refused = None
         if n_logs < self.target_logs // 4 and width >= self.span:
-            self.span = min(self.maximum, self.span * 2)
+            grown = min(self.maximum, self.span * 2)
+            if self.refused is not None:
+                grown = min(grown, (width + self.refused) // 2)
+            self.span = max(self.span, grown)
         elif n_logs > self.target_logs:
             self.span = max(self.minimum, width // 2)
 
