@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 import polars as pl
 import sqlalchemy as sa
@@ -17,12 +17,19 @@ from core import rollup, schema
 from core.abi import event_specs
 from core.indexer import load
 from core.indexer.decode import RAW_LOG_SCHEMA, Decoded, decode_logs, logs_to_frame
-from core.indexer.errors import IndexerError, RangeTooLargeError, ReorgDuringFetchError
+from core.indexer.errors import (
+    IndexerError,
+    MalformedAnswerError,
+    RangeTooLargeError,
+    ReorgDuringFetchError,
+    TransientRPCError,
+)
 from core.indexer.manifest import Manifest
 from core.indexer.plan import ChunkSizer, find_fork, plan_range
 from core.indexer.progress import Progress
-from core.indexer.rpc import RPC
+from core.indexer.rpc import RPC, hex_quantity
 
+T = TypeVar("T")
 BLOCK_FRAME_SCHEMA = pl.Schema({"number": pl.Int64, "hash": pl.String, "timestamp": pl.Int64})
 
 
@@ -82,13 +89,13 @@ class Indexer:
     """Indexes one deployment from one node into one database."""
 
     def __init__(self, manifest: Manifest, rpc: RPC, engine: Engine, *, reorg_window: int = 256,
-                 initial_span: int = 2_000, progress_stream: TextIO | None = None,
+                 initial_span: int = 2_000, max_span: int = 100_000, progress_stream: TextIO | None = None,
                  stop: threading.Event | None = None) -> None:
         self.manifest = manifest
         self.rpc = rpc
         self.engine = engine
         self.reorg_window = reorg_window
-        self.sizer = ChunkSizer(initial=initial_span)
+        self.sizer = ChunkSizer(initial=initial_span, maximum=max_span)
         self.progress_stream = progress_stream
         self.stop = stop or threading.Event()
         self.block_cache: LRUCache[str, tuple[int, int]] = LRUCache(maxsize=200_000)  # hash → (number, ts)
@@ -112,10 +119,37 @@ class Indexer:
         with self.engine.connect() as conn:
             return load.read_checkpoint(conn, self.manifest.chain_id, self.manifest.name)
 
-    def check_reorg(self) -> int | None:
-        """Compare stored recent block hashes with the node's; on a fork rewind. Returns the new tip.
+    def _retrying(self, what: str, step: Callable[[], T]) -> T:
+        """Run ``step`` again when the node answers malformed data (a faulty node is often one bad
+        backend behind a load balancer); give up with a one-line error naming ``what``."""
+        for n in range(self.rpc.retries + 1):
+            try:
+                return step()
+            except MalformedAnswerError as e:
+                if n == self.rpc.retries:
+                    raise IndexerError(f"the node at {self.rpc.safe_url} keeps answering malformed data for {what} "
+                                       f"({e}): use another node") from None
+                self.rpc.sleep(min(8.0, self.rpc.backoff * 2**n))
+        raise AssertionError("unreachable")
 
-        Checked: the blocks that had logs within ``reorg_window`` of the checkpoint, and the
+    def _block(self, block: Any, what: str) -> tuple[int, str, int] | None:
+        """(number, hash, timestamp) of a block object from the node; None when the node has no such block."""
+        if block is None:
+            return None
+        try:
+            h = block["hash"]
+            if not (isinstance(h, str) and len(h) == 66):
+                raise TypeError
+            return (hex_quantity(block["number"], what), h.lower(), hex_quantity(block["timestamp"], what))
+        except (KeyError, TypeError, TransientRPCError):
+            raise MalformedAnswerError(f"{what}: a malformed block object") from None
+
+    def check_reorg(self) -> int | None:
+        """Compare stored recent block hashes with the node's; on a fork rewind. Returns the new tip."""
+        return self._retrying("the reorg check", self._check_reorg)
+
+    def _check_reorg(self) -> int | None:
+        """Checked: the blocks that had logs within ``reorg_window`` of the checkpoint, and the
         checkpoint block itself; the window doubles while the fork is older than it.
         """
         cp = self.checkpoint()
@@ -134,7 +168,8 @@ class Indexer:
             if cp[1]:
                 stored[cp[0]] = cp[1]
             numbers = sorted(stored)
-            canonical = {n: (b["hash"] if b else None) for n, b in zip(numbers, self.rpc.blocks_by_number(numbers), strict=True)}
+            found = [self._block(b, "eth_getBlockByNumber") for b in self.rpc.blocks_by_number(numbers)]
+            canonical = {n: (b[1] if b else None) for n, b in zip(numbers, found, strict=True)}
             fork = find_fork(stored, canonical)
             if fork is None:
                 return None
@@ -145,8 +180,8 @@ class Indexer:
             target = last_good if last_good is not None else self.manifest.start_block - 1
             good_hash = ""
             if target >= 0:
-                block = self.rpc.blocks_by_number([target])[0]
-                good_hash = block["hash"] if block else ""
+                block = self._block(self.rpc.blocks_by_number([target])[0], "eth_getBlockByNumber")
+                good_hash = block[1] if block else ""
             load.rewind(self.engine, chain_id=chain_id, deployment=self.manifest.name,
                         last_good=target, last_good_hash=good_hash)
             with self.engine.connect() as conn:
@@ -155,76 +190,102 @@ class Indexer:
             return target
 
     # -- fetch ---------------------------------------------------------------------------------
-    def _block_info(self, logs: Sequence[dict[str, Any]], end: int) -> tuple[pl.DataFrame, str]:
+    def _block_info(self, raw: pl.DataFrame, end: int) -> tuple[pl.DataFrame, str]:
         """Blocks (number, hash, timestamp) holding the logs, and the hash of the chunk's end block.
 
         Only blocks with logs are stored (the checkpoint keeps the end block's hash), so the
         stored rows do not depend on how the range happened to be chunked."""
-        end_block = self.rpc.blocks_by_number([end])[0]
+        end_block = self._block(self.rpc.blocks_by_number([end])[0], "eth_getBlockByNumber")
         if not end_block:
             raise ReorgDuringFetchError(f"block {end} vanished while fetching")
-        hashes: dict[str, int] = {}
-        for lg in logs:
-            number = int(lg["blockNumber"], 16)
-            h = lg["blockHash"].lower()
-            if hashes.setdefault(h, number) != number:
-                raise ReorgDuringFetchError(f"block hash {h} reported for two heights")
-        by_number: dict[int, str] = {}
-        for h, n in hashes.items():
-            if by_number.setdefault(n, h) != h:
-                raise ReorgDuringFetchError(f"two hashes for block {n} in one answer")
+        pairs = raw.select("block_number", "block_hash").unique()
+        if pairs["block_hash"].n_unique() != pairs.height:
+            raise ReorgDuringFetchError("one block hash reported for two heights")
+        if pairs["block_number"].n_unique() != pairs.height:
+            raise ReorgDuringFetchError("two hashes for one block in one answer")
+        hashes = dict(zip(pairs["block_hash"].to_list(), pairs["block_number"].to_list(), strict=True))
         missing = [h for h in hashes if h not in self.block_cache]
-        for h, block in zip(missing, self.rpc.blocks_by_hash(missing), strict=True):
-            if not block or int(block["number"], 16) != hashes[h]:
+        for h, found in zip(missing, self.rpc.blocks_by_hash(missing), strict=True):
+            block = self._block(found, "eth_getBlockByHash")
+            if not block or block[0] != hashes[h] or block[1] != h:
                 raise ReorgDuringFetchError(f"block {h} is no longer known to the node")
-            self.block_cache[h] = (hashes[h], int(block["timestamp"], 16))
-        end_hash = str(end_block["hash"]).lower()
+            self.block_cache[h] = (hashes[h], block[2])
         rows = {self.block_cache[h][0]: (h, self.block_cache[h][1]) for h in hashes}
         frame = pl.DataFrame(
             {"number": list(rows), "hash": [v[0] for v in rows.values()], "timestamp": [v[1] for v in rows.values()]},
             schema=BLOCK_FRAME_SCHEMA,
         ).sort("number")
-        return frame, end_hash
+        return frame, end_block[1]
 
-    def fetch_chunk(self, start: int, stop: int) -> tuple[list[dict[str, Any]], pl.DataFrame, str]:
+    @staticmethod
+    def _logs_frame(logs: list[dict[str, Any]], start: int, stop: int) -> pl.DataFrame:
+        """The node's logs as a raw frame; a log the node could not have meant is a MalformedAnswerError.
+
+        Duplicates (one log twice in an answer) are dropped by ``logs_to_frame``; order does not matter."""
+        logs = [lg for lg in logs if not (isinstance(lg, dict) and lg.get("removed"))]
+        if not logs:
+            return pl.DataFrame(schema=RAW_LOG_SCHEMA)
+        where = f"eth_getLogs for blocks {start}..{stop}"
+        try:
+            raw = logs_to_frame(logs)
+        except Exception as e:  # a missing field, a number that is not hex, a log that is not an object
+            raise MalformedAnswerError(f"{where}: a malformed log ({type(e).__name__})") from None
+        required = ["address", "data", "block_number", "block_hash", "tx_hash", "log_index"]
+        if raw.select(pl.any_horizontal(pl.col(required).is_null()).any()).item():
+            raise MalformedAnswerError(f"{where}: a log without {'/'.join(required)}")
+        lo, hi = raw["block_number"].min(), raw["block_number"].max()
+        if lo < start or hi > stop:  # type: ignore[operator]
+            raise MalformedAnswerError(f"{where}: a log from block {lo if lo < start else hi}")  # type: ignore[operator]
+        if not raw.select(pl.col("block_hash").str.len_chars().eq(66).all()).item():
+            raise MalformedAnswerError(f"{where}: a log with a malformed block hash")
+        return raw.sort("block_number", "log_index")  # nodes may answer out of order; rows must not depend on it
+
+    def fetch_chunk(self, start: int, stop: int) -> tuple[pl.DataFrame, pl.DataFrame, str]:
+        """(raw logs frame, their blocks, the end block's hash) for start..stop."""
         addresses = sorted(set(self.manifest.contracts.values()) | set(self.markets))
-        logs = self.rpc.get_logs(start, stop, addresses, self.topics)
+        raw = self._logs_frame(self.rpc.get_logs(start, stop, addresses, self.topics), start, stop)
         registry = self.manifest.contracts["MarketRegistry"]
-        new_markets = {
-            "0x" + lg["topics"][1][-40:].lower() for lg in logs
-            if lg["topics"] and lg["topics"][0].lower() == self.market_created_topic
-            and lg["address"].lower() == registry and len(lg["topics"]) > 1
-        } - set(self.markets)
+        created = raw.filter((pl.col("topic0") == self.market_created_topic) & (pl.col("address") == registry)
+                             & pl.col("topic1").is_not_null())
+        new_markets = {"0x" + t[-40:].lower() for t in created["topic1"].to_list()} - set(self.markets)
         if new_markets:  # trades of markets created inside this chunk
-            logs += self.rpc.get_logs(start, stop, sorted(new_markets), [self.trade_topic])
-        logs = [lg for lg in logs if not lg.get("removed")]
-        blocks, end_hash = self._block_info(logs, stop)
-        return logs, blocks, end_hash
+            more = self._logs_frame(self.rpc.get_logs(start, stop, sorted(new_markets), [self.trade_topic]), start, stop)
+            raw = pl.concat([raw, more]).unique(subset=["block_number", "log_index"], keep="first", maintain_order=True)
+        blocks, end_hash = self._block_info(raw, stop)
+        return raw, blocks, end_hash
 
     # -- run -----------------------------------------------------------------------------------
     def index_range(self, start: int, end: int) -> None:
         progress = Progress(start, end, self.progress_stream) if end - start > 1_000 or self.progress_stream else None
-        reorg_retries = 0
+        reorg_retries = timeouts = 0
         while start <= end and not self.stop.is_set():
             a, b = self.sizer.next_range(start, end)
             try:
-                logs, blocks, end_hash = self.fetch_chunk(a, b)
-            except RangeTooLargeError:
-                self.sizer.too_large(a, b)
+                raw, blocks, end_hash = self._retrying(f"blocks {a}..{b}", lambda: self.fetch_chunk(a, b))  # noqa: B023
+            except RangeTooLargeError as e:
+                if e.transient and b - a + 1 <= self.sizer.minimum:
+                    # a read timeout even for the smallest range: more likely a slow node than a big answer
+                    timeouts += 1
+                    if timeouts > self.rpc.retries:
+                        raise IndexerError(f"eth_getLogs for blocks {a}..{b} timed out {timeouts} times on {self.rpc.safe_url}: "
+                                           "raise --rpc-timeout or use a faster node") from None
+                    self.rpc.sleep(min(8.0, self.rpc.backoff * 2**timeouts))
+                    continue
+                self.sizer.too_large(a, b, e.suggested_width)
                 continue
             except ReorgDuringFetchError:
                 reorg_retries += 1
                 if reorg_retries > 10:
                     raise IndexerError(f"the chain keeps changing under blocks {a}..{b}; try --confirmations N") from None
                 continue
-            raw = logs_to_frame(logs) if logs else pl.DataFrame(schema=RAW_LOG_SCHEMA)
+            timeouts = 0
             decoded = ingest(self.engine, self.manifest, raw, blocks, (b, end_hash), self.markets)
             self.markets.update(decoded.new_markets)
             self.result.indexed.update(decoded.counts)
             self.result.undecodable += decoded.undecodable.height
             self.result.foreign += decoded.foreign
             self.result.last_block = b
-            self.sizer.succeeded(a, b, len(logs))
+            self.sizer.succeeded(a, b, raw.height)
             if progress:
                 progress.update(b, sum(decoded.counts.values()))
             start = b + 1
