@@ -9,10 +9,14 @@ from __future__ import annotations
 import argparse
 import json
 import signal
+import sqlite3
 import sys
 import threading
 from collections.abc import Sequence
 from types import FrameType
+from typing import NoReturn
+
+import sqlalchemy as sa
 
 from core import config, db
 from core.indexer.errors import IndexerError
@@ -22,26 +26,61 @@ from core.indexer.rpc import RPC
 from core.indexer.run import Indexer
 
 
+def _database_errors() -> tuple[type[BaseException], ...]:
+    """Errors of a database that opened but refused a write (write_rows uses the DBAPI cursor directly)."""
+    errors: list[type[BaseException]] = [sa.exc.SQLAlchemyError, sqlite3.Error]
+    try:
+        import psycopg
+
+        errors.append(psycopg.Error)
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line (argparse prints its whole usage first)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see python -m core.indexer --help)\n")
+
+
+def _block(text: str) -> int:
+    """A block number, decimal or 0x-hex."""
+    try:
+        return int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a block number (decimal or 0x-hex)") from None
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m core.indexer", description=__doc__.splitlines()[0])
+    p = _Parser(prog="python -m core.indexer", description=__doc__.splitlines()[0])
     p.add_argument("--rpc-url", default=None, help="JSON-RPC node URL (default: $RPC_URL)")
     p.add_argument("--manifest", default=None, help="deployment manifest JSON (default: $MANIFEST or data/deployments/demo.json)")
     p.add_argument("--database-url", default=None, help="SQLAlchemy URL (default: $DATABASE_URL or sqlite:///data/marginx.db)")
-    p.add_argument("--from-block", type=int, default=None, help="first block (default: after the checkpoint)")
-    p.add_argument("--to-block", type=int, default=None, help="last block (default: head - confirmations)")
+    p.add_argument("--from-block", type=_block, default=None, help="first block (default: after the checkpoint)")
+    p.add_argument("--to-block", type=_block, default=None, help="last block (default: head - confirmations)")
     p.add_argument("--confirmations", type=int, default=0, help="stay this many blocks behind the head (default 0)")
     p.add_argument("--follow", action="store_true", help="tail the chain until interrupted (Ctrl-C)")
     p.add_argument("--poll-interval", type=float, default=2.0, help="seconds between head polls with --follow")
     p.add_argument("--chunk-blocks", type=int, default=2_000, help="first eth_getLogs span; adapts to the node")
+    p.add_argument("--max-chunk-blocks", type=int, default=100_000,
+                   help="never ask eth_getLogs for more blocks than this (a node's documented range cap)")
     p.add_argument("--reorg-window", type=int, default=256, help="recent stored blocks re-checked for reorgs")
+    p.add_argument("--rpc-timeout", type=float, default=30.0, help="seconds to wait for one node answer (default 30)")
+    p.add_argument("--rpc-retries", type=int, default=6,
+                   help="retries of a failed node call, with exponential backoff (default 6)")
     p.add_argument("--json", action="store_true", help="end stdout with one JSON summary line")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.chunk_blocks < 1 or args.reorg_window < 1:
-        print("error: --chunk-blocks and --reorg-window must be >= 1", file=sys.stderr)
+    if min(args.chunk_blocks, args.max_chunk_blocks, args.reorg_window) < 1:
+        print("error: --chunk-blocks, --max-chunk-blocks and --reorg-window must be >= 1", file=sys.stderr)
+        return 2
+    if not args.rpc_timeout > 0 or args.rpc_retries < 0:
+        print("error: --rpc-timeout must be > 0 and --rpc-retries >= 0", file=sys.stderr)
         return 2
     for flag in ("from_block", "to_block", "confirmations"):
         value = getattr(args, flag)
@@ -62,15 +101,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, on_sigint)
     signal.signal(signal.SIGTERM, on_sigint)
+    database_url = args.database_url or config.database_url()
     try:
         rpc_url = args.rpc_url or config.rpc_url()
         if not rpc_url:
             raise IndexerError("no RPC URL: pass --rpc-url URL or set RPC_URL")
         manifest = load_manifest(args.manifest or config.manifest_path())
-        rpc = RPC(rpc_url)
-        engine = db.make_engine(args.database_url or config.database_url())
+        rpc = RPC(rpc_url, timeout=args.rpc_timeout, retries=args.rpc_retries)
+        engine = db.make_engine(database_url)
         indexer = Indexer(manifest, rpc, engine, reorg_window=args.reorg_window, stop=stop,
-                          initial_span=args.chunk_blocks,
+                          initial_span=min(args.chunk_blocks, args.max_chunk_blocks), max_span=args.max_chunk_blocks,
                           progress_stream=sys.stderr if sys.stderr.isatty() else None)
         if args.follow:
             result = indexer.follow(confirmations=args.confirmations, poll_interval=args.poll_interval,
@@ -80,6 +120,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         stored = stored_counts(engine, manifest.chain_id)
     except (IndexerError, db.DatabaseError) as e:
         print(f"error: {e}", file=sys.stderr)
+        return 1
+    except _database_errors() as e:  # a database that opened but refuses our rows
+        orig = getattr(e, "orig", None) or e
+        reason = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
+        print(f"error: writing to database {db.redact_db_url(database_url)} failed: {reason}: is it a marginX "
+              "Analytics database of this version, on a disk with space? (nothing of this chunk was stored)", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("aborted", file=sys.stderr)
