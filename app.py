@@ -13,6 +13,7 @@ pages = [
     st.Page("pages/markets.py", title="Markets", icon="💹"),
     st.Page("pages/liquidations.py", title="Liquidations & risk", icon="🌊"),
     st.Page("pages/traders.py", title="Traders", icon="👥"),
+    st.Page("pages/vault.py", title="Vault what-if", icon="🏦"),
     st.Page("pages/indexed.py", title="Indexed data", icon="🗄️"),
 ]
 navigation = st.navigation(pages)

@@ -119,3 +119,24 @@ def candles(df: pl.DataFrame, title: str) -> alt.LayerChart:
         alt.Tooltip("time:T"), alt.Tooltip("open_price:Q", format=",.4~f"), alt.Tooltip("high_price:Q", format=",.4~f"),
         alt.Tooltip("low_price:Q", format=",.4~f"), alt.Tooltip("close_price:Q", format=",.4~f")])
     return alt.layer(wick, body).properties(title=title, height=260)
+
+
+def heatmap(df: pl.DataFrame, x: str, y: str, value: str, title: str, fmt: str = ",.2f") -> alt.LayerChart:
+    """A grid of ``value`` over two parameters (a sweep), each cell labelled with its value."""
+    data = df.with_columns(pl.col(x).cast(pl.String).fill_null("none"), pl.col(y).cast(pl.String).fill_null("none"))
+    order_x = data[x].unique(maintain_order=True).to_list()
+    order_y = data[y].unique(maintain_order=True).to_list()
+    base = alt.Chart(data).encode(x=alt.X(f"{x}:N", sort=order_x, title=x), y=alt.Y(f"{y}:N", sort=order_y[::-1], title=y))
+    cells = base.mark_rect().encode(color=alt.Color(f"{value}:Q", title=None, scale=alt.Scale(scheme="viridis")),
+                                    tooltip=[f"{x}:N", f"{y}:N", alt.Tooltip(f"{value}:Q", format=fmt)])
+    labels = base.mark_text(fontSize=10, color="#0b0e14").encode(text=alt.Text(f"{value}:Q", format=fmt.strip("$")))
+    return alt.layer(cells, labels).properties(title=title, height=320)
+
+
+def grouped_bars(df: pl.DataFrame, category: str, value: str, group: str, title: str, fmt: str = ",.0f") -> alt.Chart:
+    """One bar per (category, group): e.g. bad debt or cap hits per design."""
+    return alt.Chart(df).mark_bar().encode(
+        x=alt.X(f"{category}:N", title=None), xOffset=f"{group}:N", y=alt.Y(f"{value}:Q", title=None),
+        color=alt.Color(f"{group}:N", title=None),
+        tooltip=[f"{category}:N", f"{group}:N", alt.Tooltip(f"{value}:Q", format=fmt)],
+    ).properties(title=title, height=240)

@@ -164,6 +164,7 @@ def replay(history: History, p: VaultParams, *, marks: MarkBook | None = None) -
     cols = [work[c].to_list() for c in ("market", "size", "equity", "notional", "adl_size", "adl_usd", "backstop_usd",
                                         "insurance_usd")]
     deficit = deficit_all[idx].tolist()
+    work_soc = work["socialized_usd"].to_list()
     residual = residual_all[idx].tolist()
     for i, (m, size, eq, notional, adl_size, adl_rec, bv_rec, if_rec) in enumerate(zip(*cols, strict=True)):
         t = float(ts[i])
@@ -175,6 +176,10 @@ def replay(history: History, p: VaultParams, *, marks: MarkBook | None = None) -
             used_day = 0.0
             used_market.clear()
         settle(t)
+        if not on:  # the status quo: the recorded tiers, exactly
+            out_adl[i], out_bv[i], out_if[i] = adl_rec, bv_rec, if_rec
+            out_soc[i] = float(work_soc[i])
+            continue
         rem = deficit[i]
         R = residual[i]
         adl_take = bv_take = if_take = 0.0
@@ -240,7 +245,8 @@ def replay(history: History, p: VaultParams, *, marks: MarkBook | None = None) -
             if_take = min(if_rec + savings, rem)
             rem -= if_take
         savings += if_rec - if_take
-        out_adl[i], out_bv[i], out_if[i], out_soc[i] = adl_take, bv_take, if_take, rem
+        # Float dust from the subtractions is not debt.
+        out_adl[i], out_bv[i], out_if[i], out_soc[i] = adl_take, bv_take, if_take, rem if rem > 1e-9 else 0.0
     # Close what is still open (exits past the history's end use the last recorded marks).
     settle(math.inf)
     # Shortfall at exits is bad debt too; the unwind PnL actually booked is what the NAV got.

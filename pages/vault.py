@@ -1,0 +1,249 @@
+"""Vault what-if: replay the indexed liquidations through two vault designs side by side."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from typing import Any
+
+import polars as pl
+import streamlit as st
+
+from core import charts, config, metrics, vault
+from core.vault import history as vh
+from core.vault import params as vp
+from core.vault import scenarios, stats
+from core.vault.replay import SWEEP_COLUMNS
+from pages import _common as common
+
+DOCS = vp.field_docs()
+FIELDS = {f.name: str(f.type) for f in dataclasses.fields(vp.VaultParams)}
+NUMERIC = [n for n, t in FIELDS.items() if t != "bool"]
+SUMMARY = [("final_nav_usd", "Final NAV", "usd"), ("apr", "APR", "pct"), ("max_drawdown", "Max drawdown", "pct"),
+           ("sharpe", "Sharpe", "num"), ("bad_debt_avoided_usd", "Bad debt avoided", "usd"),
+           ("liquidations_absorbed", "Liquidations absorbed", "int")]
+
+
+@st.cache_resource(ttl=3600, max_entries=4)  # keyed by the newest indexed block: new rows, new entry
+def _history(url: str, chain_id: int, start: int | None, end: int | None, as_of: int) -> vh.History:
+    return vault.load(common._engine_for(url), chain_id, start, end)
+
+
+@st.cache_data(ttl=300, max_entries=32)
+def _replay(url: str, chain_id: int, start: int | None, end: int | None, as_of: int,
+            fields: tuple[tuple[str, Any], ...]) -> vault.Result:
+    return vault.replay(_history(url, chain_id, start, end, as_of), vp.VaultParams(**dict(fields)))
+
+
+@st.cache_data(ttl=300, max_entries=8)
+def _sweep(url: str, chain_id: int, start: int | None, end: int | None, as_of: int, fields: tuple[tuple[str, Any], ...],
+           x: tuple[str, tuple[Any, ...]], y: tuple[str, tuple[Any, ...]]) -> pl.DataFrame:
+    return vault.sweep(_history(url, chain_id, start, end, as_of), vp.VaultParams(**dict(fields)), x, y)
+
+
+@st.cache_resource(ttl=300, max_entries=2)
+def _positions(url: str, chain_id: int, as_of: int) -> pl.DataFrame:
+    return vh.open_positions(common._engine_for(url), chain_id)
+
+
+def _fmt(value: float, kind: str) -> str:
+    if kind == "usd":
+        return metrics.format_usd(value)
+    if kind == "pct":
+        return f"{value:.1%}"
+    return f"{value:,.0f}" if kind == "int" else f"{value:.2f}"
+
+
+def _load_preset(side: str) -> None:
+    p = vp.preset(st.session_state[f"{side}_preset"])
+    for name in FIELDS:
+        st.session_state[f"{side}_{name}"] = getattr(p, name)
+
+
+def design_editor(side: str, default: str) -> vp.VaultParams | None:
+    """A preset picker and every parameter editable; None (with an error shown) when a value is invalid."""
+    if f"{side}_preset" not in st.session_state:
+        st.session_state[f"{side}_preset"] = default
+        _load_preset(side)
+    st.selectbox(f"Design {side}: preset", list(vp.PRESETS), key=f"{side}_preset", on_change=_load_preset, args=(side,))
+    with st.expander(f"Design {side}: parameters"):
+        for name, kind in FIELDS.items():
+            key = f"{side}_{name}"
+            if kind == "bool":
+                st.checkbox(name, key=key, help=DOCS.get(name))
+            else:
+                st.number_input(name, key=key, min_value=0.0, format="%.6g", help=DOCS.get(name),
+                                placeholder="no limit" if "None" in kind else None)
+    values = {name: st.session_state[f"{side}_{name}"] for name in FIELDS}
+    for name, kind in FIELDS.items():
+        if values[name] is None and "None" not in kind:
+            st.error(f"Design {side}: {name} needs a value ({DOCS.get(name, '')}).")
+            return None
+    try:
+        return vp.VaultParams(**values)
+    except vp.ParamError as e:
+        st.error(f"Design {side}: {e}")
+        return None
+
+
+def _fields(p: vp.VaultParams) -> tuple[tuple[str, Any], ...]:
+    return tuple(dataclasses.asdict(p).items())
+
+
+def _labelled(df: pl.DataFrame, label: str) -> pl.DataFrame:
+    return df.with_columns(pl.lit(label).alias("design"), pl.col("ts").alias("bucket"))
+
+
+st.title("Vault what-if")
+view = common.view()
+if view is None:
+    st.stop()
+f = view.filters
+url = config.database_url()
+st.caption("Replays the liquidations of the selected time range (all markets: the vault backs the whole protocol) "
+           "through two designs. Every figure comes from the indexed rows; the methodology says what is modelled.")
+with st.expander("Methodology: what is modelled, what is not"):
+    st.markdown(vault.METHODOLOGY)
+
+left, right = st.columns(2)
+with left:
+    design_a = design_editor("A", "proposed")
+with right:
+    design_b = design_editor("B", "hyperliquid-hlp")
+if design_a is None or design_b is None:
+    st.stop()
+
+key = (url, view.chain_id, f.start, f.end, view.as_of)
+try:
+    hist = _history(*key)
+except vh.HistoryError as e:
+    st.info(str(e))
+    st.stop()
+res_a = _replay(*key, _fields(design_a))
+res_b = _replay(*key, _fields(design_b))
+labels = {"A": f"A · {st.session_state['A_preset']}", "B": f"B · {st.session_state['B_preset']}"}
+
+st.caption(f"{hist.liquidations.height:,} liquidations over {hist.days:.1f} days; "
+           f"bad debt as recorded (status quo): {metrics.format_usd(res_a.summary['bad_debt_status_quo_usd'])}.")
+for side, res in (("A", res_a), ("B", res_b)):
+    cols = st.columns(len(SUMMARY) + 1)
+    for col, (k, label, kind) in zip(cols, SUMMARY, strict=False):
+        col.metric(f"{side}: {label}", _fmt(float(res.summary[k]), kind))
+    cols[-1].metric(f"{side}: Cap hits", f"{sum(res.cap_hits.values()):,}", help="times a limit made the vault take less")
+
+nav = pl.concat([_labelled(res_a.nav, labels["A"]), _labelled(res_b.nav, labels["B"])])
+c1, c2 = st.columns(2)
+with c1:
+    common.chart(charts.lines(nav, "share_price", "Share price (net of fees)", "design", fmt=",.3f"), nav, "vault_nav")
+with c2:
+    common.chart(charts.lines(nav, "drawdown", "Drawdown", "design", fmt=".1%"), nav.select("bucket", "design", "drawdown"),
+                 "vault_drawdown")
+
+debt = pl.DataFrame({
+    "outcome": ["bad debt", "bad debt", "insurance draw", "insurance draw"] * 2,
+    "design": [labels["A"], "status quo", labels["A"], "status quo", labels["B"], "status quo", labels["B"], "status quo"],
+    "usd": [res_a.summary["bad_debt_proposed_usd"], res_a.summary["bad_debt_status_quo_usd"],
+            res_a.summary["insurance_draw_usd"], res_a.summary["insurance_draw_status_quo_usd"],
+            res_b.summary["bad_debt_proposed_usd"], res_b.summary["bad_debt_status_quo_usd"],
+            res_b.summary["insurance_draw_usd"], res_b.summary["insurance_draw_status_quo_usd"]],
+}).unique(maintain_order=True)
+hits = pl.DataFrame([{"kind": k, "design": labels[s], "hits": v}
+                     for s, r in (("A", res_a), ("B", res_b)) for k, v in r.cap_hits.items()])
+c3, c4 = st.columns(2)
+with c3:
+    common.chart(charts.grouped_bars(debt, "outcome", "usd", "design", "Bad debt and insurance draw", fmt="$,.0f"),
+                 debt, "vault_bad_debt")
+with c4:
+    common.chart(charts.grouped_bars(hits, "kind", "hits", "design", "Cap hits by kind"), hits, "vault_cap_hits")
+
+st.subheader("Per market", anchor=False)
+money = {c: st.column_config.NumberColumn(c.removesuffix("_usd"), format="dollar") for c in res_a.per_market.columns
+         if c.endswith("_usd")}
+tab_a, tab_b = st.tabs([labels["A"], labels["B"]])
+for tab, res, name in ((tab_a, res_a, "A"), (tab_b, res_b, "B")):
+    with tab:
+        st.dataframe(res.per_market.drop("market"), hide_index=True, width="stretch", column_config=money)
+        common.csv_download(res.per_market, f"vault_per_market_{name}")
+        st.caption("The vault's worst liquidations")
+        worst = res.worst.with_columns(pl.from_epoch("ts", time_unit="s").dt.replace_time_zone("UTC").alias("time")).drop("ts")
+        st.dataframe(worst, hide_index=True, width="stretch")
+        common.csv_download(res.liquidations, f"vault_liquidations_{name}")
+
+# ------------------------------------------------------------------ sweep
+st.subheader("Sweep: two parameters of design A", anchor=False)
+s1, s2, s3 = st.columns(3)
+x_name = s1.selectbox("x parameter", NUMERIC, index=NUMERIC.index("vault_size_usd"), key="sweep_x")
+x_text = s1.text_input("x values", "500000, 1000000, 2000000, 4000000", key="sweep_xv")
+y_name = s2.selectbox("y parameter", NUMERIC, index=NUMERIC.index("daily_loss_cap_pct"), key="sweep_y")
+y_text = s2.text_input("y values", "0.01, 0.03, 0.05, 0.1, none", key="sweep_yv")
+metric = s3.selectbox("outcome", SWEEP_COLUMNS, index=0, key="sweep_metric")
+if st.button("Run the sweep", key="sweep_run"):
+    st.session_state["sweep_asked"] = True
+if st.session_state.get("sweep_asked"):
+    try:
+        xs = tuple(vp.parse_value(x_name, v) for v in x_text.split(",") if v.strip())
+        ys = tuple(vp.parse_value(y_name, v) for v in y_text.split(",") if v.strip())
+        if not xs or not ys or len(xs) * len(ys) > 100:
+            raise vp.ParamError("give 1 to 100 combinations (comma-separated values on each axis)")
+        grid = _sweep(*key, _fields(design_a), (x_name, xs), (y_name, ys))
+    except vp.ParamError as e:
+        st.error(f"Sweep: {e}")
+    else:
+        common.chart(charts.heatmap(grid, x_name, y_name, metric, f"{metric} over {x_name} × {y_name}"), grid,
+                     "vault_sweep")
+
+# ------------------------------------------------------------------ stress
+st.subheader("Stress: a shock on the open positions", anchor=False)
+all_markets = hist.markets.filter(pl.col("market_type") == "perp")
+t1, t2, t3 = st.columns(3)
+target = t1.selectbox("Market", all_markets["market"].to_list(),
+                      format_func=dict(zip(all_markets["market"], all_markets["symbol"], strict=True)).get, key="stress_m")
+shock = t2.slider("Price move (%)", -90, 200, -30, step=5, key="stress_shock",
+                  help="−30 = a 30% crash; +60 = a 60% squeeze")
+minutes = t3.number_input("Over minutes", 1, 1440, 10, key="stress_min")
+if st.button("Run the stress test", key="stress_run"):
+    st.session_state["stress_asked"] = True
+if target and st.session_state.get("stress_asked"):
+    positions = _positions(url, view.chain_id, view.as_of)
+    insurance, backstop = common.cached("balances_before", view.chain_id, None)
+    try:
+        sq, proposed = scenarios.run_shock(hist, positions, scenarios.Shock(target, shock / 100, int(minutes)),
+                                           design_a, backstop_usd=backstop, insurance_usd=insurance)
+    except scenarios.ScenarioError as e:
+        st.error(str(e))
+    else:
+        rows = [("liquidations", sq.summary["liquidations"], proposed.summary["liquidations"]),
+                ("deficit (USD)", sq.summary["deficit_usd"], proposed.summary["deficit_usd"]),
+                ("absorbed by the vault (USD)", 0.0, proposed.summary["vault_loss_absorbed_usd"]),
+                ("insurance draw (USD)", sq.summary["insurance_draw_usd"], proposed.summary["insurance_draw_usd"]),
+                ("bad debt (USD)", sq.summary["bad_debt_proposed_usd"], proposed.summary["bad_debt_proposed_usd"]),
+                ("vault PnL (USD)", 0.0, proposed.summary["liquidation_pnl_usd"])]
+        table = pl.DataFrame(rows, schema=["figure", "status quo", labels["A"]], orient="row")
+        st.dataframe(table, hide_index=True, width="stretch")
+        common.csv_download(table, "vault_stress")
+
+# ------------------------------------------------------------------ depositor
+st.subheader("Depositor calculator (design A)", anchor=False)
+first_day = dt.datetime.fromtimestamp(hist.start, dt.timezone.utc).date()
+last_day = dt.datetime.fromtimestamp(hist.end - 1, dt.timezone.utc).date()
+d1, d2, d3 = st.columns(3)
+amount = d1.number_input("Deposit (USD)", min_value=1.0, value=10_000.0, step=1_000.0, key="dep_amount")
+on = d2.date_input("Deposit on", first_day, min_value=first_day, max_value=last_day, key="dep_on")
+off = d3.date_input("Withdraw on", last_day, min_value=first_day, max_value=last_day, key="dep_off")
+if design_a.enabled:
+    try:
+        dep = stats.depositor_path(res_a.nav, float(amount), metrics.day_start(on), design_a.withdrawal_lock_days,
+                                   design_a.withdraw_fee, metrics.day_start(off) + metrics.DAY - 1)
+    except ValueError as e:
+        st.error(str(e))
+    else:
+        m1, m2, m3 = st.columns(3)
+        m1.metric("Received", metrics.format_usd(dep["received_usd"]), help="after the withdraw fee")
+        m2.metric("PnL", metrics.format_usd(dep["pnl_usd"]))
+        m3.metric("Max drawdown", f"{dep['max_drawdown']:.1%}")
+        if dep["lock_clamped"]:
+            st.caption(f"The lock is {design_a.withdrawal_lock_days:g} days: the withdrawal moves to its end.")
+        path = dep["path"].with_columns(pl.col("ts").alias("bucket"), pl.lit("equity").alias("series"))
+        common.chart(charts.lines(path, "equity_usd", "Depositor equity", "series"), path, "vault_depositor")
+else:
+    st.caption("Design A has no vault (size 0): nothing to deposit into.")
