@@ -7,9 +7,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from eth_utils import is_checksum_address
+
 from core.indexer.errors import IndexerError
 
 MANIFEST_CONTRACTS = ("MarketRegistry", "PositionHandler", "Oracle", "InsuranceFund", "BackstopVault")
+MANIFEST_KEYS = ("name", "chain_id", "start_block", "contracts")
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 
 
@@ -22,9 +25,16 @@ class Manifest:
 
 
 def parse_manifest(raw: object, where: str) -> Manifest:
-    """Validate a decoded manifest object; IndexerError names the first problem found."""
+    """Validate a decoded manifest object; IndexerError names the first problem found.
+
+    Unknown keys are errors, not ignored: a typo such as "start-block" would otherwise index from
+    genesis, and "Orderbook" under contracts would silently index nothing of it.
+    """
     if not isinstance(raw, dict):
         raise IndexerError(f"manifest {where} must be a JSON object")
+    unknown = sorted(set(raw) - set(MANIFEST_KEYS))
+    if unknown:
+        raise IndexerError(f"manifest {where} has unknown key {unknown[0]!r}: the keys are {', '.join(MANIFEST_KEYS)}")
     for key in ("name", "chain_id", "contracts"):
         if key not in raw:
             raise IndexerError(f"manifest {where} is missing '{key}'")
@@ -38,6 +48,10 @@ def parse_manifest(raw: object, where: str) -> Manifest:
     contracts = raw["contracts"]
     if not isinstance(contracts, dict):
         raise IndexerError(f"manifest {where}: 'contracts' must be an object of name → address")
+    extra = sorted(set(contracts) - set(MANIFEST_CONTRACTS))
+    if extra:
+        raise IndexerError(f"manifest {where}: contracts.{str(extra[0])[:40]} is not a marginX contract: the contracts are "
+                           f"{', '.join(MANIFEST_CONTRACTS)} (markets are found from MarketCreated)")
     out: dict[str, str] = {}
     for role in MANIFEST_CONTRACTS:
         if role not in contracts:
@@ -45,6 +59,10 @@ def parse_manifest(raw: object, where: str) -> Manifest:
         address = contracts[role]
         if not isinstance(address, str) or not _ADDRESS.match(address):
             raise IndexerError(f"manifest {where}: contracts.{role} is not a 0x-prefixed 20-byte hex address: {str(address)[:60]!r}")
+        mixed_case = address[2:] != address[2:].lower() and address[2:] != address[2:].upper()
+        if mixed_case and not is_checksum_address(address):  # EIP-55: a mixed-case address carries a checksum
+            raise IndexerError(f"manifest {where}: contracts.{role} {address} fails its EIP-55 checksum, so a character "
+                               "is probably mistyped: copy the address again from the deployment")
         out[role] = address.lower()
     return Manifest(name=name, chain_id=chain_id, start_block=start_block, contracts=out)
 
