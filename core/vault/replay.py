@@ -27,6 +27,7 @@ from its NAV when a position closes becomes socialized debt, so no balance goes 
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import itertools
 import math
@@ -68,10 +69,10 @@ def _sorted_income(times: np.ndarray, amounts: np.ndarray) -> tuple[np.ndarray, 
     return times[order], np.cumsum(amounts[order])
 
 
-def _cum_at(ts: np.ndarray, cum: np.ndarray, t: float) -> float:
+def _cum_at(ts: list[float], cum: list[float], t: float) -> float:
     """Cumulative income credited at or before t."""
-    k = int(np.searchsorted(ts, t, side="right"))
-    return float(cum[k - 1]) if k else 0.0
+    k = bisect.bisect_right(ts, t)
+    return cum[k - 1] if k else 0.0
 
 
 def _market_income(history: History, p: VaultParams) -> pl.DataFrame:
@@ -91,50 +92,77 @@ def _healthy_fees(liq: pl.DataFrame, p: VaultParams) -> pl.Series:
     return pl.select(pl.when(healthy).then(fee).otherwise(0.0)).to_series().rename("vault_fee")
 
 
-def replay(history: History, p: VaultParams, *, marks: MarkBook | None = None) -> Result:
+class Prepared:
+    """The design-independent part of a replay (the liquidations with a residual, as Python lists, and
+    exit prices per unwind horizon), computed once per history and shared by compare and sweep."""
+
+    def __init__(self, history: History, marks: MarkBook | None = None) -> None:
+        self.history = history
+        self.marks = marks or MarkBook(history.marks)
+        liq = history.liquidations
+        mk = history.markets
+        self.symbols = dict(zip(mk["market"].to_list(), mk["symbol"].to_list(), strict=True))
+        self.share = dict(zip(mk["market"].to_list(), mk["volume_share"].to_list(), strict=True))
+        days_seen = max(1.0, history.days)
+        self.daily_volume = {m: float(v) / days_seen for m, v in zip(mk["market"].to_list(), mk["volume_usd"].to_list(),
+                                                                     strict=True)}
+        self.deficit_all = (liq["adl_usd"] + liq["backstop_usd"] + liq["insurance_usd"] + liq["socialized_usd"]).to_numpy()
+        self.residual_all = np.clip(liq["size"].to_numpy() - liq["book_filled"].to_numpy(), 0, None)
+        self.idx = np.flatnonzero((self.deficit_all > 0) | (self.residual_all > 0))
+        self.work = liq[self.idx]
+        w = self.work
+        self.ts = w["ts"].to_numpy()
+        self.mark = w["mark"].to_numpy()
+        self.rows = list(zip(*(w[c].to_list() for c in ("ts", "market", "size", "equity", "notional", "adl_size",
+                                                        "adl_usd", "backstop_usd", "insurance_usd", "socialized_usd",
+                                                        "mark")),
+                             [1.0 if x else -1.0 for x in w["is_long"].to_list()],
+                             self.deficit_all[self.idx].tolist(), self.residual_all[self.idx].tolist(), strict=True))
+        self._exit: dict[float, list[float]] = {}
+
+    def exit_prices(self, hours: float) -> list[float]:
+        """Each residual's exit price over an unwind of ``hours`` (its own mark when 0)."""
+        if hours not in self._exit:
+            px = self.mark.astype(float).copy()
+            if hours > 0:
+                mk = self.work["market"].to_numpy()
+                for m in np.unique(mk) if len(mk) else []:
+                    sel = mk == m
+                    px[sel] = self.marks.twap(str(m), self.ts[sel].astype(float), self.ts[sel] + hours * HOUR,
+                                              self.mark[sel])
+            self._exit[hours] = px.tolist()
+        return self._exit[hours]
+
+
+def replay(history: History, p: VaultParams, *, marks: MarkBook | None = None,
+           prepared: Prepared | None = None) -> Result:
     """Run ``history`` through design ``p`` (see the module docstring for the model)."""
+    prep = prepared if prepared is not None and prepared.history is history else Prepared(history, marks)
+    marks = prep.marks
     liq = history.liquidations
-    marks = marks or MarkBook(history.marks)
-    symbols = dict(zip(history.markets["market"].to_list(), history.markets["symbol"].to_list(), strict=True))
-    share = dict(zip(history.markets["market"].to_list(), history.markets["volume_share"].to_list(), strict=True))
-    days_seen = max(1.0, history.days)
-    daily_volume = {m: float(v) / days_seen for m, v in
-                    zip(history.markets["market"].to_list(), history.markets["volume_usd"].to_list(), strict=True)}
+    symbols, share, daily_volume = prep.symbols, prep.share, prep.daily_volume
 
     # Income that does not depend on the vault's decisions: fees on healthy liquidations, market making.
     on = p.enabled
     fees = _healthy_fees(liq, p) if on else pl.Series("vault_fee", np.zeros(liq.height))
     mm = _market_income(history, p) if on else _market_income(history, p).clear()
-    inc_ts, inc_cum = _sorted_income(
+    inc_ts_np, inc_cum_np = _sorted_income(
         np.concatenate([liq["ts"].to_numpy().astype(float), mm["day"].to_numpy().astype(float) + DAY]),
         np.concatenate([fees.to_numpy(), mm["mm_income"].to_numpy()]))
+    inc_ts, inc_cum = inc_ts_np.tolist(), inc_cum_np.tolist()
 
-    deficit_all = (liq["adl_usd"] + liq["backstop_usd"] + liq["insurance_usd"] + liq["socialized_usd"]).to_numpy()
-    residual_all = np.clip(liq["size"].to_numpy() - liq["book_filled"].to_numpy(), 0, None)
-    idx = np.flatnonzero((deficit_all > 0) | (residual_all > 0))
-    work = liq[idx]
+    deficit_all, residual_all, idx, work = prep.deficit_all, prep.residual_all, prep.idx, prep.work
     n = work.height
-    ts = work["ts"].to_numpy()
-    sign = np.where(work["is_long"].to_numpy(), 1.0, -1.0)
-    mark = work["mark"].to_numpy()
-    # Exit prices of a full unwind, computed up front per market (they do not depend on the design).
-    exit_px = np.empty(n)
-    mk = work["market"].to_numpy()
-    if p.unwind_hours > 0:
-        for m in np.unique(mk) if n else []:
-            sel = mk == m
-            exit_px[sel] = marks.twap(str(m), ts[sel].astype(float), ts[sel] + p.unwind_hours * HOUR, mark[sel])
-    else:  # closed at once, at the liquidation's own mark
-        exit_px[:] = mark
+    exit_px = prep.exit_prices(p.unwind_hours) if on else [0.0] * n
 
-    out_vault = np.zeros(n)
-    out_buffer = np.zeros(n)
-    out_pos = np.zeros(n)
-    out_unwind = np.zeros(n)
-    out_adl = np.zeros(n)
-    out_bv = np.zeros(n)
-    out_if = np.zeros(n)
-    out_soc = np.zeros(n)
+    out_vault = [0.0] * n
+    out_buffer = [0.0] * n
+    out_pos = [0.0] * n
+    out_unwind = [0.0] * n
+    out_adl = [0.0] * n
+    out_bv = [0.0] * n
+    out_if = [0.0] * n
+    out_soc = [0.0] * n
     hits = dict.fromkeys(CAP_KINDS, 0)
 
     mm_k = p.trigger_mm_fraction * p.maintenance_margin
@@ -149,6 +177,7 @@ def replay(history: History, p: VaultParams, *, marks: MarkBook | None = None) -
     used_day = 0.0
     used_market: dict[str, float] = {}
     thin = {m: share.get(m, 0.0) < p.thin_market_volume_share for m in symbols}
+    horizon = p.unwind_hours * HOUR
 
     def settle(until: float) -> None:
         nonlocal realized, exposure, shortfall
@@ -161,36 +190,31 @@ def replay(history: History, p: VaultParams, *, marks: MarkBook | None = None) -
             realized += pnl
             exposure = max(0.0, exposure - notional)
 
-    cols = [work[c].to_list() for c in ("market", "size", "equity", "notional", "adl_size", "adl_usd", "backstop_usd",
-                                        "insurance_usd")]
-    deficit = deficit_all[idx].tolist()
-    work_soc = work["socialized_usd"].to_list()
-    residual = residual_all[idx].tolist()
-    for i, (m, size, eq, notional, adl_size, adl_rec, bv_rec, if_rec) in enumerate(zip(*cols, strict=True)):
-        t = float(ts[i])
-        day = int(t) // DAY * DAY
+    for i, (t, m, size, eq, notional, adl_size, adl_rec, bv_rec, if_rec, soc_rec, mark_i, sign_i, deficit_i,
+            residual_i) in enumerate(prep.rows):
+        if not on:  # the status quo: the recorded tiers, exactly
+            out_adl[i], out_bv[i], out_if[i], out_soc[i] = adl_rec, bv_rec, if_rec, soc_rec
+            continue
+        day = t // DAY * DAY
         if day != cur_day:
             settle(day)
             cur_day = day
             nav0 = initial + _cum_at(inc_ts, inc_cum, day) + realized
             used_day = 0.0
             used_market.clear()
-        settle(t)
-        if not on:  # the status quo: the recorded tiers, exactly
-            out_adl[i], out_bv[i], out_if[i] = adl_rec, bv_rec, if_rec
-            out_soc[i] = float(work_soc[i])
-            continue
-        rem = deficit[i]
-        R = residual[i]
+        if pending:
+            settle(t)
+        rem = deficit_i
+        R = residual_i
         adl_take = bv_take = if_take = 0.0
-        if on and not p.vault_before_adl:
+        if not p.vault_before_adl:
             adl_take = min(adl_rec, rem)
             rem -= adl_take
             R = max(0.0, R - adl_size)
-        if on and not p.insurance_senior:
+        if not p.insurance_senior:
             if_take = min(if_rec + savings, rem)
             rem -= if_take
-        if on and eq < mm_k * notional and (rem > 0 or R > 0):
+        if eq < mm_k * notional and (rem > 0 or R > 0):
             nav = initial + _cum_at(inc_ts, inc_cum, t) + realized
             ask = rem if p.takeover_at_bankruptcy else 0.0
             f = 1.0
@@ -208,7 +232,7 @@ def replay(history: History, p: VaultParams, *, marks: MarkBook | None = None) -
                         f = max(0.0, cap) / ask
                         kind = name
             if p.max_utilization is not None:
-                need = R * mark[i]
+                need = R * mark_i
                 room = p.max_utilization * nav - exposure
                 if p.max_utilization <= 0 or nav <= 0:
                     f, kind = 0.0, "utilization"
@@ -232,16 +256,16 @@ def replay(history: History, p: VaultParams, *, marks: MarkBook | None = None) -
                     exit_notional = pos * exit_px[i]
                     vol = daily_volume.get(m, 0.0)
                     slip = p.slippage_coef * math.sqrt(exit_notional / vol) * exit_notional if vol > 0 else 0.0
-                    pnl = pos * (exit_px[i] - mark[i]) * sign[i] - slip
+                    pnl = pos * (exit_px[i] - mark_i) * sign_i - slip
                     out_unwind[i] = pnl
-                    exposure += pos * mark[i]
-                    heapq.heappush(pending, (t + p.unwind_hours * HOUR, i, pnl, pos * mark[i]))
-        if not on or p.vault_before_adl:
+                    exposure += pos * mark_i
+                    heapq.heappush(pending, (t + horizon, i, pnl, pos * mark_i))
+        if p.vault_before_adl:
             adl_take = min(adl_rec, rem)
             rem -= adl_take
         bv_take = min(bv_rec, rem)
         rem -= bv_take
-        if not on or p.insurance_senior:
+        if p.insurance_senior:
             if_take = min(if_rec + savings, rem)
             rem -= if_take
         savings += if_rec - if_take
@@ -249,6 +273,8 @@ def replay(history: History, p: VaultParams, *, marks: MarkBook | None = None) -
         out_adl[i], out_bv[i], out_if[i], out_soc[i] = adl_take, bv_take, if_take, rem if rem > 1e-9 else 0.0
     # Close what is still open (exits past the history's end use the last recorded marks).
     settle(math.inf)
+    out_vault, out_buffer, out_pos, out_unwind, out_adl, out_bv, out_if, out_soc = (
+        np.asarray(x, dtype=float) for x in (out_vault, out_buffer, out_pos, out_unwind, out_adl, out_bv, out_if, out_soc))
     # Shortfall at exits is bad debt too; the unwind PnL actually booked is what the NAV got.
     booked_unwind = float(out_unwind.sum()) + shortfall
 
@@ -271,7 +297,7 @@ def replay(history: History, p: VaultParams, *, marks: MarkBook | None = None) -
         insurance=pl.Series(out_if), socialized=pl.Series(out_soc),
     ).with_columns(vault_pnl=pl.col("vault_buffer") - pl.col("vault_loss") + pl.col("vault_unwind_pnl"))
 
-    nav = _nav_series(history, p, rows, inc_ts, inc_cum, marks, shortfall)
+    nav = _nav_series(history, p, rows, inc_ts_np, inc_cum_np, marks)
     summary = _summary(history, p, liq, rows, fees, mm, nav, hits, booked_unwind, shortfall)
     per_market = _per_market(history, rows, liq.with_columns(fees), mm, symbols)
     worst = rows.filter(pl.col("vault_loss") + pl.col("vault_size_taken") > 0).sort("vault_pnl").head(10).select(
@@ -282,7 +308,7 @@ def replay(history: History, p: VaultParams, *, marks: MarkBook | None = None) -
 
 
 def _nav_series(history: History, p: VaultParams, rows: pl.DataFrame, inc_ts: np.ndarray, inc_cum: np.ndarray,
-                marks: MarkBook, shortfall: float) -> pl.DataFrame:
+                marks: MarkBook) -> pl.DataFrame:
     """Hourly NAV (realized + open positions marked to the recorded marks), net of performance fees."""
     last_exit = float(rows["ts"].max()) + p.unwind_hours * HOUR if rows.height else history.end
     end = max(history.end, int(math.ceil(last_exit / HOUR)) * HOUR)
@@ -306,14 +332,24 @@ def _nav_series(history: History, p: VaultParams, rows: pl.DataFrame, inc_ts: np
     # Unrealized: open positions at each hour, marked at the last recorded mark.
     unreal = np.zeros(grid.size)
     held = taken.filter(pl.col("vault_size_taken") > 0)
-    for (market,), g in held.group_by(["market"]):
-        for t0, pos, sgn, entry in zip(g["ts"].to_list(), g["vault_size_taken"].to_list(), g["is_long"].to_list(),
-                                       (g["notional"] / g["size"]).to_list(), strict=True):
-            lo = int(np.searchsorted(grid, t0, side="right"))
-            hi = int(np.searchsorted(grid, t0 + p.unwind_hours * HOUR, side="left"))
-            if hi > lo:
-                px = marks.at(str(market), grid[lo:hi], np.full(hi - lo, entry))
-                unreal[lo:hi] += pos * (px - entry) * (1.0 if sgn else -1.0) * (1 - (grid[lo:hi] - t0) / (p.unwind_hours * HOUR))
+    horizon = p.unwind_hours * HOUR
+    for (market,), g in held.group_by(["market"]) if horizon > 0 else []:
+        t0 = g["ts"].to_numpy().astype(float)
+        entry = (g["notional"] / g["size"]).to_numpy()
+        scale = g["vault_size_taken"].to_numpy() * np.where(g["is_long"].to_numpy(), 1.0, -1.0)
+        lo = np.searchsorted(grid, t0, side="right")
+        hi = np.searchsorted(grid, t0 + horizon, side="left")
+        width = int((hi - lo).max(initial=0))
+        if width <= 0:
+            continue
+        cell = lo[:, None] + np.arange(width)[None, :]  # the grid hours each position is open at
+        live = cell < hi[:, None]
+        cell = np.minimum(cell, grid.size - 1)
+        at = grid[cell]
+        px = marks.at(str(market), at.ravel(), np.repeat(entry, width)).reshape(at.shape)
+        # Marked to the recorded mark, on the share not yet unwound (linear unwind).
+        value = scale[:, None] * (px - entry[:, None]) * (1 - (at - t0[:, None]) / horizon)
+        np.add.at(unreal, cell[live], value[live])
     gross = np.maximum(p.vault_size_usd + income + realized + unreal, 0.0)
     price_gross = gross / p.vault_size_usd
     # Performance fees at each day's close on the high-water mark, applied from then on.
@@ -394,8 +430,8 @@ def _per_market(history: History, rows: pl.DataFrame, liq: pl.DataFrame, mm: pl.
 
 def compare(history: History, a: VaultParams, b: VaultParams) -> tuple[Result, Result]:
     """Two designs on the same history (the marks are indexed once)."""
-    book = MarkBook(history.marks)
-    return replay(history, a, marks=book), replay(history, b, marks=book)
+    prep = Prepared(history)
+    return replay(history, a, prepared=prep), replay(history, b, prepared=prep)
 
 
 SWEEP_COLUMNS = ("final_nav_usd", "apr", "max_drawdown", "sharpe", "liquidation_pnl_usd", "bad_debt_proposed_usd",
@@ -404,10 +440,10 @@ SWEEP_COLUMNS = ("final_nav_usd", "apr", "max_drawdown", "sharpe", "liquidation_
 
 def sweep(history: History, base: VaultParams, x: tuple[str, Sequence[Any]], y: tuple[str, Sequence[Any]]) -> pl.DataFrame:
     """Every combination of two parameters' values on ``base``: one row of outcomes each."""
-    book = MarkBook(history.marks)
+    prep = Prepared(history)
     out: list[dict[str, Any]] = []
     for vx, vy in itertools.product(x[1], y[1]):
-        r = replay(history, base.with_overrides(**{x[0]: vx, y[0]: vy}), marks=book)
+        r = replay(history, base.with_overrides(**{x[0]: vx, y[0]: vy}), prepared=prep)
         out.append({x[0]: vx, y[0]: vy, **{k: r.summary[k] for k in SWEEP_COLUMNS},
                     "cap_hits": sum(r.cap_hits.values())})
     return pl.DataFrame(out)
