@@ -318,8 +318,9 @@ def _decode_market_created(spec: EventSpec, logs: pl.DataFrame) -> tuple[pl.Data
             continue
         rows.append({
             "chain_id": log["chain_id"], "market": market_word.lower(),
-            # On-chain strings are untrusted: invalid UTF-8 is replaced, the rest stored verbatim.
-            "symbol": symbol_bytes.decode("utf-8", errors="replace"),
+            # On-chain strings are untrusted: invalid UTF-8 and NUL (which PostgreSQL text cannot
+            # hold, so one symbol would stop the indexer there) become U+FFFD, the rest is verbatim.
+            "symbol": symbol_bytes.decode("utf-8", errors="replace").replace("\x00", "\ufffd"),
             "market_type": MARKET_TYPES.get(market_type, f"unknown({market_type})"),
             "base_token": base.lower(), "quote_token": quote.lower(),
             "tx_hash": log["tx_hash"], "log_index": log["log_index"],
