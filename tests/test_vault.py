@@ -3,8 +3,10 @@ the return statistics on known series, and the replay of a simulated history rea
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -20,7 +22,7 @@ from core import db, metrics
 from core.simulator import build_database
 from core.vault import History, VaultParams, load, preset, replay, sweep
 from core.vault.history import LIQUIDATION_SCHEMA, MarkBook, assemble, open_positions
-from core.vault.params import PRESETS, ParamError, parse_value
+from core.vault.params import PRESETS, ParamError, field_docs, parse_value
 from core.vault.scenarios import Shock, run_shock, thin_market
 from core.vault.stats import apr, depositor_path, drawdown, high_water_fees, max_drawdown, sharpe
 
@@ -323,6 +325,10 @@ def test_parameters_reject_bad_values_with_one_line() -> None:
     with pytest.raises(ParamError, match="true or false"):
         parse_value("vault_before_adl", "maybe")
     assert set(PRESETS) == {"marginx-today", "hyperliquid-hlp", "extended-vault", "lighter-llp", "proposed"}
+    # Every field has a one-line doc naming its source (the page's help text).
+    docs = field_docs()
+    assert set(docs) == {f.name for f in dataclasses.fields(VaultParams)}
+    assert all(re.search(r"\((?:seed 001|Hyperliquid|Extended|Lighter|EVENTS|assumed|square-root)", d) for d in docs.values()), docs
 
 
 def test_mark_book_twap_of_a_step_function() -> None:

@@ -23,30 +23,30 @@ class VaultParams:
     """One vault design. Percentages are fractions (0.05 = 5%); ``None`` for a limit means no limit."""
 
     # --- size and where the vault stands in the waterfall
-    vault_size_usd: float = 0.0  #: initial NAV in USD; 0 = no vault (the status quo as recorded)
-    vault_before_adl: bool = True  #: the vault takes the residual before ADL (HLP, LLP) or after it (marginX today)
-    insurance_senior: bool = True  #: the insurance fund pays after the vault (senior, EVENTS.md) or before it (junior)
+    vault_size_usd: float = 0.0  #: initial NAV in USD; 0 = no vault, the status quo as recorded (seed 001 §3: the unified vault's capital)
+    vault_before_adl: bool = True  #: the vault takes the residual before ADL (Hyperliquid, Lighter docs) or after it (marginX today, EVENTS.md)
+    insurance_senior: bool = True  #: the insurance fund pays after the vault (senior, EVENTS.md's tranche) or before it (junior; seed 001 §3 option)
     # --- takeover
-    trigger_mm_fraction: float = 2 / 3  #: take over when equity < k × maintenance margin (Hyperliquid k = 2/3)
+    trigger_mm_fraction: float = 2 / 3  #: take over when equity < k × maintenance margin (Hyperliquid docs, Liquidations: k = 2/3)
     maintenance_margin: float = 0.03  #: maintenance margin fraction of notional (seed 001 §1: 3%)
-    takeover_at_bankruptcy: bool = True  #: take positions at the bankruptcy price (the vault eats the deficit, keeps any margin buffer) rather than at mark
-    unwind_hours: float = 4.0  #: taken-over positions close evenly over this horizon at recorded marks (assumed)
-    slippage_coef: float = 0.5  #: square-root impact: cost = coef × √(notional / market daily volume) × notional (assumed)
-    healthy_liquidation_fee: float = 0.0  #: fee to the vault on liquidations the book closes with equity left (Extended, Lighter: 1%)
+    takeover_at_bankruptcy: bool = True  #: take positions at the bankruptcy price, eating the deficit and keeping any margin left (Hyperliquid docs), rather than at mark
+    unwind_hours: float = 4.0  #: taken-over positions close evenly over this horizon at the recorded marks (assumed; no venue publishes one)
+    slippage_coef: float = 0.5  #: square-root impact, cost = coef × √(notional / daily volume) × notional (square-root law; coef assumed)
+    healthy_liquidation_fee: float = 0.0  #: fee to the vault on liquidations the book closes with equity left (Extended, Lighter docs: 1%)
     # --- risk limits
-    daily_loss_cap_pct: float | None = None  #: losses absorbed per UTC day ≤ this × NAV at the day's start
-    per_market_daily_budget_pct: float | None = None  #: the same, per market
-    thin_market_daily_budget_pct: float | None = None  #: the per-market budget of thin markets (None = the normal budget)
-    thin_market_volume_share: float = 0.10  #: a market is thin when its share of recorded volume is below this
-    per_liquidation_cap_usd: float | None = None  #: loss absorbed from one liquidation ≤ this
-    max_utilization: float | None = None  #: open taken-over notional ≤ this × NAV (today's BackstopVault: 80%)
+    daily_loss_cap_pct: float | None = None  #: losses absorbed per UTC day ≤ this × NAV at the day's start (seed 001 §3 limit)
+    per_market_daily_budget_pct: float | None = None  #: the same, per market (seed 001 §3 limit)
+    thin_market_daily_budget_pct: float | None = None  #: the per-market budget of thin markets, None = the normal one (seed 001 §3: smaller for thin markets)
+    thin_market_volume_share: float = 0.10  #: a market is thin when its share of recorded volume is below this (assumed)
+    per_liquidation_cap_usd: float | None = None  #: loss absorbed from one liquidation ≤ this (seed 001 §3 limit)
+    max_utilization: float | None = None  #: open taken-over notional ≤ this × NAV (seed 001 §1: today's BackstopVault 80%)
     # --- market making (the MarketMakingVault's income folded in)
-    mm_fee_share: float = 0.0  #: share of the protocol's recorded trading fees paid to the vault
-    mm_spread_capture: float = 0.0  #: spread captured as a fraction of recorded market volume (0.00002 = 0.2 bp)
+    mm_fee_share: float = 0.0  #: share of the recorded trading fees paid to the vault (seed 001 §3: the MarketMakingVault's share)
+    mm_spread_capture: float = 0.0  #: spread captured as a fraction of recorded volume, 0.00002 = 0.2 bp (assumed)
     # --- depositor terms
-    withdrawal_lock_days: float = 0.0  #: a deposit can leave after this many days (Hyperliquid 4, Extended 1)
-    performance_fee: float = 0.0  #: fee on share-price gains above the high-water mark, charged daily
-    withdraw_fee: float = 0.0  #: fee on the amount withdrawn
+    withdrawal_lock_days: float = 0.0  #: a deposit can leave after this many days (Hyperliquid docs: 4; Extended docs: 1)
+    performance_fee: float = 0.0  #: fee on share-price gains above the high-water mark, charged daily (seed 001 §3 depositor terms)
+    withdraw_fee: float = 0.0  #: fee on the amount withdrawn (seed 001 §3 depositor terms)
 
     def __post_init__(self) -> None:
         for f in fields(self):
