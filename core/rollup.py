@@ -56,6 +56,49 @@ def _raw_frames(conn: Connection, chain_id: int, first_block: int) -> dict[str, 
     }
 
 
+
+POSITION_COLUMNS = ("position_key", "account", "market", "is_long", "size", "entry_price", "collateral_usd",
+                    "block_number", "log_index", "block_timestamp")
+# A position update's place in the chain as one integer (log indexes stay far below 100,000 per block).
+_ORDER = "block_number * 100000 + log_index"
+
+
+def _insert_latest(conn: Connection, chain_id: int, where: str, params: dict[str, object]) -> None:
+    """Insert into positions_latest each matching key's last update (``where`` filters position_updates)."""
+    cols = ", ".join(POSITION_COLUMNS)
+    conn.execute(sa.text(
+        f"INSERT INTO positions_latest (chain_id, {cols}) SELECT u.chain_id, {', '.join('u.' + c for c in POSITION_COLUMNS)} "
+        f"FROM (SELECT position_key, MAX({_ORDER}) AS k FROM position_updates WHERE chain_id = :c AND {where} "
+        f"GROUP BY position_key) m JOIN position_updates u ON u.chain_id = :c "
+        f"AND u.block_number = m.k / 100000 AND u.log_index = m.k % 100000"), {"c": chain_id, **params})
+
+
+def _replace_positions(conn: Connection, chain_id: int, first_block: int) -> None:
+    """Rebuild positions_latest for every key updated from ``first_block`` on, in the database.
+
+    Rows from ``first_block`` on go; the keys updated since drop their older row and get their latest
+    update. A key whose row went and that has no update left from ``first_block`` on (a reorg rewound
+    them) gets its latest older update back."""
+    t = schema.table_of(schema.PositionLatest)
+    p = {"b": first_block}
+    if conn.execute(sa.select(t.c.chain_id).where(t.c.chain_id == chain_id).limit(1)).first() is None:
+        _insert_latest(conn, chain_id, "block_number >= :b", p)  # nothing to replace (a first build)
+        return
+    stale = {k for (k,) in conn.execute(sa.select(t.c.position_key).where(
+        t.c.chain_id == chain_id, t.c.block_number >= first_block))}
+    conn.execute(sa.delete(t).where(t.c.chain_id == chain_id, t.c.block_number >= first_block))
+    conn.execute(sa.text("DELETE FROM positions_latest WHERE chain_id = :c AND position_key IN "
+                         "(SELECT position_key FROM position_updates WHERE chain_id = :c AND block_number >= :b)"),
+                 {"c": chain_id, **p})
+    _insert_latest(conn, chain_id, "block_number >= :b", p)
+    present = {k for (k,) in conn.execute(sa.select(t.c.position_key).where(
+        t.c.chain_id == chain_id, t.c.block_number >= first_block))}
+    orphans = sorted(stale - present)
+    for i in range(0, len(orphans), 500):
+        chunk = {f"k{j}": k for j, k in enumerate(orphans[i:i + 500])}
+        _insert_latest(conn, chain_id, f"position_key IN ({', '.join(':' + n for n in chunk)})", chunk)
+
+
 def market_stats(raw: dict[str, pl.DataFrame], size: int, chain_id: int) -> pl.DataFrame:
     """Per (market, bucket of ``size`` seconds): the columns of schema.MarketStats."""
     bucket = (pl.col("ts") // size * size).alias("bucket")
@@ -141,10 +184,13 @@ def _state(conn: Connection, chain_id: int) -> tuple[int, int | None]:
     return (int(row[0]), row[1]) if row else (-1, None)
 
 
-def _replace_from(chain_id: int, day0: int, through_block: int) -> Callable[[Connection], None]:
+def _replace_from(chain_id: int, day0: int, through_block: int, first_block: int) -> Callable[[Connection], None]:
     def run(conn: Connection) -> None:
+        _replace_positions(conn, chain_id, first_block)
         for model in schema.ROLLUP_TABLES:
             t = schema.table_of(model)
+            if model is schema.PositionLatest:
+                continue
             conn.execute(sa.delete(t).where(t.c.chain_id == chain_id, t.c.bucket >= day0))
         t = schema.table_of(schema.RollupState)
         conn.execute(sa.delete(t).where(t.c.chain_id == chain_id))
@@ -152,8 +198,20 @@ def _replace_from(chain_id: int, day0: int, through_block: int) -> Callable[[Con
     return run
 
 
+def _backfill_positions(engine: Engine, chain_id: int) -> None:
+    """Fill positions_latest when it is empty but updates exist (a database indexed before the table
+    existed): once; incremental refreshes keep it from then on."""
+    t = schema.table_of(schema.PositionLatest)
+    u = schema.table_of(schema.PositionUpdate)
+    with engine.begin() as conn:
+        if conn.execute(sa.select(t.c.chain_id).where(t.c.chain_id == chain_id).limit(1)).first() is None and \
+                conn.execute(sa.select(u.c.chain_id).where(u.c.chain_id == chain_id).limit(1)).first() is not None:
+            _replace_positions(conn, chain_id, 0)
+
+
 def refresh(engine: Engine, chain_id: int) -> int | None:
     """Rebuild the buckets touched since the last refresh; returns the first day rebuilt (or None)."""
+    _backfill_positions(engine, chain_id)
     with engine.connect() as conn:
         through, dirty_from = _state(conn, chain_id)
         b = schema.table_of(schema.Block)
@@ -166,8 +224,9 @@ def refresh(engine: Engine, chain_id: int) -> int | None:
         first_block = conn.execute(sa.select(sa.func.min(b.c.number)).where(
             b.c.chain_id == chain_id, b.c.timestamp >= day0)).scalar()
         newest = newest if newest is not None else through
-        raw = _raw_frames(conn, chain_id, first_block if first_block is not None else newest + 1)
-    db.write_rows(engine, build(raw, chain_id), before=_replace_from(chain_id, day0, newest))
+        first = first_block if first_block is not None else newest + 1
+        raw = _raw_frames(conn, chain_id, first)
+    db.write_rows(engine, build(raw, chain_id), before=_replace_from(chain_id, day0, newest, first))
     return day0
 
 

@@ -348,6 +348,26 @@ class TraderDaily(SQLModel, table=True):
     trades: int = 0
 
 
+class PositionLatest(SQLModel, table=True):
+    """Each position's latest PositionUpdated (size 0 = closed): the open book of positions, kept
+    by the rollup so stress tests need not scan every update."""
+
+    __tablename__ = "positions_latest"
+    __table_args__ = (sa.Index("ix_positions_latest_market", "chain_id", "market"),
+                      sa.Index("ix_positions_latest_block", "chain_id", "block_number"))
+    chain_id: int = Field(primary_key=True, sa_type=sa.BigInteger)
+    position_key: str = Field(primary_key=True)
+    account: str
+    market: str
+    is_long: bool
+    size: float
+    entry_price: float
+    collateral_usd: float
+    block_number: int = _bigint()
+    log_index: int
+    block_timestamp: int = _bigint()
+
+
 class RollupState(SQLModel, table=True):
     """How far rollups are built; ``dirty_from`` (seconds) marks buckets a reorg invalidated."""
 
@@ -358,7 +378,7 @@ class RollupState(SQLModel, table=True):
 
 
 ROLLUP_TABLES: tuple[type[SQLModel], ...] = (
-    MarketStatsHourly, MarketStatsDaily, ProtocolStatsHourly, ProtocolStatsDaily, TraderDaily,
+    MarketStatsHourly, MarketStatsDaily, ProtocolStatsHourly, ProtocolStatsDaily, TraderDaily, PositionLatest,
 )
 
 

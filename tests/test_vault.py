@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pytest
+import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -369,6 +370,22 @@ def test_replay_of_an_indexed_history_reconciles_with_the_report(simulated: str)
     assert design.summary["liquidations_absorbed"] > 0
     assert design.summary["bad_debt_proposed_usd"] <= today.summary["bad_debt_status_quo_usd"] + 1e-6
     assert design.per_market["symbol"].to_list() != [] and design.nav.height >= 24 * 6
+
+
+def test_positions_latest_is_each_keys_last_update_by_plain_sql(simulated: str) -> None:
+    """The rollup's open book (what stress tests read) against a plain SQL reading of every update."""
+    engine = db.make_engine(simulated, create=False)
+    with engine.connect() as conn:
+        expected = {r[0]: tuple(r[1:]) for r in conn.execute(sa.text(
+            "SELECT u.position_key, u.size, u.entry_price, u.collateral_usd, u.block_number, u.log_index "
+            "FROM position_updates u JOIN (SELECT position_key, MAX(block_number * 100000 + log_index) AS k "
+            "FROM position_updates GROUP BY position_key) m "
+            "ON m.position_key = u.position_key AND m.k = u.block_number * 100000 + u.log_index"))}
+        stored = {r[0]: tuple(r[1:]) for r in conn.execute(sa.text(
+            "SELECT position_key, size, entry_price, collateral_usd, block_number, log_index FROM positions_latest"))}
+    assert stored == expected
+    assert any(r[0] == 0 for r in stored.values()) and any(r[0] > 0 for r in stored.values())  # closed and open
+    assert open_positions(engine, load(engine).chain_id).height == sum(r[0] > 0 for r in stored.values())
 
 
 def test_stress_shock_liquidates_open_positions_through_both_designs(simulated: str) -> None:

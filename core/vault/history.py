@@ -162,21 +162,14 @@ class MarkBook:
         return np.where(span > 0, avg, self.at(market, t0, default))
 
 
-def open_positions(engine: Engine, chain_id: int, as_of: int | None = None) -> pl.DataFrame:
-    """Positions open at ``as_of`` (default: the newest indexed block), rebuilt from PositionUpdated.
+def open_positions(engine: Engine, chain_id: int) -> pl.DataFrame:
+    """Positions open at the newest indexed block (their latest PositionUpdated has a size), from the
+    rollup's positions_latest table.
 
     Columns: position_key, account, market, is_long, size, entry_price, collateral_usd."""
-    t = schema.table_of(schema.PositionUpdate)
-    latest = sa.select(t.c.position_key, sa.func.max(t.c.block_number * 100_000 + t.c.log_index).label("k")).where(
-        t.c.chain_id == chain_id)
-    if as_of is not None:
-        latest = latest.where(t.c.block_timestamp <= as_of)
-    sub = latest.group_by(t.c.position_key).subquery()
-    q = sa.select(t.c.position_key, t.c.account, t.c.market, t.c.is_long, t.c.size, t.c.entry_price,
-                  t.c.collateral_usd).join(sub, (sub.c.position_key == t.c.position_key)
-                                           & (sub.c.k == t.c.block_number * 100_000 + t.c.log_index)).where(
-        t.c.chain_id == chain_id, t.c.size > 0)
-    types = schema.frame_schema(schema.PositionUpdate)
+    t = schema.table_of(schema.PositionLatest)
     cols = ("position_key", "account", "market", "is_long", "size", "entry_price", "collateral_usd")
+    q = sa.select(*(t.c[c] for c in cols)).where(t.c.chain_id == chain_id, t.c.size > 0).order_by(t.c.position_key)
+    types = schema.frame_schema(schema.PositionLatest)
     with engine.connect() as conn:
         return db.read_frame(conn, q, {c: types[c] for c in cols})
