@@ -405,6 +405,15 @@ _LEG_COLUMNS = ("book_filled_size", "adl_size", "adl_covered_usd", "backstop_los
                 "socialized_usd", "fee_collected_usd")
 
 
+def _sum(values: pl.Expr) -> pl.Expr:
+    """Σ in row order, one addition after another (a group keeps its rows' order).
+
+    ``Expr.sum`` picks its kernel by the frame's layout and thread count (pairwise on a sorted slice,
+    sequential on gathered rows), so the same legs could sum to floats an ulp apart on another
+    machine or from another batch layout; a running sum's last value is the same everywhere."""
+    return values.cum_sum().last()
+
+
 def join_waterfall(frames: dict[type[SQLModel], pl.DataFrame]) -> pl.DataFrame:
     """One row per PositionLiquidated with the legs of its transaction (see schema.Liquidation)."""
     liq = frames[schema.Liquidation].drop(*_LEG_COLUMNS, "notional_usd")
@@ -424,7 +433,7 @@ def join_waterfall(frames: dict[type[SQLModel], pl.DataFrame]) -> pl.DataFrame:
     trades = frames.get(schema.Trade)
     sums["book_filled_size"] = (
         assign(trades.filter(pl.col("fill_type") == 1).select("tx_hash", "log_index", "market", "size"))
-        .filter(pl.col("market") == pl.col("market_liq")).group_by(key).agg(pl.col("size").sum().alias("v"))
+        .filter(pl.col("market") == pl.col("market_liq")).group_by(key).agg(_sum(pl.col("size")).alias("v"))
         if trades is not None else empty()
     )
     adl = frames.get(schema.ADLEvent)
@@ -434,11 +443,11 @@ def join_waterfall(frames: dict[type[SQLModel], pl.DataFrame]) -> pl.DataFrame:
         if adl is not None else None
     )
     sums["adl_size"] = (
-        adl_legs.group_by(key).agg(pl.col("size_reduced").sum().alias("v")) if adl_legs is not None else empty()
+        adl_legs.group_by(key).agg(_sum(pl.col("size_reduced")).alias("v")) if adl_legs is not None else empty()
     )
     sums["adl_covered_usd"] = (
         adl_legs.group_by(key).agg(
-            (pl.col("size_reduced") * (pl.col("price") - pl.col("mark_price")).abs()).sum().alias("v"))
+            _sum(pl.col("size_reduced") * (pl.col("price") - pl.col("mark_price")).abs()).alias("v"))
         if adl_legs is not None else empty()
     )
     vault = frames.get(schema.BackstopVaultEvent)
@@ -446,7 +455,7 @@ def join_waterfall(frames: dict[type[SQLModel], pl.DataFrame]) -> pl.DataFrame:
         assign(vault.filter(pl.col("event") == "VaultPnLUpdated").select(
             "tx_hash", "log_index", pl.col("position_key").alias("leg_key"), "value_change_usd"))
         .filter(pl.col("leg_key") == pl.col("position_key"))
-        .group_by(key).agg((-pl.col("value_change_usd").sum()).alias("v"))
+        .group_by(key).agg((-_sum(pl.col("value_change_usd"))).alias("v"))
         if vault is not None else empty()
     )
     fund = frames.get(schema.InsuranceFundEvent)
@@ -454,12 +463,12 @@ def join_waterfall(frames: dict[type[SQLModel], pl.DataFrame]) -> pl.DataFrame:
         assign(fund.filter(pl.col("event") == "ShortfallCovered").select(
             "tx_hash", "log_index", pl.col("position_key").alias("leg_key"), "amount_usd"))
         .filter(pl.col("leg_key") == pl.col("position_key"))
-        .group_by(key).agg(pl.col("amount_usd").sum().alias("v"))
+        .group_by(key).agg(_sum(pl.col("amount_usd")).alias("v"))
         if fund is not None else empty()
     )
     debt = frames.get(schema.SocializedDebt)
     sums["socialized_usd"] = (
-        assign(debt.select("tx_hash", "log_index", "amount_usd")).group_by(key).agg(pl.col("amount_usd").sum().alias("v"))
+        assign(debt.select("tx_hash", "log_index", "amount_usd")).group_by(key).agg(_sum(pl.col("amount_usd")).alias("v"))
         if debt is not None else empty()
     )
     # The fee is booked after PositionLiquidated: match it backwards by transaction and position key.
@@ -468,7 +477,7 @@ def join_waterfall(frames: dict[type[SQLModel], pl.DataFrame]) -> pl.DataFrame:
         sums["fee_collected_usd"] = fees.join_asof(
             pls.rename({"market": "market_liq"}).drop("mark_price"), left_on="log_index", right_on="liq_log_index",
             by=["tx_hash", "position_key"], strategy="backward", check_sortedness=False,
-        ).filter(pl.col("liq_log_index").is_not_null()).group_by(key).agg(pl.col("amount_usd").sum().alias("v"))
+        ).filter(pl.col("liq_log_index").is_not_null()).group_by(key).agg(_sum(pl.col("amount_usd")).alias("v"))
     else:
         sums["fee_collected_usd"] = empty()
 
