@@ -2,7 +2,9 @@
 
 Decoding is columnar: every event of EVENTS.md has only static 32-byte words in its data (except
 `MarketCreated`'s symbol), so a word is a fixed slice of the hex ``data`` string and a whole batch
-of logs is decoded with a handful of polars expressions instead of one ABI call per log.
+of logs is decoded at once instead of one ABI call per log: well-formed logs as one byte matrix per
+event (hex decoded by binascii, words checked and sliced with numpy), anything else with polars
+expressions that also say what is wrong with it.
 
 Which column comes from which parameter is a *positional* mapping (``COLUMNS``): parameter names in
 the ABI never matter, only their order and types, so a deployment whose ABI names fields
@@ -15,12 +17,15 @@ A log from an address that is not the deployment's emitter for that event is cou
 
 from __future__ import annotations
 
+import binascii
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
 import eth_abi
+import numpy as np
 import polars as pl
+import pyarrow as pa
 from sqlmodel import SQLModel
 
 from core import schema
@@ -236,7 +241,157 @@ def _scale(rows: pl.DataFrame, event: str) -> pl.DataFrame:
 
 
 def _decode_event(spec: EventSpec, logs: pl.DataFrame, model: type[SQLModel]) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Decode the logs of one event; returns (rows in the table's frame schema, undecodable logs)."""
+    """Decode the logs of one event; returns (rows in the table's frame schema, undecodable logs).
+
+    Well-formed logs (the right number of 0x-prefixed 32-byte topics and data words, every value in
+    range) take :func:`_decode_words`; the rest, and a batch with any non-hex digit, take
+    :func:`_decode_checked`, which also names what is wrong. Both give the same rows."""
+    n_words = len(spec.data)
+    shape = (pl.col("n_topics") == 1 + len(spec.indexed)) & pl.col("data").str.starts_with("0x") & (
+        pl.col("data").str.len_bytes() == 2 + 64 * n_words)
+    for i in range(1, 1 + len(spec.indexed)):
+        shape = shape & pl.col(f"topic{i}").str.starts_with("0x") & (pl.col(f"topic{i}").str.len_bytes() == 66)
+    logs = logs.with_columns(shape.fill_null(False).alias("_shape"))
+    fast = logs.filter(pl.col("_shape")).drop("_shape")
+    rest = logs.filter(~pl.col("_shape")).drop("_shape")
+    rows, rejected = _decode_words(spec, fast, model)
+    if rejected.height:
+        rest = pl.concat([rest, rejected])
+    if rest.height == 0:
+        return rows, _undecodable(rest.with_columns(pl.lit(None, dtype=pl.String).alias("_reason")), spec.name)
+    checked_rows, bad = _decode_checked(spec, rest, model)
+    return (pl.concat([rows, checked_rows]) if rows.height else checked_rows), bad
+
+
+#: byte → its two lower-case hex digits as one little-endian uint16 (one gather per byte).
+_HEX16 = np.array([ord(f"{b:02x}"[0]) | ord(f"{b:02x}"[1]) << 8 for b in range(256)], dtype="<u2")
+
+
+def hex_strings(words: np.ndarray) -> pl.Series:
+    """Rows of bytes (n × k uint8) → a String series of "0x" + 2k lower-case hex digits."""
+    n, k = words.shape
+    width = 2 + 2 * k
+    chars = np.empty((n, width), dtype=np.uint8)
+    chars[:, 0], chars[:, 1] = ord("0"), ord("x")
+    chars[:, 2:] = _HEX16[words].view(np.uint8).reshape(n, 2 * k)
+    offsets = np.arange(0, (n + 1) * width, width, dtype=np.int64)
+    return pl.Series(pl.from_arrow(pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(chars))))
+
+
+def _hex_matrix(column: pl.Series, width: int) -> np.ndarray:
+    """Strings of exactly ``width`` characters "0x…" (checked by the caller) → bytes, n × (width − 2) / 2.
+
+    Raises binascii.Error on any non-hex digit."""
+    n = len(column)
+    if n == 0 or width == 2:
+        return np.zeros((n, (width - 2) // 2), dtype=np.uint8)
+    arr = column.to_arrow()
+    if arr.type != pa.large_string():
+        arr = arr.cast(pa.large_string())
+    first = int(np.frombuffer(arr.buffers()[1], dtype=np.int64, count=1, offset=8 * arr.offset)[0])
+    chars = np.frombuffer(arr.buffers()[2], dtype=np.uint8, count=n * width, offset=first).reshape(n, width)
+    return np.frombuffer(binascii.a2b_hex(np.ascontiguousarray(chars[:, 2:])), dtype=np.uint8).reshape(n, -1)
+
+
+def _int128(words: np.ndarray) -> pl.Series:
+    """The low 16 bytes of each 32-byte word as Int128 (the same conversion as :func:`_low128`)."""
+    low = np.ascontiguousarray(words[:, 16:])
+    binary = pl.Series(pl.from_arrow(pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), len(low), [None, pa.py_buffer(low)])))
+    return binary.cast(pl.Binary).bin.reinterpret(dtype=pl.Int128, endianness="big")
+
+
+def _fits(abi_type: str, w: np.ndarray) -> np.ndarray:
+    """Numpy twin of :func:`_valid`: the word is a canonical ``abi_type`` that fits a signed 128-bit integer."""
+    if abi_type == "address":
+        return ~w[:, :12].any(axis=1)
+    if abi_type in ("bool", "uint8"):
+        ok = ~w[:, :31].any(axis=1)
+        return ok & (w[:, 31] <= 1) if abi_type == "bool" else ok
+    if abi_type == "bytes32":
+        return np.ones(len(w), dtype=bool)
+    if abi_type.startswith("uint"):
+        return ~w[:, :16].any(axis=1) & (w[:, 16] < 0x80)
+    if abi_type.startswith("int"):
+        negative = w[:, 16] >= 0x80
+        return np.where(negative, (w[:, :16] == 0xFF).all(axis=1), ~w[:, :16].any(axis=1))
+    raise ValueError(f"unsupported ABI type {abi_type}")
+
+
+def _fits64(w: np.ndarray) -> np.ndarray:
+    """The (128-bit valid) value fits a signed 64-bit integer: bytes 16–23 only sign-extend byte 24."""
+    negative = w[:, 24] >= 0x80
+    return np.where(negative, (w[:, 16:24] == 0xFF).all(axis=1), ~w[:, 16:24].any(axis=1))
+
+
+def _decode_words(spec: EventSpec, logs: pl.DataFrame, model: type[SQLModel]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The fast path for logs whose topics and data have the right shape: hex → one byte matrix
+    (binascii), range checks and fixed-width fields in numpy, 128-bit integers through polars' own
+    Int128 casts. Returns (rows, logs it rejects for :func:`_decode_checked` to explain)."""
+    mapping = COLUMNS[spec.name]
+    target = schema.frame_schema(model)
+    if logs.height == 0:
+        return pl.DataFrame(schema=target), logs
+    try:
+        data = _hex_matrix(logs["data"], 2 + 64 * len(spec.data))
+        topics = [_hex_matrix(logs[f"topic{i}"], 66) for i in range(1, 1 + len(spec.indexed))]
+    except (binascii.Error, ValueError):  # a non-hex digit somewhere: let the checked path say where
+        return pl.DataFrame(schema=target), logs
+
+    def word(position: int) -> np.ndarray:
+        param = spec.params[position]
+        if param.indexed:
+            return topics[spec.indexed.index(param)]
+        k = spec.data.index(param)
+        return data[:, 32 * k: 32 * k + 32]
+
+    ok = np.ones(logs.height, dtype=bool)
+    for pos in {pos for pos, _ in mapping.values()}:
+        ok &= _fits(spec.params[pos].type, word(pos))
+    for pos, unit in mapping.values():
+        if unit in (Unit.USD_RAW, Unit.INT):
+            ok &= _fits64(word(pos))
+    rejected = logs.filter(pl.Series(~ok)) if not ok.all() else logs.clear()
+    if not ok.any():
+        return pl.DataFrame(schema=target), rejected
+    if not ok.all():
+        logs = logs.filter(pl.Series(ok))
+        data = data[ok]
+        topics = [t[ok] for t in topics]
+
+    wide: dict[int, pl.Series] = {}  # position → Int128, shared by a float and its *_raw column
+    columns: list[pl.Series] = []
+    for name, dtype in target.items():
+        if name in ("chain_id", "tx_hash", "log_index", "block_number", "block_timestamp"):
+            columns.append(logs[name].cast(dtype))
+            continue
+        if name not in mapping:
+            columns.append(pl.repeat(spec.name if name == "event" else None, logs.height, dtype=dtype, eager=True).alias(name))
+            continue
+        pos, unit = mapping[name]
+        w = word(pos)
+        if unit is Unit.ADDRESS:
+            value = hex_strings(np.ascontiguousarray(w[:, 12:]))
+        elif unit is Unit.HASH:
+            value = hex_strings(np.ascontiguousarray(w))
+        elif unit is Unit.BOOL:
+            value = pl.Series(w[:, 31] == 1)
+        elif unit in (Unit.INT, Unit.USD_RAW):
+            value = pl.Series(np.ascontiguousarray(w[:, 24:]).view(">i8").ravel().astype(np.int64))
+        else:
+            if pos not in wide:
+                wide[pos] = _int128(w)
+            value = wide[pos].cast(pl.String if unit is Unit.E18_RAW else pl.Float64)
+        if name in NEGATED.get(spec.name, ()):
+            value = -value
+        columns.append(value.cast(dtype).alias(name))
+    rows = _scale(pl.DataFrame(columns), spec.name)
+    if "notional_usd" in target and spec.name == "Trade":
+        rows = rows.with_columns((pl.col("price") * pl.col("size")).alias("notional_usd"))
+    return rows, rejected
+
+
+def _decode_checked(spec: EventSpec, logs: pl.DataFrame, model: type[SQLModel]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Decode any logs of one event with polars expressions, naming why each rejected log is rejected."""
     n_data = len(spec.data)
     as_bytes = lambda c: pl.col(c).str.strip_prefix("0x").str.decode("hex", strict=False)  # noqa: E731
     logs = logs.with_columns(
