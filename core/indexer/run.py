@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from cachetools import LRUCache
 from sqlalchemy.engine import Engine
 
-from core import rollup, schema
+from core import db, rollup, schema
 from core.abi import event_specs
 from core.indexer import load
 from core.indexer.decode import RAW_LOG_SCHEMA, Decoded, decode_logs, logs_to_frame
@@ -292,6 +292,20 @@ class Indexer:
         if progress:
             progress.close(start - 1)
 
+    def _index_planned(self, planned: tuple[int, int] | None, cp: tuple[int, str] | None) -> None:
+        """Index ``planned``. A range at or below the checkpoint (--from-block) may store rows that were
+        missing (a log a faulty node had mangled), which rollups built earlier do not count: once
+        something of it is committed, its rollups are marked for rebuilding."""
+        if planned is None:
+            return
+        committed_before = self.result.last_block
+        try:
+            self.index_range(*planned)
+        finally:
+            if cp is not None and planned[0] <= cp[0] and self.result.last_block != committed_before:
+                with db.transaction(self.engine) as conn:
+                    rollup.invalidate(conn, self.manifest.chain_id, planned[0] - 1)
+
     def run(self, *, confirmations: int = 0, from_block: int | None = None, to_block: int | None = None) -> RunResult:
         """Index once, up to the safe head (or ``to_block``)."""
         self.check_chain()
@@ -300,8 +314,7 @@ class Indexer:
         head = self.rpc.block_number()
         planned = plan_range(checkpoint=cp[0] if cp else None, start_block=self.manifest.start_block, head=head,
                              confirmations=confirmations, from_block=from_block, to_block=to_block)
-        if planned:
-            self.index_range(*planned)
+        self._index_planned(planned, cp)
         rollup.refresh(self.engine, self.manifest.chain_id)  # also after a rewind with nothing new
         if self.result.last_block is None:
             cp = self.checkpoint()
@@ -320,7 +333,7 @@ class Indexer:
                                  from_block=from_block if first else None)
             first = False
             if planned:
-                self.index_range(*planned)
+                self._index_planned(planned, cp)
             else:
                 rollup.refresh(self.engine, self.manifest.chain_id)
                 self.stop.wait(poll_interval)
