@@ -47,14 +47,22 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture(scope="module")
 def new_database(backend: str, request: pytest.FixtureRequest,
-                 tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], str]:
-    """``new_database(label)`` → the URL of a fresh, empty database on this run's backend."""
+                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], str]]:
+    """``new_database(label)`` → the URL of a fresh, empty database on this run's backend.
+
+    PostgreSQL databases are dropped when the module ends (each is a few MB of the cluster's temp dir)."""
+    made: list[tuple[Cluster, str]] = []
+
     def make(label: str) -> str:
         if backend == "sqlite":
             return f"sqlite:///{tmp_path_factory.mktemp(label) / 'marginx.db'}"
         cluster: Cluster = request.getfixturevalue("postgres")
-        return cluster.new_database(label)
-    return make
+        made.append((cluster, cluster.new_database(label)))
+        return made[-1][1]
+
+    yield make
+    for cluster, url in made:
+        cluster.drop_database(url)
 
 
 @pytest.fixture()

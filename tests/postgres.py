@@ -79,6 +79,12 @@ class Cluster:
             conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE template0 STRATEGY FILE_COPY'))
         return f"postgresql+psycopg://postgres@{self.host}:{self.port}/{name}"
 
+    def drop_database(self, url: str) -> None:
+        """Drop a database made by new_database, closing whatever connections engines still pool to it."""
+        name = sa.engine.make_url(url).database
+        with self._admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
     def dispose(self) -> None:
         self._admin.dispose()
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -153,10 +153,16 @@ def reports(url: str) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def both(postgres: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], tuple[str, str]]:
+def both(postgres: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], tuple[str, str]]]:
+    made: list[str] = []
+
     def urls(label: str) -> tuple[str, str]:
-        return f"sqlite:///{tmp_path_factory.mktemp(label) / 'x.db'}", postgres.new_database(label)
-    return urls
+        made.append(postgres.new_database(label))
+        return f"sqlite:///{tmp_path_factory.mktemp(label) / 'x.db'}", made[-1]
+
+    yield urls
+    for url in made:
+        postgres.drop_database(url)
 
 
 @pytest.mark.parametrize("build", ["synthetic", "simulator"])
