@@ -21,12 +21,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache, cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import eth_abi
 from eth_utils import keccak, to_checksum_address
-from web3 import Web3
-from web3.contract import Contract
+
+if TYPE_CHECKING:  # annotations only: importing web3 costs ~2 s, which the simulator's worker process need not pay
+    from web3 import Web3
+    from web3.contract import Contract
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTRACTS_DIR = ROOT / "data" / "contracts"
