@@ -40,7 +40,8 @@ _TOO_LARGE = re.compile(
 )
 # Checked before _TOO_LARGE: "daily request count exceeded, request rate limited" is a rate limit,
 # and narrowing the range on it would only send more requests.
-_RATE_LIMIT = re.compile(r"rate.?limit|too many requests|capacity|request count|credits|throughput", re.IGNORECASE)
+_RATE_LIMIT = re.compile(r"rate.?limit|rate exceeded|too many requests|capacity|request count|credits|throughput",
+                         re.IGNORECASE)
 _TRANSIENT = re.compile(
     r"header not found|unknown block|try again|temporar|busy|timeout|internal error|overloaded|unavailable",
     re.IGNORECASE,
@@ -183,7 +184,9 @@ class RPC:
         assert last is not None
         if "cannot connect" in str(last):
             raise IndexerError(f"cannot reach the RPC node at {self.safe_url}: is it running and is RPC_URL right?")
-        raise IndexerError(f"{last} (gave up after {self.retries + 1} attempts on {self.safe_url})")
+        hint = ("raise --rpc-timeout or use a faster node" if "timeout" in str(last)
+                else "try again later, raise --rpc-retries or use another node")
+        raise IndexerError(f"{last} (gave up after {self.retries + 1} attempts on {self.safe_url}): {hint}")
 
     def call(self, method: str, params: Sequence[Any], parse: Callable[[Any], T] | None = None) -> Any:
         """One JSON-RPC call; transient failures retried, RangeTooLargeError passed to the caller.
