@@ -228,7 +228,9 @@ class Indexer:
         where = f"eth_getLogs for blocks {start}..{stop}"
         try:
             raw = logs_to_frame(logs)
-        except Exception as e:  # a missing field, a number that is not hex, a log that is not an object
+        except KeyError as e:
+            raise MalformedAnswerError(f"{where}: a log without {e.args[0]}") from None
+        except Exception as e:  # a number that is not hex, a log that is not an object, a field of the wrong type
             raise MalformedAnswerError(f"{where}: a malformed log ({type(e).__name__})") from None
         required = ["address", "data", "block_number", "block_hash", "tx_hash", "log_index"]
         if raw.select(pl.any_horizontal(pl.col(required).is_null()).any()).item():
@@ -257,28 +259,31 @@ class Indexer:
     # -- run -----------------------------------------------------------------------------------
     def index_range(self, start: int, end: int) -> None:
         progress = Progress(start, end, self.progress_stream) if end - start > 1_000 or self.progress_stream else None
-        reorg_retries = timeouts = 0
+        reorg_retries = refusals = 0
         while start <= end and not self.stop.is_set():
             a, b = self.sizer.next_range(start, end)
             try:
                 raw, blocks, end_hash = self._retrying(f"blocks {a}..{b}", lambda: self.fetch_chunk(a, b))  # noqa: B023
             except RangeTooLargeError as e:
-                if e.transient and b - a + 1 <= self.sizer.minimum:
-                    # a read timeout even for the smallest range: more likely a slow node than a big answer
-                    timeouts += 1
-                    if timeouts > self.rpc.retries:
-                        raise IndexerError(f"eth_getLogs for blocks {a}..{b} timed out {timeouts} times on {self.rpc.safe_url}: "
-                                           "raise --rpc-timeout or use a faster node") from None
-                    self.rpc.sleep(min(8.0, self.rpc.backoff * 2**timeouts))
+                if b - a + 1 > self.sizer.minimum:
+                    self.sizer.too_large(a, b, e.suggested_width)
                     continue
-                self.sizer.too_large(a, b, e.suggested_width)
+                # Refused even at the smallest span: a slow node or an ambiguous "limit exceeded"
+                # (rate limits say so too) is more likely than one block too big, so wait and retry.
+                refusals += 1
+                if refusals > self.rpc.retries:
+                    if e.transient:
+                        raise IndexerError(f"eth_getLogs for blocks {a}..{b} timed out {refusals} times on "
+                                           f"{self.rpc.safe_url}: raise --rpc-timeout or use a faster node") from None
+                    self.sizer.too_large(a, b)  # raises: the node cannot serve even one block's logs
+                self.rpc.sleep(min(8.0, self.rpc.backoff * 2**refusals))
                 continue
             except ReorgDuringFetchError:
                 reorg_retries += 1
                 if reorg_retries > 10:
                     raise IndexerError(f"the chain keeps changing under blocks {a}..{b}; try --confirmations N") from None
                 continue
-            timeouts = 0
+            refusals = 0
             decoded = ingest(self.engine, self.manifest, raw, blocks, (b, end_hash), self.markets)
             self.markets.update(decoded.new_markets)
             self.result.indexed.update(decoded.counts)
