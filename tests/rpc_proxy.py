@@ -11,7 +11,7 @@ the node unless the proxy decides (seeded RNG, ``fault_rate``) to fail it in one
     connection_reset                 the socket closed without an answer
     timeout                          no answer until after the client's timeout
 
-Independently of the share of random faults:
+``fault_methods`` limits the random faults to some methods. Independently of them:
 - ``getlogs_max_blocks``: eth_getLogs over more blocks is refused with -32005 "query returned more
   than 10000 results" (Infura's cap); counted as ``getlogs_range_cap``;
 - ``duplicate_logs`` / ``shuffle_logs``: eth_getLogs answers repeat some logs / come out of
@@ -49,6 +49,7 @@ class FaultyRPCProxy:
 
     def __init__(self, upstream: str, *, seed: int = 0, fault_rate: float = 0.0,
                  faults: tuple[str, ...] = FAULTS, max_per_fault: int | None = None,
+                 fault_methods: set[str] | None = None,
                  timeout_s: float = 2.0, retry_after_s: int = 1, getlogs_max_blocks: int | None = None,
                  duplicate_logs: bool = False, shuffle_logs: bool = False, tamper: Tamper | None = None,
                  fixed: str | None = None, reject_methods: dict[str, tuple[int, str]] | None = None) -> None:
@@ -60,6 +61,7 @@ class FaultyRPCProxy:
         self.fault_rate = fault_rate
         self.faults = faults
         self.max_per_fault = max_per_fault
+        self.fault_methods = fault_methods
         self.timeout_s = timeout_s
         self.retry_after_s = retry_after_s
         self.getlogs_max_blocks = getlogs_max_blocks
@@ -93,7 +95,7 @@ class FaultyRPCProxy:
         with self.lock:
             self.methods[method] += 1
             fault = None
-            if self.rng.random() < self.fault_rate:
+            if (self.fault_methods is None or method in self.fault_methods) and self.rng.random() < self.fault_rate:
                 open_ = [f for f in self.faults if self.max_per_fault is None or self.counts[f] < self.max_per_fault]
                 unseen = [f for f in open_ if not self.counts[f]]  # every kind fires early, then at random
                 choices = unseen or open_

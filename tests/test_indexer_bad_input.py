@@ -113,11 +113,14 @@ def cli(rpc_url: str | None, manifest: Path | None, db_url: str | None, *extra: 
                           env={**clean, **(env or {})})
 
 
-def assert_one_line_error(proc: subprocess.CompletedProcess[str], message: str, exit_code: int = 1) -> str:
+def assert_one_line_error(proc: subprocess.CompletedProcess[str], message: str | tuple[str, ...], exit_code: int = 1) -> str:
+    """Exactly one 'error: …' line holding ``message`` (every part of it, in order), exit ``exit_code``."""
     assert proc.returncode == exit_code, (proc.returncode, proc.stderr)
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
-    assert message in lines[0], lines[0]
+    parts = (message,) if isinstance(message, str) else message
+    positions = [lines[0].find(p) for p in parts]
+    assert -1 not in positions and positions == sorted(positions), (parts, lines[0])
     assert SECRET not in proc.stdout + proc.stderr and PASSWORD not in proc.stdout + proc.stderr
     return lines[0]
 
@@ -181,7 +184,7 @@ def quantity_not_hex(method: str, params: list[Any], result: Any) -> Any:
     return "pending" if method == "eth_blockNumber" else result
 
 
-CLI_CASES: dict[str, tuple[Build, str, int]] = {
+CLI_CASES: dict[str, tuple[Build, str | tuple[str, ...], int]] = {
     # the node
     "rpc-unreachable": (case(rpc=lambda c: f"http://127.0.0.1:{free_port()}/v3/{SECRET}?key={SECRET}", extra=("--rpc-retries", "1")),
                         "cannot reach the RPC node at http://127.0.0.1", 1),
@@ -192,16 +195,29 @@ CLI_CASES: dict[str, tuple[Build, str, int]] = {
     "rpc-api-key-rejected": (case(rpc=lambda c: c.proxy(fixed="http_401")), "HTTP 401 (check the API key in RPC_URL)", 1),
     "rpc-wrong-path": (case(rpc=lambda c: c.proxy(fixed="http_404")), "HTTP 404 (is the URL the node's JSON-RPC endpoint?)", 1),
     "rpc-always-503": (case(rpc=lambda c: c.proxy(fault_rate=1.0, faults=("http_503",)), extra=("--rpc-retries", "1")),
-                       "eth_chainId: HTTP 503 (gave up after 2 attempts on http://127.0.0.1", 1),
+                       ("eth_chainId: HTTP 503 (gave up after 2 attempts on http://127.0.0.1:",
+                        "/…): try again later, raise --rpc-retries or use another node"), 1),
+    "rpc-always-times-out": (case(rpc=lambda c: c.proxy(fault_rate=1.0, faults=("timeout",), timeout_s=0.8),
+                                  extra=("--rpc-timeout", "0.4", "--rpc-retries", "1")),
+                             ("eth_chainId: timeout after 0.4 s (gave up after 2 attempts on http://127.0.0.1:",
+                              "/…): raise --rpc-timeout or use a faster node"), 1),
+    "rpc-getlogs-times-out-for-one-block": (case(rpc=lambda c: c.proxy(fault_rate=1.0, faults=("timeout",), timeout_s=0.8,
+                                                                       fault_methods={"eth_getLogs"}),
+                                                 extra=("--from-block", "0", "--max-chunk-blocks", "1", "--rpc-timeout", "0.4",
+                                                        "--rpc-retries", "1")),
+                                            ("eth_getLogs for blocks 0..0 timed out 2 times on http://127.0.0.1:",
+                                             "/…: raise --rpc-timeout or use a faster node"), 1),
+    "rpc-getlogs-refused-for-one-block": (case(rpc=lambda c: c.proxy(getlogs_max_blocks=0), extra=("--from-block", "0", "--rpc-retries", "1")),
+                                          "the node refuses eth_getLogs even for blocks 0..0: it cannot serve this deployment's logs", 1),
     "rpc-without-eth-getlogs": (case(rpc=lambda c: c.proxy(reject_methods={"eth_getLogs": (-32601, "the method eth_getLogs does not exist/is not available")}),
                                      extra=("--from-block", "0")),
                                 "the node does not offer eth_getLogs: use one that does", 1),
     "rpc-block-number-not-hex": (case(rpc=lambda c: c.proxy(tamper=quantity_not_hex), extra=("--rpc-retries", "1")),
-                                 "eth_blockNumber: the node answered 'pending', not a hex quantity", 1),
+                                 ("eth_blockNumber: the node answered 'pending', not a hex quantity", "use another node"), 1),
     "rpc-log-missing-a-field": (case(rpc=lambda c: c.proxy(tamper=malformed_logs), extra=("--from-block", "0", "--rpc-retries", "1")),
-                                "keeps answering malformed data for blocks 0..", 1),
+                                ("keeps answering malformed data for blocks 0..", "a log without blockHash", "use another node"), 1),
     "rpc-log-outside-the-range": (case(rpc=lambda c: c.proxy(tamper=log_from_elsewhere), extra=("--from-block", "0", "--rpc-retries", "1")),
-                                  "a log from block", 1),
+                                  ("keeps answering malformed data for blocks 0..", "a log from block", "use another node"), 1),
     "chain-id-differs": (case(manifest=lambda c: c.manifest(chain_id=1)), "is chain 31337 but manifest 'local' is for chain 1", 1),
     # the manifest
     "manifest-missing": (case(manifest=lambda c: c.tmp / "nope.json"), "manifest not found", 1),
