@@ -48,7 +48,7 @@ class _Parser(argparse.ArgumentParser):
 def _block(text: str) -> int:
     """A block number, decimal or 0x-hex."""
     try:
-        return int(text, 0)
+        return int(text, 16) if text.strip().lower().startswith("0x") else int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a block number (decimal or 0x-hex)") from None
 
