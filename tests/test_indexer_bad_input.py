@@ -212,6 +212,9 @@ CLI_CASES: dict[str, tuple[Build, str | tuple[str, ...], int]] = {
     "rpc-without-eth-getlogs": (case(rpc=lambda c: c.proxy(reject_methods={"eth_getLogs": (-32601, "the method eth_getLogs does not exist/is not available")}),
                                      extra=("--from-block", "0")),
                                 "the node does not offer eth_getLogs: use one that does", 1),
+    "rpc-error-echoes-the-api-key": (case(rpc=lambda c: c.proxy(reject_methods={"eth_chainId": (
+        -32602, f"invalid project id {SECRET}\n    please check https://node.example/v3/{SECRET}")})),
+        "eth_chainId failed on http://127.0.0.1:", 1),
     "rpc-block-number-not-hex": (case(rpc=lambda c: c.proxy(tamper=quantity_not_hex), extra=("--rpc-retries", "1")),
                                  ("eth_blockNumber: the node answered 'pending', not a hex quantity", "use another node"), 1),
     "rpc-log-missing-a-field": (case(rpc=lambda c: c.proxy(tamper=malformed_logs), extra=("--from-block", "0", "--rpc-retries", "1")),

@@ -25,7 +25,7 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import requests
 
@@ -59,6 +59,18 @@ def redact_url(url: str) -> str:
         return "<unparseable URL>"
     hidden = "/…" if (parts.path not in ("", "/") or parts.query or parts.username) else ""
     return f"{parts.scheme}://{host}{port}{hidden}"
+
+
+def _secrets(url: str) -> list[str]:
+    """The parts of an RPC URL that may be credentials: user info, path segments, query values."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return []
+    found = [parts.username or "", parts.password or ""]
+    found += [unquote(seg) for seg in parts.path.split("/")]
+    found += [v for _, v in parse_qsl(parts.query)]
+    return sorted({f for f in found if len(f) >= 6}, key=len, reverse=True)
 
 
 def _retry_after(response: requests.Response) -> float | None:
@@ -97,6 +109,7 @@ class RPC:
                                "pass --rpc-url or set RPC_URL")
         self.url = url
         self.safe_url = redact_url(url)
+        self.secrets = _secrets(url)
         self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
@@ -109,23 +122,30 @@ class RPC:
         self.calls = 0
 
     # -- transport ---------------------------------------------------------------------------
+    def _node_text(self, text: str) -> str:
+        """A node's error message fit for one line of output: whitespace collapsed, at most 200
+        characters, and any part of the RPC URL that may be a credential cut out (nodes echo keys)."""
+        for secret in self.secrets:
+            text = text.replace(secret, "…")
+        return " ".join(text.split())[:200]
+
     def _classify_response(self, method: str, response: Any) -> Any:
         if not isinstance(response, dict):
             raise TransientRPCError(f"{method}: malformed response")
         if "error" in response and response["error"]:
             err = response["error"]
-            message = str(err.get("message", err)) if isinstance(err, dict) else str(err)
+            message = self._node_text(str(err.get("message", err)) if isinstance(err, dict) else str(err))
             code = err.get("code") if isinstance(err, dict) else None
             if _RATE_LIMIT.search(message) or code == 429:
-                raise TransientRPCError(f"{method}: node error {code}: {message[:200]}")
+                raise TransientRPCError(f"{method}: node error {code!s:.20}: {message}")
             if method == "eth_getLogs" and _TOO_LARGE.search(message):
                 hint = _SUGGESTED_RANGE.search(message)
                 width = int(hint[2], 16) - int(hint[1], 16) + 1 if hint else None
-                raise RangeTooLargeError(message[:200], suggested_width=width)
+                raise RangeTooLargeError(message, suggested_width=width)
             if code in (-32005, -32603, -32000, -32002, -32099) or _TRANSIENT.search(message):
-                raise TransientRPCError(f"{method}: node error {code}: {message[:200]}")
+                raise TransientRPCError(f"{method}: node error {code!s:.20}: {message}")
             hint = f" (the node does not offer {method}: use one that does)" if code == -32601 else ""
-            raise IndexerError(f"{method} failed on {self.safe_url}: node error {code}: {message[:200]}{hint}")
+            raise IndexerError(f"{method} failed on {self.safe_url}: node error {code!s:.20}: {message}{hint}")
         if "result" not in response:
             raise TransientRPCError(f"{method}: response without result")
         return response["result"]
