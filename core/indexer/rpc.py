@@ -122,12 +122,12 @@ class RPC:
         self.calls = 0
 
     # -- transport ---------------------------------------------------------------------------
-    def _node_text(self, text: str) -> str:
+    def _node_text(self, text: str, limit: int = 200) -> str:
         """A node's error message fit for one line of output: whitespace collapsed, at most 200
         characters, and any part of the RPC URL that may be a credential cut out (nodes echo keys)."""
         for secret in self.secrets:
             text = text.replace(secret, "…")
-        return " ".join(text.split())[:200]
+        return " ".join(text.split())[:limit]
 
     def _classify_response(self, method: str, response: Any) -> Any:
         if not isinstance(response, dict):
@@ -206,7 +206,7 @@ class RPC:
             raise IndexerError(f"cannot reach the RPC node at {self.safe_url}: is it running and is RPC_URL right?")
         hint = ("raise --rpc-timeout or use a faster node" if "timeout" in str(last)
                 else "try again later, raise --rpc-retries or use another node")
-        raise IndexerError(f"{last} (gave up after {self.retries + 1} attempts on {self.safe_url}): {hint}")
+        raise IndexerError(f"{self._node_text(str(last), 400)} (gave up after {self.retries + 1} attempts on {self.safe_url}): {hint}")
 
     def call(self, method: str, params: Sequence[Any], parse: Callable[[Any], T] | None = None) -> Any:
         """One JSON-RPC call; transient failures retried, RangeTooLargeError passed to the caller.
