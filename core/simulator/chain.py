@@ -17,6 +17,7 @@ Addresses are derived here and checked against the committed demo manifest
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterable, Iterator, Sequence
@@ -30,7 +31,7 @@ from eth_utils import keccak
 
 from core.abi import encode_event, event_specs
 from core.contracts import DEPLOY_ORDER, MANIFEST_CONTRACTS, MAX_CALL_DATA, MAX_MULTICALL_CALLS, MarketSpec
-from core.indexer.decode import RAW_LOG_SCHEMA
+from core.indexer.decode import RAW_LOG_SCHEMA, hex_strings
 from core.simulator.params import MarketParams
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -216,26 +217,12 @@ def calls_of(dep: Any, events: Sequence[Event]) -> list[tuple[str, bytes]]:
 # --------------------------------------------------------------------------- raw logs
 
 
-#: byte → its two lower-case hex digits, as one little-endian uint16 (one gather per byte).
-_HEX16 = np.array([ord(f"{b:02x}"[0]) | ord(f"{b:02x}"[1]) << 8 for b in range(256)], dtype="<u2")
-_0X = np.frombuffer(b"0x", dtype=np.uint8)
-
-
 class _Address20(dict[str, bytes]):
     """0x-hex address → its 20 bytes, filled on first use."""
 
     def __missing__(self, key: str) -> bytes:
         value = self[key] = bytes.fromhex(key[2:])
         return value
-
-
-def _hex_strings(words: np.ndarray) -> pl.Series:
-    """Rows of bytes (n × k) → polars strings "0x" + 2k lower-case hex digits."""
-    n, k = words.shape
-    out = np.empty((n, 2 + 2 * k), dtype=np.uint8)
-    out[:, :2] = _0X
-    out[:, 2:] = _HEX16[words].view(np.uint8).reshape(n, 2 * k)
-    return pl.Series(out.view(f"S{2 + 2 * k}").ravel()).cast(pl.String)
 
 
 class LogEncoder:
@@ -295,11 +282,11 @@ class LogEncoder:
         for i, param in enumerate(spec.params):
             words = self._words(param.type, columns[i])
             if param.indexed:
-                topics[slot] = _hex_strings(words)
+                topics[slot] = hex_strings(words)
                 slot += 1
             else:
                 data_words.append(words)
-        data = _hex_strings(np.concatenate(data_words, axis=1)) if data_words else pl.Series([""] * n).str.replace("^$", "0x")
+        data = hex_strings(np.concatenate(data_words, axis=1)) if data_words else pl.Series([""] * n).str.replace("^$", "0x")
         return topics, data
 
 
@@ -308,8 +295,12 @@ def _hash(fingerprint: str, kind: str, number: int) -> str:
     number. Unique per run and block, and increasing with the block, so the database's
     (chain_id, tx_hash, log_index) keys are inserted in order (random hashes make SQLite's B-tree
     inserts several times slower on large histories)."""
-    prefix = hashlib.blake2b(f"{fingerprint}:{kind}".encode(), digest_size=16).hexdigest()
-    return f"0x{prefix}{number:032x}"
+    return f"{_hash_prefix(fingerprint, kind)}{number:032x}"
+
+
+@functools.cache
+def _hash_prefix(fingerprint: str, kind: str) -> str:
+    return "0x" + hashlib.blake2b(f"{fingerprint}:{kind}".encode(), digest_size=16).hexdigest()
 
 
 def deployment_txs(book: AddressBook, markets: Sequence[MarketParams], start_ts: int) -> list[tuple[int, int, list[Event]]]:
