@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import hashlib
 import os
 import pickle
@@ -18,14 +19,18 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
+import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from core import db, rollup, schema
+from core.indexer.decode import Decoded, decode_logs
+from core.indexer.manifest import Manifest, load_manifest
 from core.simulator.chain import (
     CHAIN_ID,
     DEMO_MANIFEST,
@@ -44,6 +49,8 @@ from core.simulator.model import Simulation
 from core.simulator.params import DEFAULT_DAYS, DEFAULT_START, DEFAULT_TRADES_PER_DAY, RunConfig, market_by_symbol
 
 Progress = Callable[[float, str], None]
+#: Simulated seconds between rollup refreshes while a raw-path history is ingested.
+ROLLUP_EVERY_S = 5 * 86_400
 
 
 class SimulatorError(RuntimeError):
@@ -110,7 +117,7 @@ def build_database(engine_or_url: Engine | str, seed: int, days: int = DEFAULT_D
     committed demo manifest (``data/deployments/demo.json``). With ``parallel`` the model runs in
     a child process while this one indexes; the events are the same either way.
     """
-    from core.indexer.manifest import load_manifest
+    from core.indexer import load
     from core.indexer.run import ingest
 
     cfg = run_config(seed, days, trades_per_day, markets, start)
@@ -122,13 +129,25 @@ def build_database(engine_or_url: Engine | str, seed: int, days: int = DEFAULT_D
     span = cfg.days * 86_400
     stream = _produce_in_process(cfg, batch_logs) if parallel else _produce_here(cfg, book, batch_logs)
     truth: Truth | None = None
+    rolled_up_to = cfg.start_ts
     for item in stream:
         if isinstance(item, Truth):
             truth = item
             continue
-        ingest(engine, manifest, item.raw, item.blocks, item.checkpoint, markets=known, refresh_rollups=False)
+        if isinstance(item, RawBatch):
+            ingest(engine, manifest, item.raw, item.blocks, item.checkpoint, markets=known, refresh_rollups=False)
+        else:
+            load.commit_batch(engine, chain_id=manifest.chain_id, deployment=manifest.name, decoded=item.decoded,
+                              blocks=item.blocks, checkpoint=item.checkpoint)
+        last_ts = int(item.blocks["timestamp"][-1])
+        if last_ts - rolled_up_to >= ROLLUP_EVERY_S:
+            # Rollups as the history comes in, while the model computes the next batches in its
+            # process: at the end only the last days are left to roll up, instead of all of them
+            # with the model's core idle. (A refresh re-reads the day it stopped in: every five
+            # days that is ~1/10 more rollup work.)
+            rollup.refresh(engine, CHAIN_ID)
+            rolled_up_to = last_ts
         if progress:
-            last_ts = int(item.blocks["timestamp"][-1])
             day = dt.datetime.fromtimestamp(last_ts, dt.timezone.utc)
             progress(min(1.0, max(0.0, (last_ts - cfg.start_ts) / span)), f"indexed up to {day:%Y-%m-%d %H:%M} UTC")
     if progress:
@@ -144,18 +163,47 @@ def _produce_here(cfg: RunConfig, book: AddressBook, batch_logs: int) -> Iterato
     yield sim.ledger.truth()
 
 
+@dataclass
+class DecodedBatch:
+    """A :class:`RawBatch` after the indexer's :func:`~core.indexer.decode.decode_logs`: what
+    :func:`~core.indexer.load.commit_batch` writes."""
+
+    decoded: Decoded
+    blocks: pl.DataFrame
+    checkpoint: tuple[int, str]
+
+
+def decode_batch(batch: RawBatch, manifest: Manifest, markets: set[str]) -> DecodedBatch:
+    """The decode half of :func:`core.indexer.run.ingest` for one raw batch, with the same arguments."""
+    decoded = decode_logs(batch.raw, chain_id=manifest.chain_id, contracts=manifest.contracts, markets=markets,
+                          timestamps=batch.blocks.select(pl.col("number").alias("block_number"),
+                                                         pl.col("timestamp").alias("block_timestamp")))
+    return DecodedBatch(decoded, batch.blocks, batch.checkpoint)
+
+
 def produce_to(stream: BinaryIO) -> None:
     """Worker side of :func:`_produce_in_process`: read (config, batch size) pickled from stdin,
-    write every batch and finally the ledger, pickled, to ``stream``."""
+    write every batch, decoded, and finally the ledger, pickled, to ``stream``."""
     cfg, batch_logs = pickle.load(sys.stdin.buffer)
-    for item in _produce_here(cfg, demo_addresses(cfg.markets), batch_logs):
-        pickle.dump(item, stream, protocol=pickle.HIGHEST_PROTOCOL)
+    # The model and the encoder allocate millions of short-lived tuples and lists that form no
+    # reference cycles, so the cyclic collector only re-scans the model's state over and over:
+    # ~20% of this process's time. Reference counting frees everything here.
+    gc.disable()
+    book = demo_addresses(cfg.markets)
+    manifest = load_manifest(DEMO_MANIFEST)
+    markets = set(book.markets.values())
+    for item in _produce_here(cfg, book, batch_logs):
+        out = decode_batch(item, manifest, markets) if isinstance(item, RawBatch) else item
+        pickle.dump(out, stream, protocol=pickle.HIGHEST_PROTOCOL)
         stream.flush()
 
 
-def _produce_in_process(cfg: RunConfig, batch_logs: int) -> Iterator[RawBatch | Truth]:
-    """Simulate in a second process so the model and the indexer's decode → load overlap (2 cores).
+def _produce_in_process(cfg: RunConfig, batch_logs: int) -> Iterator[DecodedBatch | Truth]:
+    """Simulate, encode and decode in a second process while this one writes (2 cores).
 
+    The worker runs the model, encodes its logs as ``eth_getLogs`` returns them and puts them
+    through the indexer's own decode; this process writes what it decoded with the indexer's own
+    load. (Decoding here instead left this process ~10 s behind the worker on the 90-day demo.)
     The worker is ``python -m core.simulator.worker`` (a plain subprocess: no multiprocessing
     re-import of the caller's main module, safe under Streamlit); batches come back pickled over a
     pipe, whose back-pressure keeps memory bounded however long the history.
