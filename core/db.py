@@ -205,12 +205,27 @@ def _row_iter(frame: pl.DataFrame) -> Iterator[tuple[Any, ...]]:
 
 
 def write_rows(engine: Engine, frames: Sequence[tuple[type[SQLModel], pl.DataFrame]],
-               checkpoint: CheckpointRow | None = None, before: Callable[[Connection], None] | None = None) -> None:
+               checkpoint: CheckpointRow | None = None, before: Callable[[Connection], None] | None = None,
+               after: Callable[[Connection], None] | None = None) -> None:
     """Insert every frame (skipping rows whose key exists) and move the checkpoint, atomically.
 
+    ``before`` runs first in the same transaction (e.g. to delete the rows being replaced), ``after``
+    last (e.g. the rollups the new rows change, so readers see both or neither).
+    """
+    with engine.begin() as conn:
+        if before is not None:
+            before(conn)
+        insert_frames(conn, frames, checkpoint)
+        if after is not None:
+            after(conn)
+
+
+def insert_frames(conn: Connection, frames: Sequence[tuple[type[SQLModel], pl.DataFrame]],
+                  checkpoint: CheckpointRow | None = None) -> None:
+    """:func:`write_rows`' inserts inside the caller's transaction.
+
     Each frame must match :func:`core.schema.frame_schema` of its model exactly; a mismatch is a
-    programming error and raises before anything is written. ``before`` runs first in the same
-    transaction (e.g. to delete the rows being replaced).
+    programming error and raises before anything is written.
 
     Rows go through the DBAPI's executemany on SQLAlchemy's own connection. (ADBC binds Arrow
     batches faster, but a second SQLite library in the same process breaks SQLite's POSIX locks
@@ -219,20 +234,17 @@ def write_rows(engine: Engine, frames: Sequence[tuple[type[SQLModel], pl.DataFra
     work = [(schema.table_of(m), _checked(m, f)) for m, f in frames if f.height]
     cp = (checkpoint.chain_id, checkpoint.deployment, checkpoint.last_block, checkpoint.last_block_hash,
           int(time.time())) if checkpoint else None
-    with engine.begin() as conn:
-        if before is not None:
-            before(conn)
-        dbapi = conn.connection.driver_connection
-        assert dbapi is not None
-        ph = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-        cur = dbapi.cursor()
-        try:
-            for table, frame in work:
-                cur.executemany(_insert_sql(table, f"VALUES ({', '.join([ph] * frame.width)})"), _row_iter(frame))
-            if cp:
-                cur.execute(_CHECKPOINT_UPSERT.format(ph=", ".join([ph] * 5)), cp)
-        finally:
-            cur.close()
+    dbapi = conn.connection.driver_connection
+    assert dbapi is not None
+    ph = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    cur = dbapi.cursor()
+    try:
+        for table, frame in work:
+            cur.executemany(_insert_sql(table, f"VALUES ({', '.join([ph] * frame.width)})"), _row_iter(frame))
+        if cp:
+            cur.execute(_CHECKPOINT_UPSERT.format(ph=", ".join([ph] * 5)), cp)
+    finally:
+        cur.close()
 
 
 def delete_above(conn: Connection, chain_id: int, block_number: int) -> dict[str, int]:

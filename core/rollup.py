@@ -198,35 +198,41 @@ def _replace_from(chain_id: int, day0: int, through_block: int, first_block: int
     return run
 
 
-def _backfill_positions(engine: Engine, chain_id: int) -> None:
+def _backfill_positions(conn: Connection, chain_id: int) -> None:
     """Fill positions_latest when it is empty but updates exist (a database indexed before the table
     existed): once; incremental refreshes keep it from then on."""
     t = schema.table_of(schema.PositionLatest)
     u = schema.table_of(schema.PositionUpdate)
-    with engine.begin() as conn:
-        if conn.execute(sa.select(t.c.chain_id).where(t.c.chain_id == chain_id).limit(1)).first() is None and \
-                conn.execute(sa.select(u.c.chain_id).where(u.c.chain_id == chain_id).limit(1)).first() is not None:
-            _replace_positions(conn, chain_id, 0)
+    if conn.execute(sa.select(t.c.chain_id).where(t.c.chain_id == chain_id).limit(1)).first() is None and \
+            conn.execute(sa.select(u.c.chain_id).where(u.c.chain_id == chain_id).limit(1)).first() is not None:
+        _replace_positions(conn, chain_id, 0)
 
 
 def refresh(engine: Engine, chain_id: int) -> int | None:
-    """Rebuild the buckets touched since the last refresh; returns the first day rebuilt (or None)."""
-    _backfill_positions(engine, chain_id)
-    with engine.connect() as conn:
-        through, dirty_from = _state(conn, chain_id)
-        b = schema.table_of(schema.Block)
-        newest, first_new_ts = conn.execute(sa.select(sa.func.max(b.c.number), sa.func.min(b.c.timestamp)).where(
-            b.c.chain_id == chain_id, b.c.number > through)).one()
-        starts = [ts for ts in (first_new_ts, dirty_from) if ts is not None]
-        if not starts:
-            return None
-        day0 = min(starts) // DAY * DAY
-        first_block = conn.execute(sa.select(sa.func.min(b.c.number)).where(
-            b.c.chain_id == chain_id, b.c.timestamp >= day0)).scalar()
-        newest = newest if newest is not None else through
-        first = first_block if first_block is not None else newest + 1
-        raw = _raw_frames(conn, chain_id, first)
-    db.write_rows(engine, build(raw, chain_id), before=_replace_from(chain_id, day0, newest, first))
+    """Rebuild the buckets touched since the last refresh, in one transaction; the first day rebuilt (or None)."""
+    with engine.begin() as conn:
+        return refresh_in(conn, chain_id)
+
+
+def refresh_in(conn: Connection, chain_id: int) -> int | None:
+    """:func:`refresh` inside the caller's transaction: the indexer commits a chunk's rows and the
+    rollups they change together, so a reader never sees rows the headline figures do not count."""
+    _backfill_positions(conn, chain_id)
+    through, dirty_from = _state(conn, chain_id)
+    b = schema.table_of(schema.Block)
+    newest, first_new_ts = conn.execute(sa.select(sa.func.max(b.c.number), sa.func.min(b.c.timestamp)).where(
+        b.c.chain_id == chain_id, b.c.number > through)).one()
+    starts = [ts for ts in (first_new_ts, dirty_from) if ts is not None]
+    if not starts:
+        return None
+    day0 = min(starts) // DAY * DAY
+    first_block = conn.execute(sa.select(sa.func.min(b.c.number)).where(
+        b.c.chain_id == chain_id, b.c.timestamp >= day0)).scalar()
+    newest = newest if newest is not None else through
+    first = first_block if first_block is not None else newest + 1
+    raw = _raw_frames(conn, chain_id, first)
+    _replace_from(chain_id, day0, newest, first)(conn)
+    db.insert_frames(conn, build(raw, chain_id))
     return day0
 
 

@@ -209,11 +209,6 @@ def test_the_app_open_while_the_indexer_writes_shows_no_errors_and_growing_figur
     assert dump(database_url) == expected
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the indexer commits a chunk's rows (core/indexer/load.commit_batch → db.write_rows) and its rollups "
-    "(core/rollup.refresh) in two transactions, so a reader between them sees trades the headline figures do not "
-    "count yet; the fix needs db.write_rows and rollup.refresh to share one connection (files of the PostgreSQL "
-    "engineer). Remove this mark when it lands: the test then passes and strict xfail fails it."))
 def test_every_state_a_reader_can_see_has_rollups_equal_to_the_rows(
         chain: tuple[str, History, Path, dict[str, Any]], database_url: str) -> None:
     """Each read is one snapshot (one transaction; REPEATABLE READ on PostgreSQL), as a page's reads
@@ -231,6 +226,8 @@ def test_every_state_a_reader_can_see_has_rollups_equal_to_the_rows(
                 if engine.dialect.name == "postgresql":
                     conn = conn.execution_options(isolation_level="REPEATABLE READ")
                 with conn.begin():
+                    if engine.dialect.name == "sqlite":  # pysqlite opens a transaction only before a write
+                        conn.exec_driver_sql("BEGIN")
                     trades = conn.execute(sa.text("SELECT COUNT(*) FROM trades")).scalar_one()
                     rolled = conn.execute(sa.text("SELECT COALESCE(SUM(trades), 0) FROM stats_daily")).scalar_one()
             reads.append((int(trades), int(rolled)))

@@ -35,8 +35,8 @@ def known_markets(conn: Connection, chain_id: int) -> dict[str, str]:
 
 
 def commit_batch(engine: Engine, *, chain_id: int, deployment: str, decoded: Decoded, blocks: pl.DataFrame,
-                 checkpoint: tuple[int, str] | None) -> None:
-    """Rows, undecodable logs, blocks and (if given) the checkpoint, atomically.
+                 checkpoint: tuple[int, str] | None, refresh_rollups: bool = False) -> None:
+    """Rows, undecodable logs, blocks, (if given) the checkpoint and (if asked) the rollups, atomically.
 
     ``blocks`` has number, hash, timestamp. The checkpoint only moves forward here; a reorg
     rewind moves it back through :func:`rewind`.
@@ -44,7 +44,8 @@ def commit_batch(engine: Engine, *, chain_id: int, deployment: str, decoded: Dec
     frames: list[tuple[type[SQLModel], pl.DataFrame]] = list(decoded.frames.items())
     frames.append((schema.UndecodableLog, decoded.undecodable))
     frames.append((schema.Block, blocks.select(pl.lit(chain_id, dtype=pl.Int64).alias("chain_id"), "number", "hash", "timestamp")))
-    db.write_rows(engine, frames, db.CheckpointRow(chain_id, deployment, *checkpoint) if checkpoint else None)
+    db.write_rows(engine, frames, db.CheckpointRow(chain_id, deployment, *checkpoint) if checkpoint else None,
+                  after=(lambda conn: rollup.refresh_in(conn, chain_id)) if refresh_rollups else None)
 
 
 def rewind(engine: Engine, *, chain_id: int, deployment: str, last_good: int, last_good_hash: str) -> dict[str, int]:
@@ -53,6 +54,7 @@ def rewind(engine: Engine, *, chain_id: int, deployment: str, last_good: int, la
         rollup.invalidate(conn, chain_id, last_good)
         deleted = db.delete_above(conn, chain_id, last_good)
         write_checkpoint(conn, chain_id, deployment, last_good, last_good_hash)
+        rollup.refresh_in(conn, chain_id)  # readers never see rewound rows still counted
     return deleted
 
 

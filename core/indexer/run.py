@@ -58,9 +58,7 @@ def ingest(engine: Engine, manifest: Manifest, raw: pl.DataFrame, blocks: pl.Dat
                           timestamps=blocks.select(pl.col("number").alias("block_number"),
                                                    pl.col("timestamp").alias("block_timestamp")))
     load.commit_batch(engine, chain_id=manifest.chain_id, deployment=manifest.name, decoded=decoded,
-                      blocks=blocks, checkpoint=checkpoint)
-    if refresh_rollups and decoded.frames:
-        rollup.refresh(engine, manifest.chain_id)
+                      blocks=blocks, checkpoint=checkpoint, refresh_rollups=refresh_rollups and bool(decoded.frames))
     return decoded
 
 
