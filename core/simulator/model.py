@@ -137,7 +137,7 @@ class Simulation:
         self.short_oi = [0] * n_mk
         self.funding_index = [0] * n_mk  #: cumulative funding, 1e-9 USD per lot (longs pay when rising)
         self.spot_inventory = [0] * n_mk  #: market makers' net spot lots (quote skew)
-        self.keys: dict[tuple[int, int, int], bytes] = {}
+        self.keys: dict[int, bytes] = {}  #: (market × stride + account) × 2 + is long → position key
         #: Collateral posted per unit of notional, per market and account (1 / leverage, at least IM).
         self.margin = [[max(1.0 / lev, m.initial_margin) for lev in self.leverage] for m in self.markets]
         self.mmr = [m.maintenance_margin for m in self.markets]
@@ -170,10 +170,11 @@ class Simulation:
 
     def key(self, a: int, mi: int, side: int) -> bytes:
         """positionKey = keccak(account ‖ market ‖ isLong): one key per account, market and side."""
-        k = self.keys.get((a, mi, side))
+        slot = (mi * _RECORD_STRIDE + a) * 2 + (side > 0)  # an int, not a tuple: this runs per fill
+        k = self.keys.get(slot)
         if k is None:
             preimage = bytes.fromhex(self.addr[a][2:]) + bytes.fromhex(self.maddr[mi][2:]) + (b"\x01" if side > 0 else b"\x00")
-            k = self.keys[(a, mi, side)] = _keccak.new(digest_bits=256, data=preimage).digest()
+            k = self.keys[slot] = _keccak.new(digest_bits=256, data=preimage).digest()
         return k
 
     def emit(self, tick_ts: int, events: list[Event], acc: _Acc | None = None) -> None:
