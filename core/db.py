@@ -87,22 +87,21 @@ def make_engine(url: str, *, create: bool = True) -> Engine:
         engine.dispose()
         reason = (str(e.orig).strip().splitlines() or [""])[0] if getattr(e, "orig", None) is not None else type(e).__name__
         raise DatabaseError(f"cannot open database {redact_db_url(url)}: {reason}") from e
+    except OSError as e:  # the schema lock file beside a SQLite database (e.g. a read-only directory)
+        engine.dispose()
+        raise DatabaseError(f"cannot open database {redact_db_url(url)}: {e.strerror}: {e.filename}") from e
     return engine
 
 
-def _create_schema(engine: Engine, attempts: int = 5) -> None:
-    """create_all, tolerating another process (app or indexer) creating the same tables meanwhile.
+def _create_schema(engine: Engine) -> None:
+    """create_all under the database's schema lock (:func:`exclusive`).
 
-    The loser of the race sees "table … already exists" (SQLite: OperationalError; PostgreSQL:
-    DuplicateTable, or a unique violation on pg_type naming the table) and retries, finding the
-    tables there."""
-    for attempt in range(attempts):
-        try:
-            SQLModel.metadata.create_all(engine)
-            return
-        except (sa.exc.OperationalError, sa.exc.ProgrammingError, sa.exc.IntegrityError) as e:
-            if "already exists" not in str(e.orig) or attempt == attempts - 1:
-                raise
+    The app and the indexer may open an empty database at the same moment. Unlocked, one of them
+    loses the race with "table … already exists" (SQLite creates table by table outside any
+    transaction, so retrying can lose again on the next table under load); locked, the second waits
+    and then finds every table there."""
+    with exclusive(engine, "schema"):
+        SQLModel.metadata.create_all(engine)
 
 
 def redact_db_url(url: str) -> str:
