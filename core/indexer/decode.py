@@ -552,8 +552,17 @@ def decode_logs(
     if schema.Liquidation in out.frames:
         out.frames[schema.Liquidation] = join_waterfall(out.frames)
     for model, f in out.frames.items():
-        out.frames[model] = f.sort("block_number", "log_index") if "log_index" in f.columns else f
+        if "log_index" in f.columns and not _in_chain_order(f):
+            out.frames[model] = f.sort("block_number", "log_index")
     return out
+
+
+def _in_chain_order(frame: pl.DataFrame) -> bool:
+    """Rows already ascend by (block_number, log_index), as one event's logs usually come: then
+    sorting (a gather of every column) can be skipped."""
+    block, log = pl.col("block_number"), pl.col("log_index")
+    step = (block.diff() > 0) | ((block.diff() == 0) & (log.diff() > 0))
+    return bool(frame.select(step.fill_null(True).all()).item())
 
 
 _LEG_COLUMNS = ("book_filled_size", "adl_size", "adl_covered_usd", "backstop_loss_usd", "insurance_cover_usd",
