@@ -75,10 +75,16 @@ def test_a_node_failing_a_third_of_calls_every_way_ends_with_the_same_database(
 
 
 def test_killed_twenty_times_at_random_moments_then_restarted_ends_identical(
-        chain: tuple[str, History, Path, dict[str, Any]], database_url: str) -> None:
+        chain: tuple[str, History, Path, dict[str, Any]], tmp_path: Path) -> None:
     """Each kill lands while the indexer is indexing (after its first commit of that run): one block
-    per chunk, so a run is many commits and the moment falls anywhere in fetch, decode, write or rollup."""
+    per chunk, so a run is many commits and the moment falls anywhere in fetch, decode, write or rollup.
+
+    A SQLite file, on purpose: whether a file survives SIGKILL mid-write is the file's (WAL,
+    journal) business; a PostgreSQL server rolls back a dropped connection itself, and that path is
+    killed too, by test_indexer_integration's kill test on both backends. Twenty process starts are
+    the bulk of this test's time, so it does not run them twice."""
     node, history, manifest, expected = chain
+    database_url = f"sqlite:///{tmp_path / 'killed.db'}"
     args = [sys.executable, "-m", "core.indexer", "--rpc-url", node, "--manifest", str(manifest),
             "--database-url", database_url, "--chunk-blocks", "1", "--max-chunk-blocks", "1"]
     rng = random.Random(20)
