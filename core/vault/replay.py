@@ -360,7 +360,7 @@ def _nav_series(history: History, p: VaultParams, rows: pl.DataFrame, inc_ts: np
     if closes.size:
         j = np.searchsorted(closes, np.arange(grid.size), side="left") - 1  # the last close strictly before
         fee_at = np.where(j >= 0, fee_close[np.clip(j, 0, None)], 0.0)
-    price = price_gross - fee_at
+    price = np.maximum(price_gross - fee_at, 0.0)  # fees already paid out cannot take it below zero
     return pl.DataFrame({"ts": grid.astype(np.int64), "nav_usd": price * p.vault_size_usd, "share_price": price,
                          "drawdown": stats.drawdown(price), "performance_fees_usd": fee_at * p.vault_size_usd})
 
