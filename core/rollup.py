@@ -217,8 +217,9 @@ def refresh(engine: Engine, chain_id: int) -> int | None:
 def refresh_in(conn: Connection, chain_id: int) -> int | None:
     """:func:`refresh` inside the caller's transaction: the indexer commits a chunk's rows and the
     rollups they change together, so a reader never sees rows the headline figures do not count."""
-    _backfill_positions(conn, chain_id)
     through, dirty_from = _state(conn, chain_id)
+    if through >= 0:  # rollups were built before positions_latest existed (a first build fills it below)
+        _backfill_positions(conn, chain_id)
     b = schema.table_of(schema.Block)
     newest, first_new_ts = conn.execute(sa.select(sa.func.max(b.c.number), sa.func.min(b.c.timestamp)).where(
         b.c.chain_id == chain_id, b.c.number > through)).one()
