@@ -65,7 +65,7 @@ def sql_groupby(url: str) -> float:
             "SELECT block_timestamp / 86400 AS day, market, SUM(price * size), COUNT(*) FROM trades GROUP BY day, market",
             "SELECT block_timestamp / 86400 AS day, market, is_long, COUNT(*), SUM(size * liquidation_price) "
             "FROM liquidations GROUP BY day, market, is_long",
-            "SELECT COUNT(*) FROM (SELECT maker FROM trades UNION SELECT taker FROM trades)",
+            "SELECT COUNT(*) FROM (SELECT maker FROM trades UNION SELECT taker FROM trades) AS traders",  # alias: PostgreSQL
         ):
             conn.execute(sa.text(q)).all()
     seconds = time.perf_counter() - t0
