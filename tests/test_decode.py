@@ -219,3 +219,36 @@ def test_waterfall_legs_join_per_liquidation_even_two_in_one_tx() -> None:
     assert first["notional_usd"] == pytest.approx(1.5 * 91)
     assert (second["book_filled_size"], second["adl_size"], second["backstop_loss_usd"]) == (2.0, 0.0, 50.0)
     assert (second["insurance_cover_usd"], second["socialized_usd"], second["fee_collected_usd"]) == (0.0, 0.0, 1.0)
+
+
+def test_decoded_frames_hold_no_python_owned_memory() -> None:
+    """Decoded (and simulated raw) frames live in polars' or Arrow's memory, never in numpy arrays
+    or Python buffers polars took over zero-copy: those need the GIL to be freed, and a polars pool
+    thread freeing one while the main thread holds the GIL and waits on the pool (pickling a frame
+    does) deadlocks. The simulator's worker hung so at 10M trades. Python-owned memory is what
+    tracemalloc traces (numpy reports its buffers to it); polars' and Arrow's allocators are not."""
+    import gc
+    import tracemalloc
+
+    from core.simulator.build import DEMO_MANIFEST, decode_batch, demo_addresses, load_manifest, raw_batches, run_config
+
+    cfg = run_config(3, 2, 3000, None, None)
+    book, manifest = demo_addresses(cfg.markets), load_manifest(DEMO_MANIFEST)
+    for warm_up in raw_batches(run_config(3, 1, 100, None, None), book)[1]:  # modules imported lazily, caches
+        decode_batch(warm_up, manifest, set(book.markets.values()))
+    tracemalloc.start()
+    sim, stream = raw_batches(cfg, book, batch_logs=20_000)
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        batches = list(stream)  # the simulator's raw logs, as the worker produces them
+        out = [decode_batch(b, manifest, set(book.markets.values())) for b in batches]
+        raw_rows = sum(b.raw.height for b in batches)
+        del sim, stream, batches
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] - base
+    finally:
+        tracemalloc.stop()
+    rows = sum(f.height for o in out for f in o.decoded.frames.values())
+    assert raw_rows > 10_000 and rows > 10_000
+    # One int64 column of the decoded rows held in numpy would be 8 bytes a row; allow well under that.
+    assert held < rows, f"{held:,} bytes of Python-owned memory behind {rows:,} decoded rows"

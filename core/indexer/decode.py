@@ -234,7 +234,7 @@ def _scale(rows: pl.DataFrame, event: str) -> pl.DataFrame:
     floats depending on how many logs came with it, and re-indexing would not be reproducible.
     """
     scaled = [
-        pl.Series(col, rows[col].to_numpy() / SCALES[unit], dtype=pl.Float64)
+        owned_series(rows[col].to_numpy() / SCALES[unit], col)
         for col, (_pos, unit) in COLUMNS[event].items() if unit in SCALES
     ]
     return rows.with_columns(scaled) if scaled else rows
@@ -267,15 +267,37 @@ def _decode_event(spec: EventSpec, logs: pl.DataFrame, model: type[SQLModel]) ->
 _HEX16 = np.array([ord(f"{b:02x}"[0]) | ord(f"{b:02x}"[1]) << 8 for b in range(256)], dtype="<u2")
 
 
+def _arrow_buffer(nbytes: int) -> tuple[pa.Buffer, np.ndarray]:
+    """A buffer from Arrow's memory pool and a writable uint8 view of it.
+
+    Frames built on it never hold memory owned by a Python object. Memory polars takes over
+    zero-copy from numpy or ``pa.py_buffer`` needs the GIL to be freed, and polars may free it on
+    one of its pool threads while the main thread holds the GIL and waits on that pool (pickling a
+    frame does): a deadlock, seen with the simulator's worker at 10M trades. Arrow-pool memory is
+    freed without the GIL."""
+    buf = pa.allocate_buffer(nbytes)
+    return buf, np.frombuffer(buf, dtype=np.uint8)
+
+
+def owned_series(values: np.ndarray, name: str = "") -> pl.Series:
+    """A 1-d numeric numpy array → a polars Series on a copy in Arrow-pool memory (see :func:`_arrow_buffer`)."""
+    values = np.ascontiguousarray(values)
+    buf, view = _arrow_buffer(values.nbytes)
+    view[:] = values.view(np.uint8).ravel()
+    return pl.Series(name, pa.Array.from_buffers(pa.from_numpy_dtype(values.dtype), len(values), [None, buf]))
+
+
 def hex_strings(words: np.ndarray) -> pl.Series:
     """Rows of bytes (n × k uint8) → a String series of "0x" + 2k lower-case hex digits."""
     n, k = words.shape
     width = 2 + 2 * k
-    chars = np.empty((n, width), dtype=np.uint8)
+    char_buf, flat = _arrow_buffer(n * width)
+    chars = flat.reshape(n, width)
     chars[:, 0], chars[:, 1] = ord("0"), ord("x")
     chars[:, 2:] = _HEX16[words].view(np.uint8).reshape(n, 2 * k)
-    offsets = np.arange(0, (n + 1) * width, width, dtype=np.int64)
-    return pl.Series(pl.from_arrow(pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(chars))))
+    offset_buf, offset_bytes = _arrow_buffer(8 * (n + 1))
+    offset_bytes.view(np.int64)[:] = np.arange(0, (n + 1) * width, width, dtype=np.int64)
+    return pl.Series(pl.from_arrow(pa.LargeStringArray.from_buffers(n, offset_buf, char_buf)))
 
 
 def _hex_matrix(column: pl.Series, width: int) -> np.ndarray:
@@ -295,8 +317,9 @@ def _hex_matrix(column: pl.Series, width: int) -> np.ndarray:
 
 def _int128(words: np.ndarray) -> pl.Series:
     """The low 16 bytes of each 32-byte word as Int128 (the same conversion as :func:`_low128`)."""
-    low = np.ascontiguousarray(words[:, 16:])
-    binary = pl.Series(pl.from_arrow(pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), len(low), [None, pa.py_buffer(low)])))
+    buf, low = _arrow_buffer(16 * len(words))
+    low.reshape(len(words), 16)[:] = words[:, 16:]
+    binary = pl.Series(pl.from_arrow(pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), len(words), [None, buf])))
     return binary.cast(pl.Binary).bin.reinterpret(dtype=pl.Int128, endianness="big")
 
 
@@ -376,7 +399,7 @@ def _decode_words(spec: EventSpec, logs: pl.DataFrame, model: type[SQLModel]) ->
         elif unit is Unit.BOOL:
             value = pl.Series(w[:, 31] == 1)
         elif unit in (Unit.INT, Unit.USD_RAW):
-            value = pl.Series(np.ascontiguousarray(w[:, 24:]).view(">i8").ravel().astype(np.int64))
+            value = owned_series(np.ascontiguousarray(w[:, 24:]).view(">i8").ravel().astype(np.int64))
         else:
             if pos not in wide:
                 wide[pos] = _int128(w)

@@ -31,7 +31,7 @@ from eth_utils import keccak
 
 from core.abi import encode_event, event_specs
 from core.contracts import DEPLOY_ORDER, MANIFEST_CONTRACTS, MAX_CALL_DATA, MAX_MULTICALL_CALLS, MarketSpec
-from core.indexer.decode import RAW_LOG_SCHEMA, hex_strings
+from core.indexer.decode import RAW_LOG_SCHEMA, hex_strings, owned_series
 from core.simulator.params import MarketParams
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -393,10 +393,10 @@ class RawLogWriter:
         tx_hashes = [_hash(self.fingerprint, "tx", b) for b in numbers]
         number_arr = np.asarray(numbers, dtype=np.int64)
         raw = (logs.with_columns(
-            pl.Series("block_number", number_arr[block_of]),
+            owned_series(number_arr[block_of], "block_number"),
             pl.Series("block_hash", hashes, dtype=pl.String).gather(block_of),
             pl.Series("tx_hash", tx_hashes, dtype=pl.String).gather(block_of),
-            pl.Series("log_index", logs["position"].to_numpy() - first[block_of]),
+            owned_series(logs["position"].to_numpy() - first[block_of], "log_index"),
         ).select(RAW_LOG_SCHEMA.names()) if logs is not None else pl.DataFrame(schema=RAW_LOG_SCHEMA))
         raw = raw.cast(dict(RAW_LOG_SCHEMA))  # type: ignore[arg-type]
         if self.digest is not None:
