@@ -144,9 +144,18 @@ def balances_before(engine: Engine, chain_id: int, end: int | None) -> tuple[flo
 
 
 def active_traders(engine: Engine, chain_id: int, f: Filters) -> int:
-    """Distinct makers and takers in the period (whole UTC days), counted by the database."""
-    t = schema.table_of(schema.TraderDaily)
-    q = _bounded(t, sa.select(sa.func.count(sa.distinct(t.c.trader))).where(t.c.chain_id == chain_id), f)
+    """Distinct makers and takers in the period (whole UTC days), counted by the database.
+
+    A period from the first block is read off trader_totals (each trader's first day per market);
+    one with a start, off the trader-days in it."""
+    if f.start is None:
+        t = schema.table_of(schema.TraderTotal)
+        q = sa.select(sa.func.count(sa.distinct(t.c.trader))).where(t.c.chain_id == chain_id)
+        q = q.where(t.c.first_day < f.end) if f.end is not None else q
+        q = q.where(t.c.market.in_(f.markets)) if f.markets is not None else q
+    else:
+        t = schema.table_of(schema.TraderDaily)
+        q = _bounded(t, sa.select(sa.func.count(sa.distinct(t.c.trader))).where(t.c.chain_id == chain_id), f)
     with engine.connect() as conn:
         return int(conn.execute(q).scalar_one())
 
@@ -447,23 +456,38 @@ def coverage_series(series: dict[str, pl.DataFrame]) -> pl.DataFrame:
         (pl.col("buffers_usd") / pl.col("oi_usd")).alias("coverage"), pl.lit("coverage").alias("series")).sort("bucket")
 
 
-def trader_activity(engine: Engine, chain_id: int, f: Filters) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(per day: active, new and returning traders; top traders by volume in the period), aggregated by the database.
+def trader_activity(engine: Engine, chain_id: int, f: Filters, n: int = 25) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(per day: active, new and returning traders; the top ``n`` traders by volume in the period), from rollups.
 
-    A trader is new on the first UTC day they traded (in the selected markets) since the first block."""
-    t = schema.table_of(schema.TraderDaily)
-    scope = [t.c.chain_id == chain_id] + ([t.c.market.in_(f.markets)] if f.markets is not None else [])
-    period = [*scope] + ([t.c.bucket >= f.start] if f.start is not None else []) + ([t.c.bucket < f.end] if f.end is not None else [])
-    first = sa.select(t.c.trader, sa.func.min(t.c.bucket).label("first_day")).where(*scope).group_by(t.c.trader).subquery()
-    active_q = sa.select(t.c.bucket, sa.func.count(sa.distinct(t.c.trader))).where(*period).group_by(t.c.bucket)
+    A trader is new on the first UTC day they traded (in the selected markets) since the first block.
+    Daily actives of all markets come from traders_daily, of a market selection from trader_daily;
+    first days, and the top list of the whole history, from trader_totals; the top list of a
+    bounded period from the trader-days in it. Active days are counted for the top traders only."""
+    daily, totals, each = (schema.table_of(m) for m in (schema.TraderDaily, schema.TraderTotal, schema.TradersDaily))
+    in_markets = (lambda t: [t.c.market.in_(f.markets)]) if f.markets is not None else (lambda t: [])
+    period = [daily.c.chain_id == chain_id, *in_markets(daily)] + (
+        [daily.c.bucket >= f.start] if f.start is not None else []) + ([daily.c.bucket < f.end] if f.end is not None else [])
+    if f.markets is None:
+        active_q = _bounded(each, sa.select(each.c.bucket, each.c.traders).where(each.c.chain_id == chain_id), f,
+                            with_markets=False)
+    else:
+        active_q = sa.select(daily.c.bucket, sa.func.count(sa.distinct(daily.c.trader))).where(*period).group_by(daily.c.bucket)
+    first = sa.select(totals.c.trader, sa.func.min(totals.c.first_day).label("first_day")).where(
+        totals.c.chain_id == chain_id, *in_markets(totals)).group_by(totals.c.trader).subquery()
     new_q = sa.select(first.c.first_day, sa.func.count()).group_by(first.c.first_day)
-    top_q = (sa.select(t.c.trader, sa.func.sum(t.c.volume_usd), sa.func.sum(t.c.trades), sa.func.count(sa.distinct(t.c.bucket)))
-             .where(*period).group_by(t.c.trader).order_by(sa.func.sum(t.c.volume_usd).desc(), t.c.trader).limit(25))
+    src = totals if f.start is None and f.end is None else daily
+    where = [totals.c.chain_id == chain_id, *in_markets(totals)] if src is totals else period
+    volume = sa.func.sum(src.c.volume_usd)
+    top_q = (sa.select(src.c.trader, volume, sa.func.sum(src.c.trades)).where(*where).group_by(src.c.trader)
+             .order_by(volume.desc(), src.c.trader).limit(n))
     with engine.connect() as conn:
         active = db.read_frame(conn, active_q, {"bucket": pl.Int64(), "active": pl.Int64()})
         new = db.read_frame(conn, new_q, {"bucket": pl.Int64(), "new": pl.Int64()})
-        top = db.read_frame(conn, top_q, {"trader": pl.String(), "volume_usd": pl.Float64(), "trades": pl.Int64(),
-                                          "active_days": pl.Int64()})
+        top = db.read_frame(conn, top_q, {"trader": pl.String(), "volume_usd": pl.Float64(), "trades": pl.Int64()})
+        days_q = sa.select(daily.c.trader, sa.func.count(sa.distinct(daily.c.bucket))).where(
+            *period, daily.c.trader.in_(top["trader"].to_list())).group_by(daily.c.trader)
+        active_days = db.read_frame(conn, days_q, {"trader": pl.String(), "active_days": pl.Int64()})
+    top = top.with_row_index("rank").join(active_days, on="trader", how="left").sort("rank").drop("rank")
     days = active.join(new, on="bucket", how="left").with_columns(pl.col("new").fill_null(0)).with_columns(
         (pl.col("active") - pl.col("new")).alias("returning")).sort("bucket")
     return days, top

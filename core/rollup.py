@@ -167,15 +167,50 @@ def trader_daily(raw: dict[str, pl.DataFrame], chain_id: int) -> pl.DataFrame:
         "bucket", "market", "trader")
 
 
+def traders_daily(per_trader: pl.DataFrame) -> pl.DataFrame:
+    """Per UTC day: distinct traders across markets, from :func:`trader_daily`'s rows."""
+    target = schema.frame_schema(schema.TradersDaily)
+    return per_trader.group_by("chain_id", "bucket").agg(pl.col("trader").n_unique().alias("traders")).select(
+        target.names()).cast(dict(target)).sort("bucket")  # type: ignore[arg-type]
+
+
 def build(raw: dict[str, pl.DataFrame], chain_id: int) -> list[tuple[type[SQLModel], pl.DataFrame]]:
-    """Every rollup table's rows for the raw rows given (whole days)."""
+    """Every bucketed rollup table's rows for the raw rows given (whole days)."""
+    per_trader = trader_daily(raw, chain_id)
     return [
         (schema.MarketStatsHourly, market_stats(raw, HOUR, chain_id)),
         (schema.MarketStatsDaily, market_stats(raw, DAY, chain_id)),
         (schema.ProtocolStatsHourly, protocol_stats(raw, HOUR, chain_id)),
         (schema.ProtocolStatsDaily, protocol_stats(raw, DAY, chain_id)),
-        (schema.TraderDaily, trader_daily(raw, chain_id)),
+        (schema.TraderDaily, per_trader),
+        (schema.TradersDaily, traders_daily(per_trader)),
     ]
+
+
+_DAY_SUMS = ("SELECT market, trader, MIN(bucket) AS first_day, SUM(volume_usd) AS volume_usd, SUM(trades) AS trades, "
+             "COUNT(*) AS active_days FROM trader_daily WHERE chain_id = :c AND bucket >= :d GROUP BY market, trader")
+
+
+def _take_from_totals(conn: Connection, chain_id: int, day0: int) -> None:
+    """Take trader_daily's rows from ``day0`` on out of trader_totals (before they are replaced)."""
+    p = {"c": chain_id, "d": day0}
+    conn.execute(sa.text(
+        "UPDATE trader_totals SET volume_usd = trader_totals.volume_usd - s.volume_usd, "
+        "trades = trader_totals.trades - s.trades, active_days = trader_totals.active_days - s.active_days "
+        f"FROM ({_DAY_SUMS}) AS s WHERE trader_totals.chain_id = :c AND trader_totals.market = s.market "
+        "AND trader_totals.trader = s.trader"), p)
+    # A row left with no day began at or after day0; one with days left began before it (first_day stays).
+    conn.execute(sa.text("DELETE FROM trader_totals WHERE chain_id = :c AND active_days <= 0"), p)
+
+
+def _add_to_totals(conn: Connection, chain_id: int, day0: int) -> None:
+    """Add trader_daily's rows from ``day0`` on to trader_totals (after they are written)."""
+    conn.execute(sa.text(
+        "INSERT INTO trader_totals (chain_id, market, trader, first_day, volume_usd, trades, active_days) "
+        f"SELECT :c, s.market, s.trader, s.first_day, s.volume_usd, s.trades, s.active_days FROM ({_DAY_SUMS}) AS s "
+        "WHERE true ON CONFLICT (chain_id, market, trader) DO UPDATE SET "  # WHERE: SQLite's upsert-after-SELECT rule
+        "volume_usd = trader_totals.volume_usd + excluded.volume_usd, trades = trader_totals.trades + excluded.trades, "
+        "active_days = trader_totals.active_days + excluded.active_days"), {"c": chain_id, "d": day0})
 
 
 def _state(conn: Connection, chain_id: int) -> tuple[int, int | None]:
@@ -187,9 +222,10 @@ def _state(conn: Connection, chain_id: int) -> tuple[int, int | None]:
 def _replace_from(chain_id: int, day0: int, through_block: int, first_block: int) -> Callable[[Connection], None]:
     def run(conn: Connection) -> None:
         _replace_positions(conn, chain_id, first_block)
+        _take_from_totals(conn, chain_id, day0)
         for model in schema.ROLLUP_TABLES:
             t = schema.table_of(model)
-            if model is schema.PositionLatest:
+            if model in (schema.PositionLatest, schema.TraderTotal):
                 continue
             conn.execute(sa.delete(t).where(t.c.chain_id == chain_id, t.c.bucket >= day0))
         t = schema.table_of(schema.RollupState)
@@ -208,6 +244,39 @@ def _backfill_positions(conn: Connection, chain_id: int) -> None:
         _replace_positions(conn, chain_id, 0)
 
 
+def _backfill_traders(conn: Connection, chain_id: int) -> None:
+    """Fill traders_daily and trader_totals from trader_daily when they are empty but it is not (a
+    database rolled up before they existed): once; refreshes keep them from then on."""
+    td = schema.table_of(schema.TraderDaily)
+    if conn.execute(sa.select(td.c.chain_id).where(td.c.chain_id == chain_id).limit(1)).first() is None:
+        return
+    for model, fill in ((schema.TradersDaily, "INSERT INTO traders_daily (chain_id, bucket, traders) SELECT :c, bucket, "
+                                               "COUNT(DISTINCT trader) FROM trader_daily WHERE chain_id = :c GROUP BY bucket"),
+                        (schema.TraderTotal, None)):
+        t = schema.table_of(model)
+        if conn.execute(sa.select(t.c.chain_id).where(t.c.chain_id == chain_id).limit(1)).first() is None:
+            if fill is None:
+                _add_to_totals(conn, chain_id, 0)
+            else:
+                conn.execute(sa.text(fill), {"c": chain_id})
+
+
+def upgrade(engine: Engine) -> None:
+    """Fill the rollup tables added since a database was last rolled up (positions_latest, the trader
+    tables), so a reader opening it sees them before the indexer's next refresh. Writes only when
+    one is empty while the rows it derives from are not."""
+    state = schema.table_of(schema.RollupState)
+    with engine.connect() as conn:
+        chains = [int(c) for (c,) in conn.execute(sa.select(state.c.chain_id).where(state.c.through_block >= 0))]
+        stale = [c for c in chains if any(
+            conn.execute(sa.select(schema.table_of(m).c.chain_id).where(schema.table_of(m).c.chain_id == c).limit(1)).first()
+            is None for m in (schema.TradersDaily, schema.TraderTotal, schema.PositionLatest))]
+    for chain_id in stale:
+        with engine.begin() as conn:
+            _backfill_positions(conn, chain_id)
+            _backfill_traders(conn, chain_id)
+
+
 def refresh(engine: Engine, chain_id: int) -> int | None:
     """Rebuild the buckets touched since the last refresh, in one transaction; the first day rebuilt (or None)."""
     with engine.begin() as conn:
@@ -218,8 +287,9 @@ def refresh_in(conn: Connection, chain_id: int) -> int | None:
     """:func:`refresh` inside the caller's transaction: the indexer commits a chunk's rows and the
     rollups they change together, so a reader never sees rows the headline figures do not count."""
     through, dirty_from = _state(conn, chain_id)
-    if through >= 0:  # rollups were built before positions_latest existed (a first build fills it below)
+    if through >= 0:  # rollups built before positions_latest or the trader tables existed (a first build fills them below)
         _backfill_positions(conn, chain_id)
+        _backfill_traders(conn, chain_id)
     b = schema.table_of(schema.Block)
     newest, first_new_ts = conn.execute(sa.select(sa.func.max(b.c.number), sa.func.min(b.c.timestamp)).where(
         b.c.chain_id == chain_id, b.c.number > through)).one()
@@ -234,6 +304,7 @@ def refresh_in(conn: Connection, chain_id: int) -> int | None:
     raw = _raw_frames(conn, chain_id, first)
     _replace_from(chain_id, day0, newest, first)(conn)
     db.insert_frames(conn, build(raw, chain_id))
+    _add_to_totals(conn, chain_id, day0)
     return day0
 
 

@@ -348,6 +348,30 @@ class TraderDaily(SQLModel, table=True):
     trades: int = 0
 
 
+class TradersDaily(SQLModel, table=True):
+    """Per UTC day: distinct makers and takers across all markets (daily active traders, unfiltered)."""
+
+    __tablename__ = "traders_daily"
+    chain_id: int = Field(primary_key=True, sa_type=sa.BigInteger)
+    bucket: int = Field(primary_key=True, sa_type=sa.BigInteger)
+    traders: int = 0
+
+
+class TraderTotal(SQLModel, table=True):
+    """Per market and trader: trader_daily summed over all days, kept by adding each refreshed day's
+    rows and taking away the ones it replaces, so whole-history trader figures need not scan every
+    trader-day. Volumes are sums of floats kept incrementally: equal to trader_daily's to ~1e-12."""
+
+    __tablename__ = "trader_totals"
+    chain_id: int = Field(primary_key=True, sa_type=sa.BigInteger)
+    market: str = Field(primary_key=True)
+    trader: str = Field(primary_key=True)
+    first_day: int = _bigint()  # the first UTC day (bucket) the trader traded this market
+    volume_usd: float = 0.0
+    trades: int = 0
+    active_days: int = 0  # days with trades in this market (the row goes when none is left)
+
+
 class PositionLatest(SQLModel, table=True):
     """Each position's latest PositionUpdated (size 0 = closed): the open book of positions, kept
     by the rollup so stress tests need not scan every update."""
@@ -378,7 +402,8 @@ class RollupState(SQLModel, table=True):
 
 
 ROLLUP_TABLES: tuple[type[SQLModel], ...] = (
-    MarketStatsHourly, MarketStatsDaily, ProtocolStatsHourly, ProtocolStatsDaily, TraderDaily, PositionLatest,
+    MarketStatsHourly, MarketStatsDaily, ProtocolStatsHourly, ProtocolStatsDaily, TraderDaily, TradersDaily,
+    TraderTotal, PositionLatest,
 )
 
 

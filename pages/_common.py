@@ -14,7 +14,7 @@ import polars as pl
 import streamlit as st
 from sqlalchemy.engine import Engine
 
-from core import config, db, demo, metrics
+from core import config, db, demo, metrics, rollup
 from core.indexer.rpc import index_lag, redact_url
 
 RANGES = {"24h": 1, "7d": 7, "30d": 30, "90d": 90, "All": None, "Custom": None}
@@ -25,7 +25,9 @@ STALE_AFTER_S = 600
 
 @st.cache_resource
 def _engine_for(url: str) -> Engine:
-    return db.make_engine(url)
+    eng = db.make_engine(url)
+    rollup.upgrade(eng)  # a database rolled up by an older version gets the newer rollup tables filled
+    return eng
 
 
 def engine() -> Engine:

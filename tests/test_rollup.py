@@ -28,6 +28,17 @@ def rollup_rows(engine: sa.Engine) -> dict[str, list[tuple[Any, ...]]]:
     return out
 
 
+def assert_same_rollups(got: dict[str, list[tuple[Any, ...]]], want: dict[str, list[tuple[Any, ...]]]) -> None:
+    """Equal table by table; trader_totals' volumes (float sums kept by adding and taking away days) to 1e-9."""
+    assert got.keys() == want.keys()
+    for name in want:
+        if name != "trader_totals":
+            assert got[name] == want[name], name
+            continue
+        assert [r[:4] + r[5:] for r in got[name]] == [r[:4] + r[5:] for r in want[name]], name
+        assert [r[4] for r in got[name]] == pytest.approx([r[4] for r in want[name]], rel=1e-9, abs=1e-6), name
+
+
 HIST = history(11)
 
 
@@ -44,7 +55,7 @@ def test_rollups_over_any_split_equal_one_build(whole: str, new_database: Callab
     url = new_database("split")
     engine = db.make_engine(url)
     ingest_stream(engine, MANIFEST, batches(HIST, cuts))
-    assert rollup_rows(engine) == rollup_rows(db.make_engine(whole))
+    assert_same_rollups(rollup_rows(engine), rollup_rows(db.make_engine(whole)))
 
 
 def test_rollups_equal_a_recomputation_from_raw_rows(whole: str) -> None:
@@ -56,6 +67,47 @@ def test_rollups_equal_a_recomputation_from_raw_rows(whole: str) -> None:
     for name, rows in rebuilt.items():
         key = {"trader_daily": 4, "protocol_daily": 2, "protocol_hourly": 2}.get(name, 3)
         assert sorted(rows, key=lambda r: r[:key]) == sorted(stored[name], key=lambda r: r[:key]), name
+
+
+def test_trader_totals_equal_the_trader_days_summed(whole: str, new_database: Callable[[str], str]) -> None:
+    """trader_totals is kept by adding and taking away days; summed afresh from trader_daily it is the same,
+    after a history indexed in pieces, after a reorg-style invalidation, and when backfilled from scratch."""
+    summed = ("SELECT chain_id, market, trader, MIN(bucket), SUM(volume_usd), SUM(trades), COUNT(*) FROM trader_daily "
+              "GROUP BY chain_id, market, trader ORDER BY chain_id, market, trader")
+    stored = "SELECT chain_id, market, trader, first_day, volume_usd, trades, active_days FROM trader_totals " \
+             "ORDER BY chain_id, market, trader"
+    per_day = "SELECT chain_id, bucket, COUNT(DISTINCT trader) FROM trader_daily GROUP BY chain_id, bucket ORDER BY 1, 2"
+
+    def check(engine: sa.Engine) -> None:
+        with engine.connect() as conn:
+            want, got = conn.execute(sa.text(summed)).all(), conn.execute(sa.text(stored)).all()
+            days = conn.execute(sa.text("SELECT chain_id, bucket, traders FROM traders_daily ORDER BY 1, 2")).all()
+            assert [tuple(r) for r in days] == [tuple(r) for r in conn.execute(sa.text(per_day)).all()]
+        assert len(got) == len(want) > 10
+        assert_same_rollups({"trader_totals": [tuple(r) for r in got]}, {"trader_totals": [tuple(r) for r in want]})
+
+    engine = db.make_engine(new_database("pieces"))
+    ingest_stream(engine, MANIFEST, batches(HIST, [2, 5, 7, 9]))
+    check(engine)
+    with engine.begin() as conn:  # a reorg marks the last blocks' days dirty; the next refresh rebuilds them
+        last = conn.execute(sa.text("SELECT MAX(number) FROM blocks")).scalar_one()
+        rollup.invalidate(conn, 31337, last - 3)
+    rollup.refresh(engine, 31337)
+    check(engine)
+    with engine.begin() as conn:  # a database rolled up before the trader tables existed
+        conn.execute(sa.text("DELETE FROM trader_totals"))
+        conn.execute(sa.text("DELETE FROM traders_daily"))
+    with engine.begin() as conn:
+        rollup.invalidate(conn, 31337, last - 3)
+    rollup.refresh(engine, 31337)
+    check(engine)
+    assert_same_rollups(rollup_rows(engine), rollup_rows(db.make_engine(whole)))
+    with engine.begin() as conn:  # the same database opened by the app: it fills them before reading
+        for table in ("trader_totals", "traders_daily", "positions_latest"):
+            conn.execute(sa.text(f"DELETE FROM {table}"))
+    rollup.upgrade(engine)
+    check(engine)
+    assert_same_rollups(rollup_rows(engine), rollup_rows(db.make_engine(whole)))
 
 
 def sql(url: str, query: str) -> Any:
@@ -134,3 +186,37 @@ def test_trader_activity_new_returning_and_top(whole: str) -> None:
     best = sql(whole, "SELECT SUM(v) FROM (SELECT maker AS t, price * size AS v FROM trades UNION ALL "
                       "SELECT taker, price * size FROM trades) AS sides GROUP BY t ORDER BY SUM(v) DESC LIMIT 1")
     assert top["volume_usd"][0] == pytest.approx(best)
+    assert top["trader"].n_unique() == top.height == min(25, everyone)
+    days_of_best = sql(whole, f"SELECT COUNT(DISTINCT block_timestamp / 86400) FROM trades WHERE maker = '{top['trader'][0]}' "
+                              f"OR taker = '{top['trader'][0]}'")
+    assert top["active_days"][0] == days_of_best > 0
+
+
+@pytest.mark.parametrize("markets, bounded", [((SPOT,), False), ((SPOT, PERP), True), (None, True)])
+def test_trader_activity_of_a_market_selection_or_a_period_equals_sql_over_raw_trades(
+        whole: str, markets: tuple[str, ...] | None, bounded: bool) -> None:
+    engine = db.make_engine(whole)
+
+    def rows(query: str) -> list[tuple[Any, ...]]:
+        with engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(sa.text(query))]
+
+    first_day = sql(whole, "SELECT MIN(block_timestamp) FROM trades") // 86_400 * 86_400
+    f = metrics.Filters(start=first_day + 86_400 if bounded else None, end=first_day + 3 * 86_400 if bounded else None,
+                        markets=markets)
+    days, top = metrics.trader_activity(engine, 31337, f, n=3)
+    assert days.height >= 2 and top.height == 3 and days["active"].min() > 0
+    scope = "1 = 1" if markets is None else "market IN (" + ", ".join(f"'{m}'" for m in markets) + ")"
+    period = scope + (f" AND block_timestamp >= {f.start} AND block_timestamp < {f.end}" if bounded else "")
+    sides = f"SELECT block_timestamp / 86400 * 86400 AS d, maker AS t, price * size AS v FROM trades WHERE {{w}} UNION ALL " \
+            f"SELECT block_timestamp / 86400 * 86400, taker, price * size FROM trades WHERE {{w}}"
+    active = rows(f"SELECT d, COUNT(DISTINCT t) FROM ({sides.format(w=period)}) AS s GROUP BY d ORDER BY d")
+    assert days.select("bucket", "active").rows() == active
+    firsts = dict(rows(f"SELECT d, COUNT(*) FROM (SELECT t, MIN(d) AS d FROM ({sides.format(w=scope)}) AS s GROUP BY t) AS f GROUP BY d"))
+    assert days["new"].to_list() == [firsts.get(b, 0) for b in days["bucket"]]
+    best = rows(f"SELECT t, SUM(v), COUNT(*), COUNT(DISTINCT d) FROM ({sides.format(w=period)}) AS s GROUP BY t "
+                "ORDER BY SUM(v) DESC, t LIMIT 3")
+    assert top["trader"].to_list() == [r[0] for r in best]
+    assert top["volume_usd"].to_list() == pytest.approx([r[1] for r in best], rel=1e-9)
+    assert top["trades"].to_list() == [r[2] for r in best] and top["active_days"].to_list() == [r[3] for r in best]
+    assert [(metrics.active_traders(engine, 31337, f),)] == rows(f"SELECT COUNT(DISTINCT t) FROM ({sides.format(w=period)}) AS s")
