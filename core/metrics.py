@@ -475,12 +475,15 @@ def trader_activity(engine: Engine, chain_id: int, f: Filters, n: int = 25) -> t
     first = sa.select(totals.c.trader, sa.func.min(totals.c.first_day).label("first_day")).where(
         totals.c.chain_id == chain_id, *in_markets(totals)).group_by(totals.c.trader).subquery()
     new_q = sa.select(first.c.first_day, sa.func.count()).group_by(first.c.first_day)
-    src = totals if f.start is None and f.end is None else daily
-    where = [totals.c.chain_id == chain_id, *in_markets(totals)] if src is totals else period
-    volume = sa.func.sum(src.c.volume_usd)
-    top_q = (sa.select(src.c.trader, volume, sa.func.sum(src.c.trades)).where(*where).group_by(src.c.trader)
-             .order_by(volume.desc(), src.c.trader).limit(n))
     with engine.connect() as conn:
+        # The whole history (no start, no trader-day at or after the end): the top list from the totals.
+        whole = f.start is None and (f.end is None or conn.execute(sa.select(daily.c.bucket).where(
+            daily.c.chain_id == chain_id, daily.c.bucket >= f.end).limit(1)).first() is None)
+        src = totals if whole else daily
+        where = [totals.c.chain_id == chain_id, *in_markets(totals)] if whole else period
+        volume = sa.func.sum(src.c.volume_usd)
+        top_q = (sa.select(src.c.trader, volume, sa.func.sum(src.c.trades)).where(*where).group_by(src.c.trader)
+                 .order_by(volume.desc(), src.c.trader).limit(n))
         active = db.read_frame(conn, active_q, {"bucket": pl.Int64(), "active": pl.Int64()})
         new = db.read_frame(conn, new_q, {"bucket": pl.Int64(), "new": pl.Int64()})
         top = db.read_frame(conn, top_q, {"trader": pl.String(), "volume_usd": pl.Float64(), "trades": pl.Int64()})
