@@ -119,6 +119,25 @@ def transaction(engine: Engine) -> Iterator[Connection]:
         yield conn
 
 
+@contextmanager
+def snapshot(engine: Engine) -> Iterator[Connection]:
+    """A connection whose reads all see one state of the database, even while the indexer commits.
+
+    Separate statements otherwise each see the latest commit: PostgreSQL's default isolation is
+    READ COMMITTED, and Python's sqlite3 opens no transaction for SELECTs. Here PostgreSQL runs
+    REPEATABLE READ and SQLite an explicit read transaction (WAL keeps its snapshot); either way
+    nothing is written and the transaction is rolled back at the end."""
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN")
+        else:
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        try:
+            yield conn
+        finally:
+            conn.rollback()
+
+
 _process_locks: dict[str, threading.Lock] = {}
 _process_locks_guard = threading.Lock()
 

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import polars as pl
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from core import db, schema
 from core.rollup import DAY, HOUR
@@ -517,10 +517,16 @@ class Check:
 
 
 def reconciliation(engine: Engine, chain_id: int) -> list[Check]:
-    """Independent recomputations that must agree with what the pages show (exact where the chain is)."""
+    """Independent recomputations that must agree with what the pages show (exact where the chain is).
+
+    All read one snapshot: rows and rollups commit together, so a check never compares two states."""
+    with db.snapshot(engine) as conn:
+        return _reconciliation(conn, chain_id)
+
+
+def _reconciliation(conn: Connection, chain_id: int) -> list[Check]:
     def one(sql: str) -> float:
-        with engine.connect() as conn:
-            return float(conn.execute(sa.text(sql), {"c": chain_id}).scalar() or 0)
+        return float(conn.execute(sa.text(sql), {"c": chain_id}).scalar() or 0)
 
     checks: list[Check] = []
     headline = one("SELECT SUM(volume_usd) FROM stats_daily WHERE chain_id = :c")
