@@ -19,16 +19,17 @@ from core import db, schema
 
 HOUR = 3_600
 DAY = 86_400
+WINDOW_DAYS = 7  # days of raw rows a refresh reads and rolls up at a time
 
 
 def _read(conn: Connection, sql: str, params: dict[str, object], schema_: dict[str, pl.DataType]) -> pl.DataFrame:
     return db.read_frame(conn, sql, schema_, params)
 
 
-def _raw_frames(conn: Connection, chain_id: int, first_block: int) -> dict[str, pl.DataFrame]:
-    """The event rows rollups are built from, for blocks ≥ first_block, in chain order."""
-    p = {"c": chain_id, "b": first_block}
-    where = "WHERE chain_id = :c AND block_number >= :b ORDER BY block_number, log_index"
+def _raw_frames(conn: Connection, chain_id: int, first_block: int, end_block: int | None = None) -> dict[str, pl.DataFrame]:
+    """The event rows rollups are built from, for first_block ≤ block < end_block, in chain order."""
+    p = {"c": chain_id, "b": first_block, "e": end_block if end_block is not None else 2**62}
+    where = "WHERE chain_id = :c AND block_number >= :b AND block_number < :e ORDER BY block_number, log_index"
     f64, i64, s, b = pl.Float64(), pl.Int64(), pl.String(), pl.Boolean()
     return {
         "trades": _read(conn, f"SELECT block_timestamp, market, maker, taker, taker_is_buy, size, price, notional_usd, "
@@ -52,7 +53,7 @@ def _raw_frames(conn: Connection, chain_id: int, first_block: int) -> dict[str, 
                       {"ts": i64, "balance_usd": f64}),
         "vault": _read(conn, f"SELECT block_timestamp, value_change_usd FROM backstop_vault_events {where}", p,
                        {"ts": i64, "value_change_usd": f64}),
-        "blocks": _read(conn, "SELECT timestamp FROM blocks WHERE chain_id = :c AND number >= :b", p, {"ts": i64}),
+        "blocks": _read(conn, "SELECT timestamp FROM blocks WHERE chain_id = :c AND number >= :b AND number < :e", p, {"ts": i64}),
     }
 
 
@@ -301,9 +302,15 @@ def refresh_in(conn: Connection, chain_id: int) -> int | None:
         b.c.chain_id == chain_id, b.c.timestamp >= day0)).scalar()
     newest = newest if newest is not None else through
     first = first_block if first_block is not None else newest + 1
-    raw = _raw_frames(conn, chain_id, first)
     _replace_from(chain_id, day0, newest, first)(conn)
-    db.insert_frames(conn, build(raw, chain_id))
+    last_ts = conn.execute(sa.select(sa.func.max(b.c.timestamp)).where(b.c.chain_id == chain_id, b.c.number >= first)).scalar()
+    # WINDOW_DAYS of raw rows at a time: buckets never straddle whole days, and a rebuild of a
+    # long history no longer holds all of it in memory at once (13 GB at 10M trades).
+    window = WINDOW_DAYS * DAY
+    for start in range(day0, (last_ts + 1) if last_ts is not None else day0, window):
+        lo, hi = (conn.execute(sa.select(sa.func.min(b.c.number)).where(b.c.chain_id == chain_id, b.c.timestamp >= t)).scalar()
+                  for t in (start, start + window))
+        db.insert_frames(conn, build(_raw_frames(conn, chain_id, max(lo, first), hi), chain_id))
     _add_to_totals(conn, chain_id, day0)
     return day0
 

@@ -58,6 +58,20 @@ def test_rollups_over_any_split_equal_one_build(whole: str, new_database: Callab
     assert_same_rollups(rollup_rows(engine), rollup_rows(db.make_engine(whole)))
 
 
+def test_a_rebuild_one_day_of_raw_rows_at_a_time_equals_one_build(
+        whole: str, new_database: Callable[[str], str], monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = db.make_engine(new_database("windows"))
+    ingest_stream(engine, MANIFEST, batches(HIST, []))
+    with engine.connect() as conn:
+        days = conn.execute(sa.text("SELECT COUNT(DISTINCT bucket) FROM stats_daily")).scalar_one()
+    assert days >= 3  # so one-day windows split the rebuild
+    monkeypatch.setattr(rollup, "WINDOW_DAYS", 1)
+    with engine.begin() as conn:
+        rollup.invalidate(conn, 31337, -1)
+    assert rollup.refresh(engine, 31337) is not None
+    assert_same_rollups(rollup_rows(engine), rollup_rows(db.make_engine(whole)))
+
+
 def test_rollups_equal_a_recomputation_from_raw_rows(whole: str) -> None:
     engine = db.make_engine(whole)
     with engine.connect() as conn:
