@@ -102,6 +102,15 @@ def _create_schema(engine: Engine) -> None:
     and then finds every table there."""
     with exclusive(engine, "schema"):
         SQLModel.metadata.create_all(engine)
+        # create_all adds missing tables, not the indexes a newer schema gave an existing table.
+        # (A table of other columns, another app's, is left alone: writing to it names the problem.)
+        existing = sa.inspect(engine)
+        for table in SQLModel.metadata.sorted_tables:
+            have = {ix["name"] for ix in existing.get_indexes(table.name)}
+            columns = {c["name"] for c in existing.get_columns(table.name)}
+            for index in table.indexes:
+                if index.name not in have and {c.name for c in index.columns} <= columns:
+                    index.create(engine, checkfirst=True)
 
 
 def redact_db_url(url: str) -> str:

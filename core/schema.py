@@ -255,6 +255,7 @@ class Block(SQLModel, table=True):
     """Blocks the indexer has seen (those with logs and each chunk's last): reorg detection."""
 
     __tablename__ = "blocks"
+    __table_args__ = (sa.Index("ix_blocks_time", "chain_id", "timestamp"),)  # "now", and a time window's blocks
     chain_id: int = Field(primary_key=True, sa_type=sa.BigInteger)
     number: int = Field(primary_key=True, sa_type=sa.BigInteger)
     hash: str

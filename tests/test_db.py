@@ -206,3 +206,15 @@ def test_a_snapshot_sees_one_state_while_another_connection_commits(database_url
     with db.snapshot(engine) as snap:
         assert snap.execute(count).scalar_one() == 2
     engine.dispose()
+
+
+def test_an_index_added_to_the_schema_is_created_in_an_existing_database(database_url: str) -> None:
+    """create_all makes missing tables only; make_engine also adds the indexes a newer schema gave a table."""
+    engine = db.make_engine(database_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP INDEX ix_blocks_time"))
+    assert "ix_blocks_time" not in {ix["name"] for ix in sa.inspect(engine).get_indexes("blocks")}
+    engine.dispose()
+    engine = db.make_engine(database_url)
+    assert "ix_blocks_time" in {ix["name"] for ix in sa.inspect(engine).get_indexes("blocks")}
+    engine.dispose()
