@@ -24,7 +24,7 @@ import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from core import db, schema
+from core import db, rollup, schema
 from core.rollup import DAY, HOUR
 
 Granularity = Literal["hour", "day", "week"]
@@ -148,6 +148,9 @@ def active_traders(engine: Engine, chain_id: int, f: Filters) -> int:
 
     A period from the first block is read off trader_totals (each trader's first day per market);
     one with a start, off the trader-days in it."""
+    stored = trader_counts(engine, chain_id) if f.start is None and f.markets is None else None
+    if stored is not None and (f.end is None or f.end > stored[0]) and stored[0] == latest_timestamp(engine, chain_id):
+        return stored[2]  # the whole history up to the newest block: counted by the last refresh
     if f.start is None:
         t = schema.table_of(schema.TraderTotal)
         q = sa.select(sa.func.count(sa.distinct(t.c.trader))).where(t.c.chain_id == chain_id)
@@ -310,7 +313,9 @@ def overview_cards(engine: Engine, chain_id: int, f: Filters, as_of: int) -> lis
     hourly_before = load_market_stats(engine, chain_id, _hour_aligned(day_before), "hour")
     vol_24h = float(hourly_now["volume_usd"].sum())
     vol_prev = float(hourly_before["volume_usd"].sum())
-    traders_24h = active_traders_between(engine, chain_id, as_of - DAY + 1, as_of + 1, f.markets)
+    stored = trader_counts(engine, chain_id) if f.markets is None else None
+    traders_24h = stored[1] if stored is not None and stored[0] == as_of else \
+        active_traders_between(engine, chain_id, as_of - DAY + 1, as_of + 1, f.markets)
     outstanding = float(load_protocol_stats(engine, chain_id, Filters(end=f.end), "day")["socialized_debt_usd"].sum())
     return [
         Card("Total volume", rep["total_volume_usd"], "Σ price × size of every Trade in the period (all fill types)."),
@@ -331,20 +336,17 @@ def overview_cards(engine: Engine, chain_id: int, f: Filters, as_of: int) -> lis
 
 
 def active_traders_between(engine: Engine, chain_id: int, start: int, end: int, markets: tuple[str, ...] | None) -> int:
-    """Distinct makers and takers of trades with start <= block time < end (an exact window, from raw trades).
-
-    Blocks give the window's block range, so the trades are read by their primary key."""
-    b, t = schema.table_of(schema.Block), schema.table_of(schema.Trade)
+    """Distinct makers and takers of trades with start <= block time < end (exact, from raw trades)."""
     with engine.connect() as conn:
-        lo, hi = conn.execute(sa.select(sa.func.min(b.c.number), sa.func.max(b.c.number)).where(
-            b.c.chain_id == chain_id, b.c.timestamp >= start, b.c.timestamp < end)).one()
-        if lo is None:
-            return 0
-        where = [t.c.chain_id == chain_id, t.c.block_number >= lo, t.c.block_number <= hi]
-        if markets is not None:
-            where.append(t.c.market.in_(markets))
-        sides = sa.union(sa.select(t.c.maker.label("trader")).where(*where), sa.select(t.c.taker).where(*where)).subquery()
-        return int(conn.execute(sa.select(sa.func.count()).select_from(sides)).scalar_one())
+        return rollup.traders_between(conn, chain_id, start, end, markets)
+
+
+def trader_counts(engine: Engine, chain_id: int) -> tuple[int, int, int] | None:
+    """(as_of, traders in the 24 h up to it, traders ever) as the last rollup refresh stored them."""
+    t = schema.table_of(schema.TraderCounts)
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(t.c.as_of, t.c.traders_24h, t.c.traders_total).where(t.c.chain_id == chain_id)).first()
+    return (int(row[0]), int(row[1]), int(row[2])) if row else None
 
 
 def _hour_aligned(f: Filters) -> Filters:

@@ -214,6 +214,34 @@ def _add_to_totals(conn: Connection, chain_id: int, day0: int) -> None:
         "active_days = trader_totals.active_days + excluded.active_days"), {"c": chain_id, "d": day0})
 
 
+def traders_between(conn: Connection, chain_id: int, start: int, end: int, markets: tuple[str, ...] | None) -> int:
+    """Distinct makers and takers of trades with start <= block time < end (an exact window, from raw trades).
+
+    Blocks give the window's block range, so the trades are read by their primary key."""
+    b, t = schema.table_of(schema.Block), schema.table_of(schema.Trade)
+    lo, hi = conn.execute(sa.select(sa.func.min(b.c.number), sa.func.max(b.c.number)).where(
+        b.c.chain_id == chain_id, b.c.timestamp >= start, b.c.timestamp < end)).one()
+    if lo is None:
+        return 0
+    where = [t.c.chain_id == chain_id, t.c.block_number >= lo, t.c.block_number <= hi]
+    if markets is not None:
+        where.append(t.c.market.in_(markets))
+    sides = sa.union(sa.select(t.c.maker.label("trader")).where(*where), sa.select(t.c.taker).where(*where)).subquery()
+    return int(conn.execute(sa.select(sa.func.count()).select_from(sides)).scalar_one())
+
+
+def _count_traders(conn: Connection, chain_id: int) -> None:
+    """Store trader_counts for the newest block (after trader_totals is current)."""
+    b, totals, t = (schema.table_of(m) for m in (schema.Block, schema.TraderTotal, schema.TraderCounts))
+    as_of = conn.execute(sa.select(sa.func.max(b.c.timestamp)).where(b.c.chain_id == chain_id)).scalar()
+    conn.execute(sa.delete(t).where(t.c.chain_id == chain_id))
+    if as_of is None:
+        return
+    total = conn.execute(sa.select(sa.func.count(sa.distinct(totals.c.trader))).where(totals.c.chain_id == chain_id)).scalar_one()
+    conn.execute(sa.insert(t).values(chain_id=chain_id, as_of=int(as_of), traders_total=int(total),
+                                     traders_24h=traders_between(conn, chain_id, as_of - DAY + 1, as_of + 1, None)))
+
+
 def _state(conn: Connection, chain_id: int) -> tuple[int, int | None]:
     t = schema.table_of(schema.RollupState)
     row = conn.execute(sa.select(t.c.through_block, t.c.dirty_from).where(t.c.chain_id == chain_id)).first()
@@ -226,7 +254,7 @@ def _replace_from(chain_id: int, day0: int, through_block: int, first_block: int
         _take_from_totals(conn, chain_id, day0)
         for model in schema.ROLLUP_TABLES:
             t = schema.table_of(model)
-            if model in (schema.PositionLatest, schema.TraderTotal):
+            if model in (schema.PositionLatest, schema.TraderTotal, schema.TraderCounts):
                 continue
             conn.execute(sa.delete(t).where(t.c.chain_id == chain_id, t.c.bucket >= day0))
         t = schema.table_of(schema.RollupState)
@@ -271,11 +299,12 @@ def upgrade(engine: Engine) -> None:
         chains = [int(c) for (c,) in conn.execute(sa.select(state.c.chain_id).where(state.c.through_block >= 0))]
         stale = [c for c in chains if any(
             conn.execute(sa.select(schema.table_of(m).c.chain_id).where(schema.table_of(m).c.chain_id == c).limit(1)).first()
-            is None for m in (schema.TradersDaily, schema.TraderTotal, schema.PositionLatest))]
+            is None for m in (schema.TradersDaily, schema.TraderTotal, schema.TraderCounts, schema.PositionLatest))]
     for chain_id in stale:
         with engine.begin() as conn:
             _backfill_positions(conn, chain_id)
             _backfill_traders(conn, chain_id)
+            _count_traders(conn, chain_id)
 
 
 def refresh(engine: Engine, chain_id: int) -> int | None:
@@ -312,6 +341,7 @@ def refresh_in(conn: Connection, chain_id: int) -> int | None:
                   for t in (start, start + window))
         db.insert_frames(conn, build(_raw_frames(conn, chain_id, max(lo, first), hi), chain_id))
     _add_to_totals(conn, chain_id, day0)
+    _count_traders(conn, chain_id)
     return day0
 
 

@@ -373,6 +373,17 @@ class TraderTotal(SQLModel, table=True):
     active_days: int = 0  # days with trades in this market (the row goes when none is left)
 
 
+class TraderCounts(SQLModel, table=True):
+    """The unfiltered Overview's trader cards as of the newest indexed block, computed by each refresh:
+    both are distinct counts over many rows, too slow to compute per page view at 10M trades."""
+
+    __tablename__ = "trader_counts"
+    chain_id: int = Field(primary_key=True, sa_type=sa.BigInteger)
+    as_of: int = _bigint()  # the newest block's timestamp the counts are for
+    traders_24h: int = 0  # distinct makers and takers of trades with as_of − 24 h < time ≤ as_of
+    traders_total: int = 0  # distinct makers and takers of all trades
+
+
 class PositionLatest(SQLModel, table=True):
     """Each position's latest PositionUpdated (size 0 = closed): the open book of positions, kept
     by the rollup so stress tests need not scan every update."""
@@ -404,7 +415,7 @@ class RollupState(SQLModel, table=True):
 
 ROLLUP_TABLES: tuple[type[SQLModel], ...] = (
     MarketStatsHourly, MarketStatsDaily, ProtocolStatsHourly, ProtocolStatsDaily, TraderDaily, TradersDaily,
-    TraderTotal, PositionLatest,
+    TraderTotal, TraderCounts, PositionLatest,
 )
 
 

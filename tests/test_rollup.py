@@ -15,7 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core import db, metrics, rollup, schema
-from core.indexer.run import ingest_stream
+from core.indexer.decode import logs_to_frame
+from core.indexer.run import ingest, ingest_stream
 from tests.synthetic import E6, MANIFEST, PERP, ROOT, SPOT, batches, history
 
 
@@ -182,6 +183,30 @@ def test_active_traders_in_the_last_24h_is_an_exact_window(whole: str) -> None:
     spot_only = sql(whole, f"SELECT COUNT(*) FROM (SELECT maker FROM trades WHERE {window} AND market = '{SPOT}' "
                            f"UNION SELECT taker FROM trades WHERE {window} AND market = '{SPOT}') AS t")
     assert metrics.active_traders_between(engine, 31337, as_of - 86_400 + 1, as_of + 1, (SPOT,)) == spot_only
+    # The unfiltered cards read what the last refresh stored for the newest block: the same counts.
+    everyone = sql(whole, "SELECT COUNT(*) FROM (SELECT maker FROM trades UNION SELECT taker FROM trades) AS t")
+    assert metrics.trader_counts(engine, 31337) == (as_of, expected, everyone)
+    cards = {c.label: c.value for c in metrics.overview_cards(engine, 31337, metrics.Filters(end=as_of + 1), as_of)}
+    assert cards["Active traders (24h)"] == expected
+    assert metrics.active_traders(engine, 31337, metrics.Filters(end=as_of + 1)) == everyone
+    spot = {c.label: c.value for c in metrics.overview_cards(engine, 31337, metrics.Filters(markets=(SPOT,)), as_of)}
+    assert spot["Active traders (24h)"] == spot_only
+
+
+def test_trader_counts_are_not_used_for_a_newer_block_than_they_were_counted_at(whole: str, new_database: Callable[[str], str]) -> None:
+    """Rows written without a rollup refresh (the simulator's bulk path between refreshes): the cards
+    count from the raw rows, never the stale stored counts."""
+    engine = db.make_engine(new_database("stale"))
+    cut = len(HIST) // 2
+    ingest_stream(engine, MANIFEST, batches(HIST[:cut], []))
+    counted_at = metrics.trader_counts(engine, 31337)
+    assert counted_at is not None
+    for raw, blocks, checkpoint in batches(HIST, [cut]):  # the second half stored without a refresh
+        ingest(engine, MANIFEST, logs_to_frame(raw), blocks, checkpoint, refresh_rollups=False)
+    as_of = metrics.latest_timestamp(engine, 31337)
+    assert as_of is not None and as_of > counted_at[0]
+    cards = {c.label: c.value for c in metrics.overview_cards(engine, 31337, metrics.Filters(end=as_of + 1), as_of)}
+    assert cards["Active traders (24h)"] == metrics.active_traders_between(engine, 31337, as_of - 86_400 + 1, as_of + 1, None)
 
 
 @pytest.mark.parametrize("x, shown", [(1_490_123_456.0, "$1.49B"), (12_340_000.0, "$12.34M"), (15_556.0, "$15,556"),
