@@ -263,31 +263,28 @@ def _replace_from(chain_id: int, day0: int, through_block: int, first_block: int
     return run
 
 
+def _empty(conn: Connection, model: type[SQLModel], chain_id: int) -> bool:
+    t = schema.table_of(model)
+    return conn.execute(sa.select(t.c.chain_id).where(t.c.chain_id == chain_id).limit(1)).first() is None
+
+
 def _backfill_positions(conn: Connection, chain_id: int) -> None:
     """Fill positions_latest when it is empty but updates exist (a database indexed before the table
     existed): once; incremental refreshes keep it from then on."""
-    t = schema.table_of(schema.PositionLatest)
-    u = schema.table_of(schema.PositionUpdate)
-    if conn.execute(sa.select(t.c.chain_id).where(t.c.chain_id == chain_id).limit(1)).first() is None and \
-            conn.execute(sa.select(u.c.chain_id).where(u.c.chain_id == chain_id).limit(1)).first() is not None:
+    if _empty(conn, schema.PositionLatest, chain_id) and not _empty(conn, schema.PositionUpdate, chain_id):
         _replace_positions(conn, chain_id, 0)
 
 
 def _backfill_traders(conn: Connection, chain_id: int) -> None:
     """Fill traders_daily and trader_totals from trader_daily when they are empty but it is not (a
     database rolled up before they existed): once; refreshes keep them from then on."""
-    td = schema.table_of(schema.TraderDaily)
-    if conn.execute(sa.select(td.c.chain_id).where(td.c.chain_id == chain_id).limit(1)).first() is None:
+    if _empty(conn, schema.TraderDaily, chain_id):
         return
-    for model, fill in ((schema.TradersDaily, "INSERT INTO traders_daily (chain_id, bucket, traders) SELECT :c, bucket, "
-                                               "COUNT(DISTINCT trader) FROM trader_daily WHERE chain_id = :c GROUP BY bucket"),
-                        (schema.TraderTotal, None)):
-        t = schema.table_of(model)
-        if conn.execute(sa.select(t.c.chain_id).where(t.c.chain_id == chain_id).limit(1)).first() is None:
-            if fill is None:
-                _add_to_totals(conn, chain_id, 0)
-            else:
-                conn.execute(sa.text(fill), {"c": chain_id})
+    if _empty(conn, schema.TradersDaily, chain_id):
+        conn.execute(sa.text("INSERT INTO traders_daily (chain_id, bucket, traders) SELECT :c, bucket, COUNT(DISTINCT trader) "
+                             "FROM trader_daily WHERE chain_id = :c GROUP BY bucket"), {"c": chain_id})
+    if _empty(conn, schema.TraderTotal, chain_id):
+        _add_to_totals(conn, chain_id, 0)
 
 
 def upgrade(engine: Engine) -> None:
@@ -297,9 +294,8 @@ def upgrade(engine: Engine) -> None:
     state = schema.table_of(schema.RollupState)
     with engine.connect() as conn:
         chains = [int(c) for (c,) in conn.execute(sa.select(state.c.chain_id).where(state.c.through_block >= 0))]
-        stale = [c for c in chains if any(
-            conn.execute(sa.select(schema.table_of(m).c.chain_id).where(schema.table_of(m).c.chain_id == c).limit(1)).first()
-            is None for m in (schema.TradersDaily, schema.TraderTotal, schema.TraderCounts, schema.PositionLatest))]
+        stale = [c for c in chains if any(_empty(conn, m, c) for m in (
+            schema.TradersDaily, schema.TraderTotal, schema.TraderCounts, schema.PositionLatest))]
     for chain_id in stale:
         with engine.begin() as conn:
             _backfill_positions(conn, chain_id)
