@@ -10,9 +10,10 @@ from streamlit.testing.v1 import AppTest
 
 from core import db
 from core.indexer.run import ingest_stream
+from tests.apptest import FIRST_PAGE, open_app
 from tests.synthetic import MANIFEST, PERP, ROOT, SPOT, batches, history
 
-PAGES = ["pages/overview.py", "pages/markets.py", "pages/liquidations.py", "pages/traders.py", "pages/indexed.py"]
+PAGES = [FIRST_PAGE, "pages/markets.py", "pages/liquidations.py", "pages/traders.py", "pages/indexed.py"]
 HOSTILE = "<i>ETH</i>-USDC"
 
 
@@ -31,21 +32,7 @@ def fixture_db(new_database: Callable[[str], str]) -> str:
 
 
 def run(url: str, page: str, monkeypatch: pytest.MonkeyPatch, params: dict[str, str] | None = None, **env: str) -> AppTest:
-    monkeypatch.setenv("DATABASE_URL", url)
-    monkeypatch.setenv("BUILD_DEMO", env.pop("BUILD_DEMO", "0"))
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
-    monkeypatch.delenv("RPC_URL", raising=False)
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
-    for k, v in (params or {}).items():
-        at.query_params[k] = v
-    at.run()
-    if page != PAGES[0]:
-        at.switch_page(page)
-        at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
-    return at
+    return open_app(url, monkeypatch, page, params, **env)
 
 
 def dollars(text: str) -> float:

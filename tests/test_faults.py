@@ -19,12 +19,11 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-import streamlit as st
-from streamlit.testing.v1 import AppTest
 from web3 import Web3
 
 from core import db
 from tests.anvil import run_anvil
+from tests.apptest import open_app
 from tests.history import History, rpc, snapshot_ledger
 from tests.rpc_proxy import FAULTS, faulty_proxy
 from tests.test_indexer_integration import assert_matches_ledger, dump, index
@@ -174,15 +173,7 @@ def card_number(text: str) -> float:
 
 def render_overview(url: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, float]:
     """The Overview page rendered as a user opening it now would see it (no cached figures)."""
-    monkeypatch.setenv("DATABASE_URL", url)
-    monkeypatch.setenv("BUILD_DEMO", "0")
-    monkeypatch.delenv("RPC_URL", raising=False)
-    st.cache_data.clear()
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.query_params["range"] = "All"
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
+    at = open_app(url, monkeypatch, params={"range": "All"}, timeout=120)
     return {m.label: card_number(m.value) for m in at.metric}
 
 

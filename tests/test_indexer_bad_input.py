@@ -26,9 +26,7 @@ from typing import Any
 import eth_abi
 import pytest
 import sqlalchemy as sa
-import streamlit as st
 from eth_utils import keccak
-from streamlit.testing.v1 import AppTest
 from web3 import Web3
 
 from core import db, schema
@@ -37,6 +35,7 @@ from core.indexer.manifest import load_manifest
 from core.indexer.rpc import RPC
 from core.indexer.run import Indexer
 from tests.anvil import free_port, run_anvil
+from tests.apptest import open_app
 from tests.history import History, rpc, snapshot_ledger
 from tests.rpc_proxy import faulty_proxy
 from tests.test_indexer_integration import dump
@@ -394,14 +393,7 @@ def test_a_hostile_market_symbol_is_stored_verbatim_and_shown_as_text(
     engine.dispose()
     assert symbol == expected
     # rendered: the sidebar lists it as an option (text), and nothing passes it through markdown/HTML
-    monkeypatch.setenv("DATABASE_URL", database_url)
-    monkeypatch.setenv("BUILD_DEMO", "0")
-    monkeypatch.delenv("RPC_URL", raising=False)
-    st.cache_data.clear()
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.query_params["range"] = "All"
-    at.run()
-    assert not at.exception and not at.error, [e.value for e in [*at.exception, *at.error]]
+    at = open_app(database_url, monkeypatch, params={"range": "All"}, timeout=120)
     assert expected in at.sidebar.multiselect(key="markets").options
     rendered = [str(e.value) for e in [*at.markdown, *at.caption, *at.title, *at.header, *at.subheader, *at.info]]
     assert not any("<script" in r or "<b>W" in r or "\x1b" in r for r in rendered), "symbols never go through markdown"

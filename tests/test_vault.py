@@ -431,19 +431,9 @@ def test_cli_prints_one_json_object_last_and_one_line_errors(simulated: str) -> 
 
 def test_vault_page_compares_two_designs_and_runs_sweep_stress_and_depositor(
         simulated: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from streamlit.testing.v1 import AppTest
+    from tests.apptest import open_app
 
-    from tests.synthetic import ROOT
-
-    monkeypatch.setenv("DATABASE_URL", simulated)
-    monkeypatch.setenv("BUILD_DEMO", "0")
-    monkeypatch.delenv("RPC_URL", raising=False)
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
-    at.query_params["range"] = "All"
-    at.run()
-    at.switch_page("pages/vault.py")
-    at.run()
-    assert not at.exception and not at.error, ([e.value for e in at.exception], [e.value for e in at.error])
+    at = open_app(simulated, monkeypatch, "pages/vault.py", {"range": "All"}, timeout=300)
     cards = {m.label: m.value for m in at.metric}
     # The cards are the engine's figures for the presets on the same history.
     engine = db.make_engine(simulated, create=False)
