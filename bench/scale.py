@@ -33,8 +33,6 @@ import hashlib
 import json
 import os
 import shutil
-import socket
-import subprocess
 import sys
 import threading
 import time
@@ -49,6 +47,7 @@ import sqlalchemy as sa
 
 from bench.dashboard import overview, sql_groupby
 from core import db, metrics, rollup, schema
+from tests.app_server import app_server  # the same server the browser test starts
 
 OUT = ROOT / "bench" / "out"
 DAYS = 90
@@ -446,88 +445,58 @@ def step_vault(url: str, chain_id: int) -> dict[str, Any]:
 
 # ------------------------------------------------------------------ 5. the app's memory
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def step_app(url: str, timeout_s: float) -> dict[str, Any]:
     """The real app on ``url``: every page with ?range=All in chromium; the server's RSS per page and its peak."""
-    import urllib.request
-
     from playwright.sync_api import sync_playwright
 
     chromium = shutil.which("chromium")
     if not chromium:
         raise SystemExit("error: Debian's chromium is not installed (scripts/test.sh installs it)")
-    port = free_port()
-    env = {**os.environ, "DATABASE_URL": url, "BUILD_DEMO": "0"}
-    env.pop("RPC_URL", None)
     OUT.mkdir(parents=True, exist_ok=True)
-    log = open(OUT / f"scale-app-{port}.log", "w")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    sampler = RssSampler(proc.pid)
-    backends = DatabaseBackends(url) if _is_local_postgres(url) else None
-    clock = Clock(url, pid=proc.pid, backends=backends)
+    log = open(OUT / "scale-app.log", "w")  # noqa: SIM115
     figures: dict[str, Any] = {"pages": {}}
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"{base}/_stcore/health", timeout=2).read()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError(f"streamlit did not start (see {log.name})") from None
-                time.sleep(0.3)
-        sampler.start()
-        if backends is not None:
-            backends.start()
-        figures["started_rss_mb"] = sampler.take()
-        say(f"app: streamlit pid {proc.pid} on {base}, RSS {figures['started_rss_mb']:,.0f} MB before any page")
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=chromium, args=[
-                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--no-first-run", "--disable-quic"])
-            page = browser.new_page(viewport={"width": 1400, "height": 1800})
-            ms = int(timeout_s * 1000)
-            idle = '!document.querySelector(\'[data-testid="stStatusWidget"]\')'
-            for name in PAGES:
-                start = clock.read()
-                page.goto(f"{base}/{'' if name == 'overview' else name}?range=All", wait_until="networkidle", timeout=ms)
-                page.wait_for_selector('[data-testid="stAppViewContainer"]', timeout=ms)
-                page.wait_for_function(idle, timeout=ms)
-                # what the page ends up showing (or an error box), then idle again
-                ready = ('[data-testid="stAlertContentSuccess"], [data-testid="stAlertContentError"]' if name == "indexed" else
-                         '[data-testid="stVegaLiteChart"] canvas, [data-testid="stVegaLiteChart"] svg, [data-testid="stException"]')
-                page.wait_for_selector(ready, timeout=ms)
-                page.wait_for_function(idle, timeout=ms)
-                took = clock.since(start)
-                errors = page.locator('[data-testid="stException"], [data-testid="stAlertContentError"]').all_inner_texts()
-                rss = sampler.take()
-                hwm = round((proc_status_kb(proc.pid, "VmHWM") or 0) / 1024, 1)
-                figures["pages"][name] = took | {"rss_max_mb": rss, "peak_so_far_mb": hwm,
-                                                 "errors": [e.splitlines()[0][:300] for e in errors if e.strip()]}
-                say(f"app: {name:<12} {fmt(took)}; server RSS max {rss:,.0f} MB while it loaded, peak so far {hwm:,.0f} MB"
-                    + (f"; ERRORS: {figures['pages'][name]['errors']}" if errors else ""))
-            browser.close()
-        figures["peak_rss_mb"] = round((proc_status_kb(proc.pid, "VmHWM") or 0) / 1024, 1)
-    finally:
-        sampler.stop()
-        if backends is not None:
-            backends.stop()
-        proc.terminate()
+    with app_server(url, output=log, start_timeout_s=120) as (base, proc):
+        sampler = RssSampler(proc.pid)
+        backends = DatabaseBackends(url) if _is_local_postgres(url) else None
+        clock = Clock(url, pid=proc.pid, backends=backends)
         try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+            sampler.start()
+            if backends is not None:
+                backends.start()
+            figures["started_rss_mb"] = sampler.take()
+            say(f"app: streamlit pid {proc.pid} on {base}, RSS {figures['started_rss_mb']:,.0f} MB before any page")
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=chromium, args=[
+                    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                    "--disable-sync", "--no-first-run", "--disable-quic"])
+                page = browser.new_page(viewport={"width": 1400, "height": 1800})
+                ms = int(timeout_s * 1000)
+                idle = '!document.querySelector(\'[data-testid="stStatusWidget"]\')'
+                for name in PAGES:
+                    start = clock.read()
+                    page.goto(f"{base}/{'' if name == 'overview' else name}?range=All", wait_until="networkidle", timeout=ms)
+                    page.wait_for_selector('[data-testid="stAppViewContainer"]', timeout=ms)
+                    page.wait_for_function(idle, timeout=ms)
+                    # what the page ends up showing (or an error box), then idle again
+                    ready = ('[data-testid="stAlertContentSuccess"], [data-testid="stAlertContentError"]' if name == "indexed" else
+                             '[data-testid="stVegaLiteChart"] canvas, [data-testid="stVegaLiteChart"] svg, [data-testid="stException"]')
+                    page.wait_for_selector(ready, timeout=ms)
+                    page.wait_for_function(idle, timeout=ms)
+                    took = clock.since(start)
+                    errors = page.locator('[data-testid="stException"], [data-testid="stAlertContentError"]').all_inner_texts()
+                    rss = sampler.take()
+                    hwm = round((proc_status_kb(proc.pid, "VmHWM") or 0) / 1024, 1)
+                    figures["pages"][name] = took | {"rss_max_mb": rss, "peak_so_far_mb": hwm,
+                                                     "errors": [e.splitlines()[0][:300] for e in errors if e.strip()]}
+                    say(f"app: {name:<12} {fmt(took)}; server RSS max {rss:,.0f} MB while it loaded, peak so far {hwm:,.0f} MB"
+                        + (f"; ERRORS: {figures['pages'][name]['errors']}" if errors else ""))
+                browser.close()
+            figures["peak_rss_mb"] = round((proc_status_kb(proc.pid, "VmHWM") or 0) / 1024, 1)
+        finally:
+            sampler.stop()
+            if backends is not None:
+                backends.stop()
+    log.close()
     figures["target_mb"] = MEMORY_TARGET_MB
     figures["target_met"] = figures["peak_rss_mb"] < MEMORY_TARGET_MB
     worst = max(figures["pages"], key=lambda n: figures["pages"][n]["rss_max_mb"])

@@ -3,19 +3,14 @@ and charts and no error box. Screenshots go to tests/artifacts/."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Callable, Iterator
 
 import pytest
 
 from core import db
 from core.indexer.run import ingest_stream
-from tests.anvil import free_port
+from tests.app_server import app_server
 from tests.synthetic import MANIFEST, ROOT, batches, history
 
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -26,29 +21,8 @@ PAGES = {"overview": "", "markets": "markets", "liquidations": "liquidations", "
 def server(new_database: Callable[[str], str]) -> Iterator[str]:
     url = new_database("browser")
     ingest_stream(db.make_engine(url), MANIFEST, batches(history(9, blocks=200), []))
-    port = free_port()
-    env = {**os.environ, "DATABASE_URL": url, "BUILD_DEMO": "0"}
-    env.pop("RPC_URL", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless", "true",
-         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{base}/_stcore/health", timeout=2).read()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("streamlit did not start") from None
-                time.sleep(0.3)
+    with app_server(url) as (base, _proc):
         yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
 
 
 def test_every_page_in_a_real_browser(server: str, backend: str) -> None:
