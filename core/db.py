@@ -113,6 +113,26 @@ def _create_schema(engine: Engine) -> None:
                     index.create(engine, checkfirst=True)
 
 
+def write_errors() -> tuple[type[BaseException], ...]:
+    """Errors of a database that opened but refused a write (:func:`insert_frames` uses the DBAPI cursor directly)."""
+    errors: list[type[BaseException]] = [sa.exc.SQLAlchemyError, sqlite3.Error]
+    try:
+        import psycopg
+
+        errors.append(psycopg.Error)
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+def write_failed(url: str, error: BaseException) -> str:
+    """The one-line message for one of :func:`write_errors` raised while writing a batch to ``url``."""
+    orig = getattr(error, "orig", None) or error
+    reason = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
+    return (f"writing to database {redact_db_url(url)} failed: {reason}: is it a marginX Analytics database of this "
+            "version, on a disk with space? (nothing of this chunk was stored)")
+
+
 def redact_db_url(url: str) -> str:
     """The URL without its password, for messages."""
     try:

@@ -9,14 +9,11 @@ from __future__ import annotations
 import argparse
 import json
 import signal
-import sqlite3
 import sys
 import threading
 from collections.abc import Sequence
 from types import FrameType
 from typing import NoReturn
-
-import sqlalchemy as sa
 
 from core import config, db
 from core.indexer.errors import IndexerError
@@ -24,18 +21,6 @@ from core.indexer.load import stored_counts
 from core.indexer.manifest import load_manifest
 from core.indexer.rpc import RPC
 from core.indexer.run import Indexer
-
-
-def _database_errors() -> tuple[type[BaseException], ...]:
-    """Errors of a database that opened but refused a write (write_rows uses the DBAPI cursor directly)."""
-    errors: list[type[BaseException]] = [sa.exc.SQLAlchemyError, sqlite3.Error]
-    try:
-        import psycopg
-
-        errors.append(psycopg.Error)
-    except ImportError:
-        pass
-    return tuple(errors)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -121,11 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (IndexerError, db.DatabaseError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    except _database_errors() as e:  # a database that opened but refuses our rows
-        orig = getattr(e, "orig", None) or e
-        reason = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
-        print(f"error: writing to database {db.redact_db_url(database_url)} failed: {reason}: is it a marginX "
-              "Analytics database of this version, on a disk with space? (nothing of this chunk was stored)", file=sys.stderr)
+    except db.write_errors() as e:  # a database that opened but refuses our rows
+        print(f"error: {db.write_failed(database_url, e)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("aborted", file=sys.stderr)

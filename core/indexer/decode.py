@@ -18,6 +18,7 @@ A log from an address that is not the deployment's emitter for that event is cou
 from __future__ import annotations
 
 import binascii
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -30,6 +31,7 @@ from sqlmodel import SQLModel
 
 from core import schema
 from core.abi import EventSpec, event_specs
+from core.indexer.manifest import Manifest
 
 USD_DECIMALS = 6
 FIXED_DECIMALS = 18
@@ -578,6 +580,14 @@ def decode_logs(
         if "log_index" in f.columns and not _in_chain_order(f):
             out.frames[model] = f.sort("block_number", "log_index")
     return out
+
+
+def decode_chunk(raw: pl.DataFrame, blocks: pl.DataFrame, manifest: Manifest, markets: Iterable[str]) -> Decoded:
+    """:func:`decode_logs` for one fetched chunk of ``manifest``'s deployment, with its blocks frame
+    (number, hash, timestamp) as the timestamps."""
+    return decode_logs(raw, chain_id=manifest.chain_id, contracts=manifest.contracts, markets=set(markets),
+                       timestamps=blocks.select(pl.col("number").alias("block_number"),
+                                                pl.col("timestamp").alias("block_timestamp")))
 
 
 def _in_chain_order(frame: pl.DataFrame) -> bool:

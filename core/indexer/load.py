@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from typing import TYPE_CHECKING
 
 import polars as pl
 import sqlalchemy as sa
@@ -11,7 +12,9 @@ from sqlalchemy.engine import Connection, Engine
 from sqlmodel import SQLModel
 
 from core import db, rollup, schema
-from core.indexer.decode import Decoded
+
+if TYPE_CHECKING:  # decode's imports (eth_abi, numpy) are not needed to write rows: the writer process skips them
+    from core.indexer.decode import Decoded
 
 
 def read_checkpoint(conn: Connection, chain_id: int, deployment: str) -> tuple[int, str] | None:
@@ -34,6 +37,24 @@ def known_markets(conn: Connection, chain_id: int) -> dict[str, str]:
     return {str(m): str(s) for m, s in conn.execute(sa.select(t.c.market, t.c.symbol).where(t.c.chain_id == chain_id))}
 
 
+Frames = list[tuple[type[SQLModel], pl.DataFrame]]
+
+
+def batch_frames(chain_id: int, decoded: Decoded, blocks: pl.DataFrame) -> Frames:
+    """What one decoded batch writes: its rows, its undecodable logs and its blocks (number, hash, timestamp)."""
+    frames: Frames = list(decoded.frames.items())
+    frames.append((schema.UndecodableLog, decoded.undecodable))
+    frames.append((schema.Block, blocks.select(pl.lit(chain_id, dtype=pl.Int64).alias("chain_id"), "number", "hash", "timestamp")))
+    return frames
+
+
+def commit_frames(engine: Engine, chain_id: int, frames: Frames, checkpoint: db.CheckpointRow | None,
+                  refresh_rollups: bool) -> None:
+    """``frames``, the checkpoint (if given) and (if asked) the rollups, in one transaction."""
+    db.write_rows(engine, frames, checkpoint,
+                  after=(lambda conn: rollup.refresh_in(conn, chain_id)) if refresh_rollups else None)
+
+
 def commit_batch(engine: Engine, *, chain_id: int, deployment: str, decoded: Decoded, blocks: pl.DataFrame,
                  checkpoint: tuple[int, str] | None, refresh_rollups: bool = False) -> None:
     """Rows, undecodable logs, blocks, (if given) the checkpoint and (if asked) the rollups, atomically.
@@ -41,11 +62,8 @@ def commit_batch(engine: Engine, *, chain_id: int, deployment: str, decoded: Dec
     ``blocks`` has number, hash, timestamp. The checkpoint only moves forward here; a reorg
     rewind moves it back through :func:`rewind`.
     """
-    frames: list[tuple[type[SQLModel], pl.DataFrame]] = list(decoded.frames.items())
-    frames.append((schema.UndecodableLog, decoded.undecodable))
-    frames.append((schema.Block, blocks.select(pl.lit(chain_id, dtype=pl.Int64).alias("chain_id"), "number", "hash", "timestamp")))
-    db.write_rows(engine, frames, db.CheckpointRow(chain_id, deployment, *checkpoint) if checkpoint else None,
-                  after=(lambda conn: rollup.refresh_in(conn, chain_id)) if refresh_rollups else None)
+    commit_frames(engine, chain_id, batch_frames(chain_id, decoded, blocks),
+                  db.CheckpointRow(chain_id, deployment, *checkpoint) if checkpoint else None, refresh_rollups)
 
 
 def rewind(engine: Engine, *, chain_id: int, deployment: str, last_good: int, last_good_hash: str) -> dict[str, int]:

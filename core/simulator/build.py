@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from core import db, rollup, schema
-from core.indexer.decode import Decoded, decode_logs
+from core.indexer.decode import Decoded, decode_chunk
 from core.indexer.manifest import Manifest, load_manifest
 from core.simulator.chain import (
     CHAIN_ID,
@@ -177,10 +177,7 @@ class DecodedBatch:
 
 def decode_batch(batch: RawBatch, manifest: Manifest, markets: set[str]) -> DecodedBatch:
     """The decode half of :func:`core.indexer.run.ingest` for one raw batch, with the same arguments."""
-    decoded = decode_logs(batch.raw, chain_id=manifest.chain_id, contracts=manifest.contracts, markets=markets,
-                          timestamps=batch.blocks.select(pl.col("number").alias("block_number"),
-                                                         pl.col("timestamp").alias("block_timestamp")))
-    return DecodedBatch(decoded, batch.blocks, batch.checkpoint)
+    return DecodedBatch(decode_chunk(batch.raw, batch.blocks, manifest, markets), batch.blocks, batch.checkpoint)
 
 
 WORKER_AHEAD = 4  # pickled batches the worker may hold while the writing process catches up
