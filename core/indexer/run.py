@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 from core import db, rollup, schema
 from core.abi import event_specs
 from core.indexer import load
-from core.indexer.decode import RAW_LOG_SCHEMA, Decoded, decode_logs, logs_to_frame
+from core.indexer.decode import RAW_LOG_SCHEMA, Decoded, decode_chunk, logs_to_frame
 from core.indexer.errors import (
     IndexerError,
     MalformedAnswerError,
@@ -28,6 +28,7 @@ from core.indexer.manifest import Manifest
 from core.indexer.plan import ChunkSizer, find_fork, plan_range
 from core.indexer.progress import Progress
 from core.indexer.rpc import RPC, hex_quantity
+from core.indexer.writer import BatchWriter
 
 T = TypeVar("T")
 BLOCK_FRAME_SCHEMA = pl.Schema({"number": pl.Int64, "hash": pl.String, "timestamp": pl.Int64})
@@ -46,40 +47,42 @@ class RunResult:
 def ingest(engine: Engine, manifest: Manifest, raw: pl.DataFrame, blocks: pl.DataFrame,
            checkpoint: tuple[int, str] | None, markets: dict[str, str] | None = None, *,
            refresh_rollups: bool = True) -> Decoded:
-    """decode → load for one batch of raw logs (``logs_to_frame`` output) and their blocks.
+    """decode → load in this process for one batch of raw logs (``logs_to_frame`` output) and their blocks.
 
-    The indexer calls this per chunk; the simulator's raw-log path calls it directly, so demo
-    data takes exactly the path chain data takes.
+    The simulator's raw-log path calls this, so demo data takes exactly the path chain data takes.
     """
     if markets is None:
         with engine.connect() as conn:
             markets = load.known_markets(conn, manifest.chain_id)
-    decoded = decode_logs(raw, chain_id=manifest.chain_id, contracts=manifest.contracts, markets=set(markets),
-                          timestamps=blocks.select(pl.col("number").alias("block_number"),
-                                                   pl.col("timestamp").alias("block_timestamp")))
+    decoded = decode_chunk(raw, blocks, manifest, markets)
     load.commit_batch(engine, chain_id=manifest.chain_id, deployment=manifest.name, decoded=decoded,
                       blocks=blocks, checkpoint=checkpoint, refresh_rollups=refresh_rollups and bool(decoded.frames))
     return decoded
 
 
 def ingest_stream(engine: Engine, manifest: Manifest,
-                  batches: Iterable[tuple[list[dict[str, Any]], pl.DataFrame, tuple[int, str] | None]]) -> Counter[str]:
-    """decode → load for a stream of (raw logs, blocks, checkpoint) batches, one batch in memory.
+                  batches: Iterable[tuple[list[dict[str, Any]], pl.DataFrame, tuple[int, str] | None]], *,
+                  parallel: bool = True, refresh_rollups: bool = True) -> Counter[str]:
+    """decode → load for a stream of (raw logs, blocks, checkpoint) batches, a few batches in memory.
 
-    Rollups are refreshed once at the end (per batch they would re-read the current day each
-    time). Markets created in one batch are known when the next is decoded. (Decoding the next batch on a
-    worker thread while this one is written was measured slower: both stages hold the GIL for
-    most of their time, building Python tuples and strings.)
+    Batches after the first are committed by a :class:`~core.indexer.writer.BatchWriter` process
+    while this one decodes the next (unless ``parallel`` is false). Rollups are refreshed once at
+    the end (per batch they would re-read the current day each time), unless ``refresh_rollups``
+    is false. Markets created in one batch are known when the next is decoded.
     """
     with engine.connect() as conn:
         markets = load.known_markets(conn, manifest.chain_id)
     counts: Counter[str] = Counter()
-    for logs, blocks, checkpoint in batches:
-        raw = logs_to_frame(logs) if logs else pl.DataFrame(schema=RAW_LOG_SCHEMA)
-        decoded = ingest(engine, manifest, raw, blocks, checkpoint, markets, refresh_rollups=False)
-        markets.update(decoded.new_markets)
-        counts.update(decoded.counts)
-    rollup.refresh(engine, manifest.chain_id)
+    with BatchWriter(engine, parallel=parallel) as writer:
+        for logs, blocks, checkpoint in batches:
+            raw = logs_to_frame(logs) if logs else pl.DataFrame(schema=RAW_LOG_SCHEMA)
+            decoded = decode_chunk(raw, blocks, manifest, markets)
+            writer.commit(chain_id=manifest.chain_id, deployment=manifest.name, decoded=decoded, blocks=blocks,
+                          checkpoint=checkpoint)
+            markets.update(decoded.new_markets)
+            counts.update(decoded.counts)
+    if refresh_rollups:
+        rollup.refresh(engine, manifest.chain_id)
     return counts
 
 
@@ -257,6 +260,14 @@ class Indexer:
     # -- run -----------------------------------------------------------------------------------
     def index_range(self, start: int, end: int) -> None:
         progress = Progress(start, end, self.progress_stream) if end - start > 1_000 or self.progress_stream else None
+        with BatchWriter(self.engine) as writer:
+            done = self._index_chunks(start, end, writer, progress)
+        if progress:
+            progress.close(done)
+
+    def _index_chunks(self, start: int, end: int, writer: BatchWriter, progress: Progress | None) -> int:
+        """Fetch and decode chunk after chunk of start..end here; ``writer`` commits them, in order.
+        Returns the last block handed to ``writer``."""
         reorg_retries = refusals = 0
         while start <= end and not self.stop.is_set():
             a, b = self.sizer.next_range(start, end)
@@ -282,7 +293,9 @@ class Indexer:
                     raise IndexerError(f"the chain keeps changing under blocks {a}..{b}; try --confirmations N") from None
                 continue
             refusals = 0
-            decoded = ingest(self.engine, self.manifest, raw, blocks, (b, end_hash), self.markets)
+            decoded = decode_chunk(raw, blocks, self.manifest, self.markets)
+            writer.commit(chain_id=self.manifest.chain_id, deployment=self.manifest.name, decoded=decoded,
+                          blocks=blocks, checkpoint=(b, end_hash), refresh_rollups=bool(decoded.frames))
             self.markets.update(decoded.new_markets)
             self.result.indexed.update(decoded.counts)
             self.result.undecodable += decoded.undecodable.height
@@ -292,8 +305,7 @@ class Indexer:
             if progress:
                 progress.update(b, sum(decoded.counts.values()))
             start = b + 1
-        if progress:
-            progress.close(start - 1)
+        return start - 1
 
     def _index_planned(self, planned: tuple[int, int] | None, cp: tuple[int, str] | None) -> None:
         """Index ``planned``. A range at or below the checkpoint (--from-block) may store rows that were
