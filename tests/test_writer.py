@@ -55,6 +55,12 @@ def test_batches_committed_by_the_writer_process_equal_batches_committed_here(ne
     assert writer.committed_here == 1 and writer.handed_over == len(CUTS)  # the first here, the rest there
     assert dump(there) == dump(here)
     assert checkpoint_of(there) == checkpoint_of(here) is not None
+    started = new_database("started")
+    engine = db.make_engine(started)
+    with BatchWriter(engine, expect_many=True) as writer:
+        commit_all(writer, engine)
+    assert writer.committed_here == 1 and writer.handed_over == len(CUTS)
+    assert dump(started) == dump(here)
 
 
 def test_a_one_batch_run_starts_no_process(tmp_path: Path) -> None:
@@ -62,7 +68,7 @@ def test_a_one_batch_run_starts_no_process(tmp_path: Path) -> None:
     with BatchWriter(engine) as writer:
         commit_all(writer, engine, [])
     assert writer.committed_here == 1 and writer.handed_over == 0
-    assert writer._proc is None  # the history is far below EARLY_ROWS
+    assert writer._proc is None
 
 
 def test_databases_another_process_cannot_open_are_written_here() -> None:

@@ -65,15 +65,15 @@ def ingest_stream(engine: Engine, manifest: Manifest,
                   parallel: bool = True, refresh_rollups: bool = True) -> Counter[str]:
     """decode → load for a stream of (raw logs, blocks, checkpoint) batches, a few batches in memory.
 
-    Batches after the first are committed by a :class:`~core.indexer.writer.BatchWriter` process
-    while this one decodes the next (unless ``parallel`` is false). Rollups are refreshed once at
+    Batches are committed by a :class:`~core.indexer.writer.BatchWriter` process while this one
+    decodes the next (unless ``parallel`` is false). Rollups are refreshed once at
     the end (per batch they would re-read the current day each time), unless ``refresh_rollups``
     is false. Markets created in one batch are known when the next is decoded.
     """
     with engine.connect() as conn:
         markets = load.known_markets(conn, manifest.chain_id)
     counts: Counter[str] = Counter()
-    with BatchWriter(engine, parallel=parallel) as writer:
+    with BatchWriter(engine, parallel=parallel, expect_many=True) as writer:
         for logs, blocks, checkpoint in batches:
             raw = logs_to_frame(logs) if logs else pl.DataFrame(schema=RAW_LOG_SCHEMA)
             decoded = decode_chunk(raw, blocks, manifest, markets)
@@ -260,7 +260,7 @@ class Indexer:
     # -- run -----------------------------------------------------------------------------------
     def index_range(self, start: int, end: int) -> None:
         progress = Progress(start, end, self.progress_stream) if end - start > 1_000 or self.progress_stream else None
-        with BatchWriter(self.engine) as writer:
+        with BatchWriter(self.engine, expect_many=end - start + 1 > self.sizer.span) as writer:  # more than one chunk
             done = self._index_chunks(start, end, writer, progress)
         if progress:
             progress.close(done)

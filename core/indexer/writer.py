@@ -5,10 +5,12 @@ objects, slicing words, units) and loading (binding every value, SQLite's B-tree
 the GIL, so on two cores they only overlap in two processes (a decode thread was measured slower).
 :class:`BatchWriter` does that for the indexer and :func:`~core.indexer.run.ingest_stream`:
 
-- the first batch is committed here, in this process; from the second on the writer process
-  (``python -m core.indexer.writer``, a plain subprocess: no re-import of the caller's main module)
-  commits them, in order, each in one transaction with its checkpoint and rollups, exactly as
-  :func:`~core.indexer.load.commit_frames` does here. A one-chunk run never starts a process.
+- the first batch is committed here; the writer process (``python -m core.indexer.writer``, a
+  plain subprocess: no re-import of the caller's main module) commits the others, in order, each
+  in one transaction with its checkpoint and rollups, exactly as
+  :func:`~core.indexer.load.commit_frames` does here. It is started at once when the caller
+  expects many batches (its ~0.6 s of imports then overlap the first batch's decode and commit
+  here), else at the second batch: a one-chunk run never starts a process.
 - Frames travel as uncompressed Arrow IPC over a pipe; at most ``AHEAD`` batches are in flight,
   which bounds memory however long the range.
 - A write the database refuses stops the writer at that batch: nothing after it is committed, and
@@ -49,7 +51,6 @@ if TYPE_CHECKING:  # decode's imports (eth_abi, numpy) are not needed to write r
     from core.indexer.decode import Decoded
 
 AHEAD = 2  # batches handed over but not yet committed
-EARLY_ROWS = 5_000  # a first batch this big starts the writer at once: its imports overlap that batch's commit
 
 
 def shareable(engine: Engine) -> bool:
@@ -66,7 +67,7 @@ class BatchWriter:
     Use as a context manager: leaving the block waits until every batch is committed (or, on
     KeyboardInterrupt, kills the writer so that its open transaction rolls back)."""
 
-    def __init__(self, engine: Engine, *, parallel: bool = True) -> None:
+    def __init__(self, engine: Engine, *, parallel: bool = True, expect_many: bool = False) -> None:
         self.engine = engine
         self.parallel = parallel and shareable(engine)
         self.committed_here = 0
@@ -76,6 +77,8 @@ class BatchWriter:
         self._pending: queue.Queue[bytes | None] = queue.Queue(maxsize=1)
         self._sender: threading.Thread | None = None
         self._in_flight = 0
+        if self.parallel and expect_many:
+            self._start()
 
     def __enter__(self) -> BatchWriter:
         return self
@@ -96,13 +99,12 @@ class BatchWriter:
         """:func:`~core.indexer.load.commit_batch`, here or in the writer process."""
         frames = load.batch_frames(chain_id, decoded, blocks)
         row = db.CheckpointRow(chain_id, deployment, *checkpoint) if checkpoint else None
-        first = self.committed_here == 0
-        if self.parallel and self._proc is None and (not first or sum(f.height for _, f in frames) >= EARLY_ROWS):
-            self._start()
-        if first or not self.parallel:
+        if not self.parallel or self.committed_here == 0:
             load.commit_frames(self.engine, chain_id, frames, row, refresh_rollups)
             self.committed_here += 1
             return
+        if self._proc is None:
+            self._start()
         self.handed_over += 1
         payload = [(model, _to_ipc(frame)) for model, frame in frames if frame.height]
         self._pending.put(pickle.dumps((payload, row, chain_id, refresh_rollups), protocol=pickle.HIGHEST_PROTOCOL))
@@ -121,7 +123,7 @@ class BatchWriter:
         if proc is None:
             return
         if (abort or not self.handed_over) and proc.poll() is None:
-            proc.kill()  # (unused: a first big batch started it, and nothing followed)
+            proc.kill()  # (started for many batches, but none came)
         self._pending.put(None)
         assert self._sender is not None
         self._sender.join()
