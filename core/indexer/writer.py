@@ -123,7 +123,7 @@ class BatchWriter:
         if proc is None:
             return
         if (abort or not self.handed_over) and proc.poll() is None:
-            proc.kill()  # (started for many batches, but none came)
+            proc.kill()  # aborting: its open transaction rolls back; never used: nothing to wait for
         self._pending.put(None)
         assert self._sender is not None
         self._sender.join()
