@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO, Any
 
-from tests.anvil import free_port
+from tests.anvil import free_port, stop_process
 from tests.synthetic import ROOT
 
 
@@ -40,9 +40,4 @@ def app_server(database_url: str, *, output: IO[Any] | int = subprocess.DEVNULL,
                 time.sleep(0.3)
         yield base, proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, timeout=30)

@@ -142,26 +142,8 @@ class BatchWriter:
         url = self.engine.url.render_as_string(hide_password=False)
         self._pending = queue.Queue(maxsize=1)
         self._pending.put(pickle.dumps((url, os.getpid())))
-        self._sender = threading.Thread(target=self._send, args=(self._proc.stdin, self._pending),
-                                        name="batch-writer-send", daemon=True)
-        self._sender.start()
-
-    @staticmethod
-    def _send(stream: BinaryIO, pending: queue.Queue[bytes | None]) -> None:
-        """Write the pickled batches to the writer (the blocked write releases the GIL, so this
-        process goes on decoding); after the writer has gone, keep taking them so nobody blocks."""
-        broken = False
-        while (data := pending.get()) is not None:
-            if not broken:
-                try:
-                    stream.write(data)
-                    stream.flush()
-                except OSError:
-                    broken = True
-        try:
-            stream.close()
-        except OSError:
-            pass
+        assert self._proc.stdin is not None
+        self._sender = start_sender(self._proc.stdin, self._pending, "batch-writer-send")
 
     def _acknowledged(self) -> None:
         """Wait for the writer's answer on the oldest batch in flight."""
@@ -181,6 +163,30 @@ class BatchWriter:
             raise db.DatabaseError(line.removeprefix("error "))
         raise db.DatabaseError(f"the writer process stopped unexpectedly ({reason}): nothing after the last "
                                "checkpoint was stored; run the indexer again to resume")
+
+
+def start_sender(stream: BinaryIO, pending: queue.Queue[bytes | None], name: str) -> threading.Thread:
+    """A thread writing what is put in ``pending`` to ``stream`` (a pipe) until ``None``, then closing it.
+
+    The blocked write releases the GIL, so the producing thread goes on meanwhile; once the reader
+    has gone, the thread keeps taking items (and drops them) so that the producer never blocks."""
+    def send() -> None:
+        broken = False
+        while (data := pending.get()) is not None:
+            if not broken:
+                try:
+                    stream.write(data)
+                    stream.flush()
+                except OSError:
+                    broken = True
+        try:
+            stream.close()
+        except OSError:
+            pass
+
+    sender = threading.Thread(target=send, name=name, daemon=True)
+    sender.start()
+    return sender
 
 
 def _to_ipc(frame: pl.DataFrame) -> bytes:

@@ -19,7 +19,6 @@ import queue
 import subprocess
 import sys
 import tempfile
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +32,7 @@ from sqlalchemy.engine import Engine
 from core import db, rollup, schema
 from core.indexer.decode import Decoded, decode_chunk
 from core.indexer.manifest import Manifest, load_manifest
+from core.indexer.writer import start_sender
 from core.simulator.chain import (
     CHAIN_ID,
     DEMO_MANIFEST,
@@ -198,14 +198,7 @@ def produce_to(stream: BinaryIO) -> None:
     # the model stalls whenever the writer is busy with the batch before, and the two processes
     # used ~1.3 of 2 cores. Up to WORKER_AHEAD batches wait here (the blocked write releases the GIL).
     pending: queue.Queue[bytes | None] = queue.Queue(maxsize=WORKER_AHEAD)
-
-    def send() -> None:
-        while (data := pending.get()) is not None:
-            stream.write(data)
-            stream.flush()
-
-    sender = threading.Thread(target=send, name="send-batches", daemon=True)
-    sender.start()
+    sender = start_sender(stream, pending, "send-batches")
     for item in _produce_here(cfg, book, batch_logs):
         out = decode_batch(item, manifest, markets) if isinstance(item, RawBatch) else item
         pending.put(pickle.dumps(out, protocol=pickle.HIGHEST_PROTOCOL))
