@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from core import db, rollup, schema
-from core.rollup import DAY, HOUR
+from core.utc import DAY, HOUR
 
 Granularity = Literal["hour", "day", "week"]
 UTC = dt.timezone.utc
@@ -157,7 +157,7 @@ def active_traders(engine: Engine, chain_id: int, f: Filters) -> int:
         q = q.where(t.c.first_day < f.end) if f.end is not None else q
         q = q.where(t.c.market.in_(f.markets)) if f.markets is not None else q
     else:
-        t = schema.table_of(schema.TraderDaily)
+        t = schema.table_of(schema.TraderDay)
         q = _bounded(t, sa.select(sa.func.count(sa.distinct(t.c.trader))).where(t.c.chain_id == chain_id), f)
     with engine.connect() as conn:
         return int(conn.execute(q).scalar_one())
@@ -465,7 +465,7 @@ def trader_activity(engine: Engine, chain_id: int, f: Filters, n: int = 25) -> t
     Daily actives of all markets come from traders_daily, of a market selection from trader_daily;
     first days, and the top list of the whole history, from trader_totals; the top list of a
     bounded period from the trader-days in it. Active days are counted for the top traders only."""
-    daily, totals, each = (schema.table_of(m) for m in (schema.TraderDaily, schema.TraderTotal, schema.TradersDaily))
+    daily, totals, each = (schema.table_of(m) for m in (schema.TraderDay, schema.TraderTotal, schema.DailyActiveTraders))
     in_markets = (lambda t: [t.c.market.in_(f.markets)]) if f.markets is not None else (lambda t: [])
     period = [daily.c.chain_id == chain_id, *in_markets(daily)] + (
         [daily.c.bucket >= f.start] if f.start is not None else []) + ([daily.c.bucket < f.end] if f.end is not None else [])

@@ -16,9 +16,8 @@ from sqlalchemy.engine import Connection, Engine
 from sqlmodel import SQLModel
 
 from core import db, schema
+from core.utc import DAY, HOUR
 
-HOUR = 3_600
-DAY = 86_400
 WINDOW_DAYS = 7  # days of raw rows a refresh reads and rolls up at a time
 
 
@@ -161,7 +160,7 @@ def trader_daily(raw: dict[str, pl.DataFrame], chain_id: int) -> pl.DataFrame:
     """Per (UTC day, market, trader): the volume and trades the trader took part in (maker or taker)."""
     t = raw["trades"].with_columns((pl.col("ts") // DAY * DAY).alias("bucket"))
     sides = pl.concat([t.select("bucket", "market", pl.col(side).alias("trader"), "notional_usd") for side in ("maker", "taker")])
-    target = schema.frame_schema(schema.TraderDaily)
+    target = schema.frame_schema(schema.TraderDay)
     return sides.group_by("bucket", "market", "trader").agg(
         pl.col("notional_usd").sum().alias("volume_usd"), pl.len().cast(pl.Int64).alias("trades"),
     ).with_columns(pl.lit(chain_id, dtype=pl.Int64).alias("chain_id")).select(target.names()).sort(
@@ -170,7 +169,7 @@ def trader_daily(raw: dict[str, pl.DataFrame], chain_id: int) -> pl.DataFrame:
 
 def traders_daily(per_trader: pl.DataFrame) -> pl.DataFrame:
     """Per UTC day: distinct traders across markets, from :func:`trader_daily`'s rows."""
-    target = schema.frame_schema(schema.TradersDaily)
+    target = schema.frame_schema(schema.DailyActiveTraders)
     return per_trader.group_by("chain_id", "bucket").agg(pl.col("trader").n_unique().alias("traders")).select(
         target.names()).cast(dict(target)).sort("bucket")  # type: ignore[arg-type]
 
@@ -183,8 +182,8 @@ def build(raw: dict[str, pl.DataFrame], chain_id: int) -> list[tuple[type[SQLMod
         (schema.MarketStatsDaily, market_stats(raw, DAY, chain_id)),
         (schema.ProtocolStatsHourly, protocol_stats(raw, HOUR, chain_id)),
         (schema.ProtocolStatsDaily, protocol_stats(raw, DAY, chain_id)),
-        (schema.TraderDaily, per_trader),
-        (schema.TradersDaily, traders_daily(per_trader)),
+        (schema.TraderDay, per_trader),
+        (schema.DailyActiveTraders, traders_daily(per_trader)),
     ]
 
 
@@ -278,9 +277,9 @@ def _backfill_positions(conn: Connection, chain_id: int) -> None:
 def _backfill_traders(conn: Connection, chain_id: int) -> None:
     """Fill traders_daily and trader_totals from trader_daily when they are empty but it is not (a
     database rolled up before they existed): once; refreshes keep them from then on."""
-    if _empty(conn, schema.TraderDaily, chain_id):
+    if _empty(conn, schema.TraderDay, chain_id):
         return
-    if _empty(conn, schema.TradersDaily, chain_id):
+    if _empty(conn, schema.DailyActiveTraders, chain_id):
         conn.execute(sa.text("INSERT INTO traders_daily (chain_id, bucket, traders) SELECT :c, bucket, COUNT(DISTINCT trader) "
                              "FROM trader_daily WHERE chain_id = :c GROUP BY bucket"), {"c": chain_id})
     if _empty(conn, schema.TraderTotal, chain_id):
@@ -295,7 +294,7 @@ def upgrade(engine: Engine) -> None:
     with engine.connect() as conn:
         chains = [int(c) for (c,) in conn.execute(sa.select(state.c.chain_id).where(state.c.through_block >= 0))]
         stale = [c for c in chains if any(_empty(conn, m, c) for m in (
-            schema.TradersDaily, schema.TraderTotal, schema.TraderCounts, schema.PositionLatest))]
+            schema.DailyActiveTraders, schema.TraderTotal, schema.TraderCounts, schema.PositionLatest))]
     for chain_id in stale:
         with engine.begin() as conn:
             _backfill_positions(conn, chain_id)

@@ -336,7 +336,7 @@ class ProtocolStatsDaily(ProtocolStats, table=True):
     __tablename__ = "protocol_daily"
 
 
-class TraderDaily(SQLModel, table=True):
+class TraderDay(SQLModel, table=True):
     """Per UTC day, market and trader (maker or taker): active traders, new vs returning, top lists."""
 
     __tablename__ = "trader_daily"
@@ -349,7 +349,7 @@ class TraderDaily(SQLModel, table=True):
     trades: int = 0
 
 
-class TradersDaily(SQLModel, table=True):
+class DailyActiveTraders(SQLModel, table=True):
     """Per UTC day: distinct makers and takers across all markets (daily active traders, unfiltered)."""
 
     __tablename__ = "traders_daily"
@@ -414,7 +414,7 @@ class RollupState(SQLModel, table=True):
 
 
 ROLLUP_TABLES: tuple[type[SQLModel], ...] = (
-    MarketStatsHourly, MarketStatsDaily, ProtocolStatsHourly, ProtocolStatsDaily, TraderDaily, TradersDaily,
+    MarketStatsHourly, MarketStatsDaily, ProtocolStatsHourly, ProtocolStatsDaily, TraderDay, DailyActiveTraders,
     TraderTotal, TraderCounts, PositionLatest,
 )
 

@@ -39,10 +39,10 @@ import numpy as np
 import polars as pl
 
 from core.vault import stats
-from core.vault.history import DAY, History, MarkBook
+from core.utc import DAY, HOUR
+from core.vault.history import History, MarkBook
 from core.vault.params import VaultParams
 
-HOUR = 3_600
 CAP_KINDS = ("per_liquidation", "daily_loss", "market_budget", "utilization", "nav")
 TOLERANCE_USD = 1e-6
 

@@ -26,7 +26,8 @@ import numpy as np
 import polars as pl
 
 from core.simulator.params import EconomyParams
-from core.vault.history import DAY, LIQUIDATION_SCHEMA, History, MarkBook, assemble, liquidation_frame
+from core.utc import DAY
+from core.vault.history import LIQUIDATION_SCHEMA, History, MarkBook, assemble, liquidation_frame
 from core.vault.params import VaultParams, preset
 from core.vault.replay import Result, replay
 

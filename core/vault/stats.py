@@ -14,7 +14,7 @@ import math
 import numpy as np
 import polars as pl
 
-DAY = 86_400
+from core.utc import DAY
 
 
 def apr(start_value: float, end_value: float, seconds: float) -> float:
