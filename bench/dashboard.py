@@ -24,7 +24,9 @@ sys.path.insert(0, str(ROOT))
 
 import sqlalchemy as sa  # noqa: E402
 
-from core import db, metrics  # noqa: E402
+from core import dashboard, db  # noqa: E402
+from core.period import Filters  # noqa: E402
+from core.read import stats as read  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
 DAYS = 90
@@ -46,12 +48,12 @@ def build(trades: int) -> str:
 def overview(url: str) -> float:
     engine = db.make_engine(url)
     t0 = time.perf_counter()
-    chain_id = metrics.chain_ids(engine)[0]
-    as_of = metrics.latest_timestamp(engine, chain_id)
+    chain_id = read.chain_ids(engine)[0]
+    as_of = read.latest_timestamp(engine, chain_id)
     assert as_of is not None
-    f = metrics.Filters()
-    metrics.overview_cards(engine, chain_id, f, as_of)
-    metrics.overview_series(engine, chain_id, f, "day")
+    f = Filters()
+    dashboard.overview_cards(engine, chain_id, f, as_of)
+    dashboard.overview_series(engine, chain_id, f, "day")
     seconds = time.perf_counter() - t0
     engine.dispose()
     return seconds

@@ -13,7 +13,7 @@ For the database at URL (keep big ones outside the repository):
    refresh of the last day (its buckets invalidated and rebuilt from its raw rows: the work a refresh
    does after a day of new blocks is appended), timed apart.
 3. pages: Overview cold and warm (``bench/dashboard.py``'s ``overview``: the calls the Overview page
-   makes) and its SQL GROUP BY peer, then the other pages' main ``core.metrics`` calls over the whole
+   makes) and its SQL GROUP BY peer, then the other pages' main ``core.dashboard`` / ``core.read`` calls over the whole
    history (the sidebar's "All"), each on a new engine.
 4. vault: ``core.vault.load`` of the whole history and one replay of the ``proposed`` preset.
 5. app: ``streamlit run app.py`` on URL (BUILD_DEMO=0) in a subprocess, every page of app.py loaded
@@ -46,8 +46,19 @@ sys.path.insert(0, str(ROOT))
 import sqlalchemy as sa
 
 from bench.dashboard import overview, sql_groupby
-from core import db, metrics, rollup, schema
+from core import dashboard, db, rollup, schema
+from core.period import Filters, trailing_window
+from core.read import stats as read
+from core.read import status
 from tests.app_server import app_server  # the same server the browser test starts
+
+#: The typed core calls behind each page, by the name the figures print.
+PAGE_CALLS: dict[str, Any] = {
+    "market_table": dashboard.market_table, "market_series": dashboard.market_series,
+    "overview_series": dashboard.overview_series, "liquidation_rows": dashboard.liquidation_rows,
+    "top_liquidated_accounts": read.top_liquidated_accounts, "trader_activity": dashboard.trader_activity,
+    "index_status": status.index_status, "reconciliation": status.reconciliation,
+}
 
 OUT = ROOT / "bench" / "out"
 DAYS = 90
@@ -406,9 +417,9 @@ def step_pages(url: str, chain_id: int) -> dict[str, Any]:
     figures: dict[str, Any] = {"overview_cold_s": round(cold, 4), "overview_warm_s": round(warm, 4),
                                "sql_groupby_s": round(peer, 4), "overview_cold": cold_t, "overview_warm": warm_t,
                                "sql_groupby": peer_t}
-    as_of = on_new_engine(url, metrics.latest_timestamp, chain_id)()
-    f = metrics.Filters(*metrics.trailing_window(as_of, None))  # the sidebar's "All"
-    first_market = on_new_engine(url, metrics.load_markets, chain_id)()["market"][0]
+    as_of = on_new_engine(url, read.latest_timestamp, chain_id)()
+    f = Filters(*trailing_window(as_of, None))  # the sidebar's "All"
+    first_market = on_new_engine(url, read.markets, chain_id)()["market"][0]
     calls = {
         "markets": [("market_table", (chain_id, f)), ("market_series", (chain_id, first_market, f, "day"))],
         "liquidations": [("overview_series", (chain_id, f, "day")), ("liquidation_rows", (chain_id, f, 500)),
@@ -418,7 +429,7 @@ def step_pages(url: str, chain_id: int) -> dict[str, Any]:
     }
     for page, page_calls in calls.items():
         start = clock.read()
-        parts = {name: clock.time(on_new_engine(url, getattr(metrics, name), *args))[0]["s"] for name, args in page_calls}
+        parts = {name: clock.time(on_new_engine(url, PAGE_CALLS[name], *args))[0]["s"] for name, args in page_calls}
         figures[page] = clock.since(start) | {"calls_s": parts}
         say(f"{page} page data: {fmt(figures[page])}: " + ", ".join(f"{n} {s:.3f} s" for n, s in parts.items()))
     return figures

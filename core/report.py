@@ -8,7 +8,10 @@ import json
 import sys
 from collections.abc import Sequence
 
-from core import config, db, metrics
+from core import config, dashboard, db
+from core.period import Filters, days_window
+from core.read import stats as read
+from core.utc import day_start
 
 
 class ReportError(Exception):
@@ -23,7 +26,7 @@ def _date(text: str) -> dt.date:
 
 
 def build_filters(engine_markets: dict[str, str], since: dt.date | None, until: dt.date | None,
-                  symbols: Sequence[str] | None) -> metrics.Filters:
+                  symbols: Sequence[str] | None) -> Filters:
     """Filters from CLI values; ``engine_markets`` maps symbol → market address."""
     if since and until and since > until:
         raise ReportError(f"--since {since} is after --until {until}")
@@ -33,9 +36,9 @@ def build_filters(engine_markets: dict[str, str], since: dt.date | None, until: 
         if unknown:
             raise ReportError(f"unknown market symbol(s) {unknown}; known: {sorted(engine_markets)}")
         markets = tuple(engine_markets[s] for s in symbols)
-    return metrics.Filters(
-        start=metrics.day_start(since) if since else None,
-        end=metrics.days_window(until, until)[1] if until else None,
+    return Filters(
+        start=day_start(since) if since else None,
+        end=days_window(until, until)[1] if until else None,
         markets=markets,
     )
 
@@ -50,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         engine = db.make_engine(args.database_url or config.database_url())
-        chains = metrics.chain_ids(engine)
+        chains = read.chain_ids(engine)
         if not chains:
             raise ReportError("the database holds no indexed deployment: run python -m core.indexer first")
         chain_id = args.chain_id if args.chain_id is not None else chains[0]
@@ -58,10 +61,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ReportError(f"chain {chain_id} is not in the database; it holds {chains}")
         if args.chain_id is None and len(chains) > 1:
             raise ReportError(f"the database holds chains {chains}: pass --chain-id")
-        markets = metrics.load_markets(engine, chain_id)
+        markets = read.markets(engine, chain_id)
         symbols = dict(zip(markets["symbol"].to_list(), markets["market"].to_list(), strict=True))
         filters = build_filters(symbols, args.since, args.until, args.market)
-        print(json.dumps(metrics.report(engine, chain_id, filters)))
+        print(json.dumps(dashboard.report(engine, chain_id, filters)))
     except (ReportError, db.DatabaseError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -7,18 +7,25 @@ streamlit). Filters are kept in the URL (``st.query_params``) so a link reproduc
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import polars as pl
 import streamlit as st
 from sqlalchemy.engine import Engine
 
-from core import config, db, demo, metrics, rollup
+from core import config, dashboard, db, demo, rollup
 from core.indexer.rpc import index_lag, redact_url
+from core.period import GRANULARITIES, Filters, Granularity, days_window, trailing_window
+from core.read import stats as read
+from core.read import status
+from core.utc import format_minute
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 RANGES = {"24h": 1, "7d": 7, "30d": 30, "90d": 90, "All": None, "Custom": None}
-GRANULARITIES = ("hour", "day", "week")
 TYPES = ("all", "perp", "spot")
 STALE_AFTER_S = 600
 
@@ -36,13 +43,44 @@ def engine() -> Engine:
 
 
 @st.cache_data(ttl=30)
-def _cached(name: str, url: str, *args: Any) -> Any:
-    return getattr(metrics, name)(_engine_for(url), *args)
+def _cached_call(name: str, url: str, *args: Any) -> Any:
+    return _READERS[name](_engine_for(url), *args)
 
 
-def cached(name: str, *args: Any) -> Any:
-    """core.metrics.<name>(engine, *args), cached for 30 s per database and arguments."""
-    return _cached(name, config.database_url(), *args)
+_READERS: dict[str, Callable[..., Any]] = {}
+
+
+def cached(fn: Callable[Concatenate[Engine, P], R]) -> Callable[P, R]:
+    """``fn(engine, *args)`` on the configured database, cached for 30 s per database and arguments.
+
+    ``fn`` is a typed core function (read layer or dashboard); the wrapper keeps its signature, so
+    type checkers and dead-code tools see every call."""
+    name = f"{fn.__module__}.{fn.__qualname__}"
+    _READERS[name] = fn
+
+    def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        if kwargs:
+            raise TypeError(f"{name}: pass arguments positionally (they are the cache key)")
+        result: R = _cached_call(name, config.database_url(), *args)
+        return result
+
+    return call
+
+
+chain_ids = cached(read.chain_ids)
+latest_timestamp = cached(read.latest_timestamp)
+markets = cached(read.markets)
+last_block = cached(read.last_block)
+index_status = cached(status.index_status)
+reconciliation = cached(status.reconciliation)
+overview_cards = cached(dashboard.overview_cards)
+overview_series = cached(dashboard.overview_series)
+coverage = cached(dashboard.coverage)
+market_table = cached(dashboard.market_table)
+market_series = cached(dashboard.market_series)
+liquidation_rows = cached(dashboard.liquidation_rows)
+top_liquidated_accounts = cached(read.top_liquidated_accounts)
+trader_activity = cached(dashboard.trader_activity)
 
 
 @dataclass(frozen=True)
@@ -51,8 +89,8 @@ class View:
 
     chain_id: int
     as_of: int  # newest indexed block time: "now" for the presets
-    filters: metrics.Filters
-    granularity: metrics.Granularity
+    filters: Filters
+    granularity: Granularity
     markets: pl.DataFrame  # the selected markets: market, symbol, market_type
 
 
@@ -90,13 +128,13 @@ def _param(name: str, default: str) -> str:
 
 def sidebar() -> None:
     """The shared controls; the resulting View is stored in session state for the page."""
-    chains = cached("chain_ids")
+    chains = chain_ids()
     if not chains:
         st.session_state["view"] = None
         return
     chain_id = chains[0]
-    as_of = cached("latest_timestamp", chain_id) or 0
-    all_markets: pl.DataFrame = cached("load_markets", chain_id)
+    as_of = latest_timestamp(chain_id) or 0
+    all_markets = markets(chain_id)
     with st.sidebar:
         st.caption("Time range")
         rng = st.segmented_control("Range", list(RANGES), default=_param("range", "30d"), key="range",
@@ -107,10 +145,10 @@ def sidebar() -> None:
             end_default = dt.date.fromisoformat(_param("to", last_day.isoformat()))
             picked = st.date_input("Dates (UTC)", (start_default, end_default), key="dates")
             start_day, end_day = (picked if isinstance(picked, tuple) and len(picked) == 2 else (start_default, end_default))
-            f_start, f_end = metrics.days_window(start_day, end_day)
+            f_start, f_end = days_window(start_day, end_day)
             st.query_params.update({"from": start_day.isoformat(), "to": end_day.isoformat()})
         else:
-            f_start, f_end = metrics.trailing_window(as_of, RANGES[rng])
+            f_start, f_end = trailing_window(as_of, RANGES[rng])
         gran_default = _param("gran", "hour" if rng == "24h" else "day")
         granularity = st.segmented_control("Granularity", GRANULARITIES, default=gran_default, key="gran") or "day"
         kind = st.segmented_control("Market type", TYPES, default=_param("type", "all"), key="type") or "all"
@@ -123,20 +161,19 @@ def sidebar() -> None:
         )
         st.query_params.update({"range": rng, "gran": granularity, "type": kind, "markets": ",".join(chosen)})
         selected = candidates.filter(pl.col("market").is_in(chosen)) if chosen else candidates
-        markets = tuple(selected["market"].to_list()) if (chosen or kind != "all") else None
+        selected_markets = tuple(selected["market"].to_list()) if (chosen or kind != "all") else None
         freshness(chain_id, as_of)
-    st.session_state["view"] = View(chain_id, as_of, metrics.Filters(f_start, f_end, markets), granularity, selected)
+    st.session_state["view"] = View(chain_id, as_of, Filters(f_start, f_end, selected_markets), granularity, selected)
 
 
 def freshness(chain_id: int, as_of: int) -> None:
     """Last indexed block and its time; lag behind the node when RPC_URL is set (never its secrets)."""
-    status = cached("index_freshness", chain_id)
-    when = dt.datetime.fromtimestamp(as_of, dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    st.caption(f"Indexed through block {status['last_block']:,} · {when}")
+    block = last_block(chain_id)
+    st.caption(f"Indexed through block {block:,} · {format_minute(as_of)}")
     url = config.rpc_url()
     if not url:
         return
-    lag = node_lag(url, status["last_block"], as_of)
+    lag = node_lag(url, block, as_of)
     if lag is None:
         st.caption(f"Node {redact_url(url)} unreachable: lag unknown")
     elif lag[1] > STALE_AFTER_S:

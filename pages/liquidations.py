@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core import charts, metrics
+from core import charts
+from core.period import Filters
+from core.utc import DAY, format_day
 from pages import _common as common
 
 st.title("Liquidations & risk")
@@ -13,7 +15,7 @@ if view is None:
     st.stop()
 f = view.filters
 
-series = common.cached("overview_series", view.chain_id, f, "day")
+series = common.overview_series(view.chain_id, f, "day")
 st.caption("Click a day in the chart to list that day's liquidations.")
 event = st.altair_chart(charts.liquidations(series["liquidations"], selectable=True), width="stretch",
                         on_select="rerun", key="liquidations_chart")
@@ -21,9 +23,7 @@ common.csv_download(series["liquidations"], "liquidations_by_day")
 picked = [p.get("bucket") for p in event.selection.get("day", [])] if event and event.selection else []
 picked = [int(b) for b in picked if b is not None]
 
-# coverage is protocol-wide: OI of every market against the shared buffers
-protocol = common.cached("overview_series", view.chain_id, metrics.Filters(f.start, f.end, None), view.granularity)
-coverage = metrics.coverage_series(protocol)
+coverage = common.coverage(view.chain_id, f, view.granularity)  # protocol-wide: every market's OI vs the shared buffers
 left, right = st.columns(2)
 with left:
     common.chart(charts.waterfall(series["waterfall"]), series["waterfall"], "waterfall")
@@ -33,10 +33,10 @@ with right:
 
 if picked:
     day = picked[0]
-    rows = common.cached("liquidation_rows", view.chain_id, metrics.Filters(day, day + metrics.DAY, f.markets))
-    st.subheader(f"Liquidations on {metrics.format_day(day)}", anchor=False)
+    rows = common.liquidation_rows(view.chain_id, Filters(day, day + DAY, f.markets))
+    st.subheader(f"Liquidations on {format_day(day)}", anchor=False)
 else:
-    rows = common.cached("liquidation_rows", view.chain_id, f, 500)
+    rows = common.liquidation_rows(view.chain_id, f, 500)
     st.subheader("Latest liquidations (up to 500)", anchor=False)
 st.dataframe(rows, hide_index=True, width="stretch", column_config={
     "symbol": st.column_config.TextColumn("market"),
@@ -50,6 +50,6 @@ st.dataframe(rows, hide_index=True, width="stretch", column_config={
 common.csv_download(rows, "liquidation_rows")
 
 st.subheader("Top liquidated accounts", anchor=False)
-top = common.cached("top_liquidated_accounts", view.chain_id, f)
+top = common.top_liquidated_accounts(view.chain_id, f)
 st.dataframe(top, hide_index=True, width="stretch")
 common.csv_download(top, "top_liquidated_accounts")

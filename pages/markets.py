@@ -13,7 +13,7 @@ view = common.view()
 if view is None:
     st.stop()
 
-table: pl.DataFrame = common.cached("market_table", view.chain_id, view.filters)
+table = common.market_table(view.chain_id, view.filters)
 st.dataframe(
     table.drop("market"), hide_index=True, width="stretch",
     column_config={
@@ -33,7 +33,7 @@ if table.is_empty():
 
 labels = dict(zip(table["market"], table["symbol"], strict=True))
 market = st.selectbox("Market", table["market"].to_list(), format_func=labels.get, key="markets_market")
-series = common.cached("market_series", view.chain_id, market, view.filters, view.granularity)
+series = common.market_series(view.chain_id, market, view.filters, view.granularity)
 series = series.with_columns(pl.lit(labels[market]).alias("symbol"))
 left, right = st.columns(2)
 with left:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core import charts, metrics
+from core import charts
+from core.fmt import format_usd
 from pages import _common as common
 
 st.title("marginX protocol overview")
@@ -13,14 +14,14 @@ if view is None:
     st.stop()
 f, gran = view.filters, view.granularity
 
-cards: list[metrics.Card] = common.cached("overview_cards", view.chain_id, f, view.as_of)
+cards = common.overview_cards(view.chain_id, f, view.as_of)
 for row in (cards[:5], cards[5:]):
     for col, card in zip(st.columns(5), row, strict=False):
-        value = metrics.format_usd(card.value) if card.money else f"{card.value:,.0f}"
-        delta = None if card.delta is None else metrics.format_usd(card.delta)
+        value = format_usd(card.value) if card.money else f"{card.value:,.0f}"
+        delta = None if card.delta is None else format_usd(card.delta)
         col.metric(card.label, value, delta, help=card.help, border=True)
 
-series = common.cached("overview_series", view.chain_id, f, gran)
+series = common.overview_series(view.chain_id, f, gran)
 if series["volume"].is_empty():
     st.info("No trades in this period.")
 left, right = st.columns(2)

@@ -11,7 +11,7 @@ st.title("Traders")
 view = common.view()
 if view is None:
     st.stop()
-days, top = common.cached("trader_activity", view.chain_id, view.filters)
+days, top = common.trader_activity(view.chain_id, view.filters)
 mix = days.unpivot(index="bucket", on=["new", "returning"], variable_name="kind", value_name="traders")
 left, right = st.columns(2)
 with left:

@@ -9,7 +9,9 @@ from typing import Any
 import polars as pl
 import streamlit as st
 
-from core import charts, config, metrics, vault
+from core import charts, config, vault
+from core.fmt import format_usd
+from core.utc import DAY, day_start
 from core.vault import history as vh
 from core.vault import params as vp
 from core.vault import scenarios, stats
@@ -48,7 +50,7 @@ def _positions(url: str, chain_id: int, as_of: int) -> pl.DataFrame:
 
 def _fmt(value: float, kind: str) -> str:
     if kind == "usd":
-        return metrics.format_usd(value)
+        return format_usd(value)
     if kind == "pct":
         return f"{value:.1%}"
     return f"{value:,.0f}" if kind == "int" else f"{value:.2f}"
@@ -124,7 +126,7 @@ res_b = _replay(*key, _fields(design_b))
 labels = {"A": f"A · {st.session_state['A_preset']}", "B": f"B · {st.session_state['B_preset']}"}
 
 st.caption(f"{hist.liquidations.height:,} liquidations over {hist.days:.1f} days; "
-           f"bad debt as recorded (status quo): {metrics.format_usd(res_a.summary['bad_debt_status_quo_usd'])}.")
+           f"bad debt as recorded (status quo): {format_usd(res_a.summary['bad_debt_status_quo_usd'])}.")
 for side, res in (("A", res_a), ("B", res_b)):
     cols = st.columns(len(SUMMARY) + 1)
     for col, (k, label, kind) in zip(cols, SUMMARY, strict=False):
@@ -232,14 +234,14 @@ on = d2.date_input("Deposit on", first_day, min_value=first_day, max_value=last_
 off = d3.date_input("Withdraw on", last_day, min_value=first_day, max_value=last_day, key="dep_off")
 if design_a.enabled:
     try:
-        dep = stats.depositor_path(res_a.nav, float(amount), metrics.day_start(on), design_a.withdrawal_lock_days,
-                                   design_a.withdraw_fee, metrics.day_start(off) + metrics.DAY - 1)
+        dep = stats.depositor_path(res_a.nav, float(amount), day_start(on), design_a.withdrawal_lock_days,
+                                   design_a.withdraw_fee, day_start(off) + DAY - 1)
     except ValueError as e:
         st.error(str(e))
     else:
         m1, m2, m3 = st.columns(3)
-        m1.metric("Received", metrics.format_usd(dep["received_usd"]), help="after the withdraw fee")
-        m2.metric("PnL", metrics.format_usd(dep["pnl_usd"]))
+        m1.metric("Received", format_usd(dep["received_usd"]), help="after the withdraw fee")
+        m2.metric("PnL", format_usd(dep["pnl_usd"]))
         m3.metric("Max drawdown", f"{dep['max_drawdown']:.1%}")
         if dep["lock_clamped"]:
             st.caption(f"The lock is {design_a.withdrawal_lock_days:g} days: the withdrawal moves to its end.")

@@ -15,8 +15,10 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import SQLModel
 
-from core import db, metrics, schema
+from core import dashboard, db, schema
 from core.indexer.run import ingest_stream
+from core.period import Filters
+from core.read import stats as read
 from core.simulator import build_database
 from tests.postgres import Cluster
 from tests.synthetic import MANIFEST, PERP, ROOT, SPOT, batches, history
@@ -142,12 +144,12 @@ def typed_tables(url: str) -> dict[str, pl.DataFrame]:
 def reports(url: str) -> list[dict[str, Any]]:
     """core.report over the whole history, one market, and a date range."""
     engine = db.make_engine(url)
-    chain = metrics.chain_ids(engine)[0]
-    markets = metrics.load_markets(engine, chain)
-    first = metrics.load_protocol_stats(engine, chain, metrics.Filters())["bucket"][1]
-    out = [metrics.report(engine, chain, f) for f in (
-        metrics.Filters(), metrics.Filters(markets=(markets["market"][0],)),
-        metrics.Filters(start=first, end=first + 86_400))]
+    chain = read.chain_ids(engine)[0]
+    markets = read.markets(engine, chain)
+    first = dashboard.protocol_stats(engine, chain, Filters())["bucket"][1]
+    out = [dashboard.report(engine, chain, f) for f in (
+        Filters(), Filters(markets=(markets["market"][0],)),
+        Filters(start=first, end=first + 86_400))]
     engine.dispose()
     return out
 

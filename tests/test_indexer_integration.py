@@ -114,7 +114,7 @@ def rows(db_url: str, sql: str) -> list[tuple[Any, ...]]:
 
 
 def summary_counts(db_url: str) -> dict[str, int]:
-    from core.indexer.load import stored_counts
+    from core.read.status import stored_counts
 
     engine = db.make_engine(db_url)
     counts = stored_counts(engine, 31337)

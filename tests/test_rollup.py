@@ -14,9 +14,12 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core import db, metrics, rollup, schema
+from core import dashboard, db, rollup, schema
+from core.fmt import format_usd
 from core.indexer.decode import logs_to_frame
 from core.indexer.run import ingest, ingest_stream
+from core.period import Filters
+from core.read import stats as read
 from tests.synthetic import E6, MANIFEST, PERP, ROOT, SPOT, batches, history
 
 
@@ -135,7 +138,7 @@ def sql(url: str, query: str) -> Any:
 
 
 def test_report_matches_plain_sql_over_raw_rows(whole: str) -> None:
-    rep = metrics.report(db.make_engine(whole), 31337, metrics.Filters())
+    rep = dashboard.report(db.make_engine(whole), 31337, Filters())
     assert rep["total_volume_usd"] == pytest.approx(sql(whole, "SELECT SUM(price * size) FROM trades"))
     assert rep["total_trades"] == sql(whole, "SELECT COUNT(*) FROM trades")
     assert rep["liquidations"] == sql(whole, "SELECT COUNT(*) FROM liquidations")
@@ -175,21 +178,21 @@ def test_report_cli_filters_by_market_and_dates(whole: str) -> None:
 
 def test_active_traders_in_the_last_24h_is_an_exact_window(whole: str) -> None:
     engine = db.make_engine(whole)
-    as_of = metrics.latest_timestamp(engine, 31337)
+    as_of = read.latest_timestamp(engine, 31337)
     assert as_of is not None
     window = f"block_timestamp > {as_of - 86_400} AND block_timestamp <= {as_of}"
     expected = sql(whole, f"SELECT COUNT(*) FROM (SELECT maker FROM trades WHERE {window} UNION SELECT taker FROM trades WHERE {window}) AS t")
-    assert metrics.active_traders_between(engine, 31337, as_of - 86_400 + 1, as_of + 1, None) == expected > 0
+    assert read.traders_between(engine, 31337, as_of - 86_400 + 1, as_of + 1, None) == expected > 0
     spot_only = sql(whole, f"SELECT COUNT(*) FROM (SELECT maker FROM trades WHERE {window} AND market = '{SPOT}' "
                            f"UNION SELECT taker FROM trades WHERE {window} AND market = '{SPOT}') AS t")
-    assert metrics.active_traders_between(engine, 31337, as_of - 86_400 + 1, as_of + 1, (SPOT,)) == spot_only
+    assert read.traders_between(engine, 31337, as_of - 86_400 + 1, as_of + 1, (SPOT,)) == spot_only
     # The unfiltered cards read what the last refresh stored for the newest block: the same counts.
     everyone = sql(whole, "SELECT COUNT(*) FROM (SELECT maker FROM trades UNION SELECT taker FROM trades) AS t")
-    assert metrics.trader_counts(engine, 31337) == (as_of, expected, everyone)
-    cards = {c.label: c.value for c in metrics.overview_cards(engine, 31337, metrics.Filters(end=as_of + 1), as_of)}
+    assert read.trader_counts(engine, 31337) == (as_of, expected, everyone)
+    cards = {c.label: c.value for c in dashboard.overview_cards(engine, 31337, Filters(end=as_of + 1), as_of)}
     assert cards["Active traders (24h)"] == expected
-    assert metrics.active_traders(engine, 31337, metrics.Filters(end=as_of + 1)) == everyone
-    spot = {c.label: c.value for c in metrics.overview_cards(engine, 31337, metrics.Filters(markets=(SPOT,)), as_of)}
+    assert read.active_traders(engine, 31337, Filters(end=as_of + 1)) == everyone
+    spot = {c.label: c.value for c in dashboard.overview_cards(engine, 31337, Filters(markets=(SPOT,)), as_of)}
     assert spot["Active traders (24h)"] == spot_only
 
 
@@ -199,24 +202,24 @@ def test_trader_counts_are_not_used_for_a_newer_block_than_they_were_counted_at(
     engine = db.make_engine(new_database("stale"))
     cut = len(HIST) // 2
     ingest_stream(engine, MANIFEST, batches(HIST[:cut], []))
-    counted_at = metrics.trader_counts(engine, 31337)
+    counted_at = read.trader_counts(engine, 31337)
     assert counted_at is not None
     for raw, blocks, checkpoint in batches(HIST, [cut]):  # the second half stored without a refresh
         ingest(engine, MANIFEST, logs_to_frame(raw), blocks, checkpoint, refresh_rollups=False)
-    as_of = metrics.latest_timestamp(engine, 31337)
+    as_of = read.latest_timestamp(engine, 31337)
     assert as_of is not None and as_of > counted_at[0]
-    cards = {c.label: c.value for c in metrics.overview_cards(engine, 31337, metrics.Filters(end=as_of + 1), as_of)}
-    assert cards["Active traders (24h)"] == metrics.active_traders_between(engine, 31337, as_of - 86_400 + 1, as_of + 1, None)
+    cards = {c.label: c.value for c in dashboard.overview_cards(engine, 31337, Filters(end=as_of + 1), as_of)}
+    assert cards["Active traders (24h)"] == read.traders_between(engine, 31337, as_of - 86_400 + 1, as_of + 1, None)
 
 
 @pytest.mark.parametrize("x, shown", [(1_490_123_456.0, "$1.49B"), (12_340_000.0, "$12.34M"), (15_556.0, "$15,556"),
                                        (8.834, "$8.83"), (-52_063.4, "-$52,063"), (0.0, "$0.00")])
 def test_format_usd(x: float, shown: str) -> None:
-    assert metrics.format_usd(x) == shown
+    assert format_usd(x) == shown
 
 
 def test_trader_activity_new_returning_and_top(whole: str) -> None:
-    days, top = metrics.trader_activity(db.make_engine(whole), 31337, metrics.Filters())
+    days, top = dashboard.trader_activity(db.make_engine(whole), 31337, Filters())
     per_day = "SELECT COUNT(*) FROM (SELECT DISTINCT block_timestamp / 86400 AS d, maker AS t FROM trades UNION " \
               "SELECT DISTINCT block_timestamp / 86400, taker FROM trades) AS trader_days"
     assert int(days["active"].sum()) == sql(whole, per_day)
@@ -229,8 +232,8 @@ def test_trader_activity_new_returning_and_top(whole: str) -> None:
     days_of_best = sql(whole, f"SELECT COUNT(DISTINCT block_timestamp / 86400) FROM trades WHERE maker = '{top['trader'][0]}' "
                               f"OR taker = '{top['trader'][0]}'")
     assert top["active_days"][0] == days_of_best > 0
-    as_of = metrics.latest_timestamp(db.make_engine(whole), 31337)  # the sidebar's "All" ends after the last block
-    assert metrics.trader_activity(db.make_engine(whole), 31337, metrics.Filters(end=as_of + 1))[1].equals(top)
+    as_of = read.latest_timestamp(db.make_engine(whole), 31337)  # the sidebar's "All" ends after the last block
+    assert dashboard.trader_activity(db.make_engine(whole), 31337, Filters(end=as_of + 1))[1].equals(top)
 
 
 @pytest.mark.parametrize("markets, bounded", [((SPOT,), ""), ((SPOT, PERP), "start,end"), (None, "start,end"), (None, "end")])
@@ -243,9 +246,9 @@ def test_trader_activity_of_a_market_selection_or_a_period_equals_sql_over_raw_t
             return [tuple(r) for r in conn.execute(sa.text(query))]
 
     first_day = sql(whole, "SELECT MIN(block_timestamp) FROM trades") // 86_400 * 86_400
-    f = metrics.Filters(start=first_day + 86_400 if "start" in bounded else None,
+    f = Filters(start=first_day + 86_400 if "start" in bounded else None,
                         end=first_day + 3 * 86_400 if "end" in bounded else None, markets=markets)
-    days, top = metrics.trader_activity(engine, 31337, f, n=3)
+    days, top = dashboard.trader_activity(engine, 31337, f, n=3)
     assert days.height >= 2 and top.height == 3 and days["active"].min() > 0
     scope = "1 = 1" if markets is None else "market IN (" + ", ".join(f"'{m}'" for m in markets) + ")"
     period = scope + (f" AND block_timestamp >= {f.start}" if f.start is not None else "") + (
@@ -261,4 +264,4 @@ def test_trader_activity_of_a_market_selection_or_a_period_equals_sql_over_raw_t
     assert top["trader"].to_list() == [r[0] for r in best]
     assert top["volume_usd"].to_list() == pytest.approx([r[1] for r in best], rel=1e-9)
     assert top["trades"].to_list() == [r[2] for r in best] and top["active_days"].to_list() == [r[3] for r in best]
-    assert [(metrics.active_traders(engine, 31337, f),)] == rows(f"SELECT COUNT(DISTINCT t) FROM ({sides.format(w=period)}) AS s")
+    assert [(read.active_traders(engine, 31337, f),)] == rows(f"SELECT COUNT(DISTINCT t) FROM ({sides.format(w=period)}) AS s")

@@ -24,6 +24,7 @@ from core.indexer.decode import logs_to_frame
 from core.indexer.manifest import load_manifest
 from core.indexer.rpc import RPC
 from core.indexer.run import Indexer
+from core.period import Filters
 from core.simulator import Truth, build_database, run_config, run_on_node
 from core.simulator.build import fingerprint
 from core.simulator.chain import (
@@ -279,10 +280,10 @@ def test_node_path_equals_raw_path(tmp_path: Path, database_url: str, new_databa
 
 def test_core_report_equals_the_truth_ledger_every_key_and_day(demo: tuple[Engine, Truth]) -> None:
     """What the pages show (core.report over the rollups) is the simulator's own ledger."""
-    from core import metrics
+    from core import dashboard
 
     engine, truth = demo
-    report = metrics.report(engine, 31337, metrics.Filters())
+    report = dashboard.report(engine, 31337, Filters())
     expected = dataclasses.asdict(truth)
     for key in ("total_volume_usd", "total_trades", "liquidations", "liquidated_notional_usd", "socialized_debt_usd",
                 "insurance_fund_usd", "backstop_vault_usd", "open_interest_usd", "active_traders"):

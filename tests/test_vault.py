@@ -19,7 +19,9 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core import db, metrics
+from core import dashboard, db
+from core.fmt import format_usd
+from core.period import Filters
 from core.simulator import build_database
 from core.vault import History, VaultParams, load, preset, replay, sweep
 from core.vault.history import LIQUIDATION_SCHEMA, MarkBook, assemble, open_positions
@@ -361,7 +363,7 @@ def simulated(new_database: Callable[[str], str]) -> str:
 def test_replay_of_an_indexed_history_reconciles_with_the_report(simulated: str) -> None:
     engine = db.make_engine(simulated, create=False)
     h = load(engine)
-    report = metrics.report(engine, h.chain_id, metrics.Filters())
+    report = dashboard.report(engine, h.chain_id, Filters())
     today = replay(h, preset("marginx-today"))
     assert today.summary["liquidations"] == report["liquidations"] > 0
     assert today.summary["bad_debt_status_quo_usd"] == pytest.approx(report["socialized_debt_usd"], abs=1e-6)
@@ -395,7 +397,7 @@ def test_stress_shock_liquidates_open_positions_through_both_designs(simulated: 
     assert positions.height > 0 and (positions["size"] > 0).all()
     target = thin_market(h)
     assert target is not None
-    insurance, backstop = metrics.balances_before(engine, h.chain_id, None)
+    insurance, backstop = dashboard.balances_before(engine, h.chain_id, None)
     status_quo, design = run_shock(h, positions, Shock(target, -0.6, minutes=10), preset("proposed"),
                                    backstop_usd=backstop, insurance_usd=insurance)
     longs = positions.filter((pl.col("market") == target) & pl.col("is_long")).height
@@ -439,8 +441,8 @@ def test_vault_page_compares_two_designs_and_runs_sweep_stress_and_depositor(
     engine = db.make_engine(simulated, create=False)
     h = load(engine)
     a, b = replay(h, preset("proposed")), replay(h, preset("hyperliquid-hlp"))
-    assert cards["A: Final NAV"] == metrics.format_usd(a.summary["final_nav_usd"])
-    assert cards["B: Final NAV"] == metrics.format_usd(b.summary["final_nav_usd"])
+    assert cards["A: Final NAV"] == format_usd(a.summary["final_nav_usd"])
+    assert cards["B: Final NAV"] == format_usd(b.summary["final_nav_usd"])
     assert cards["A: Liquidations absorbed"] == f"{a.summary['liquidations_absorbed']:,}"
     charts = len(at.get("vega_lite_chart"))
     assert charts >= 5  # share price, drawdown, bad debt, cap hits, depositor
@@ -448,12 +450,12 @@ def test_vault_page_compares_two_designs_and_runs_sweep_stress_and_depositor(
     # Design A back to the status quo: nothing absorbed, nothing avoided.
     at.selectbox(key="A_preset").set_value("marginx-today").run()
     cards = {m.label: m.value for m in at.metric}
-    assert cards["A: Liquidations absorbed"] == "0" and cards["A: Bad debt avoided"] == metrics.format_usd(0.0)
+    assert cards["A: Liquidations absorbed"] == "0" and cards["A: Bad debt avoided"] == format_usd(0.0)
     # An edited parameter is a what-if: a bigger HLP absorbs at least as much.
     at.number_input(key="B_vault_size_usd").set_value(50_000_000.0).run()
     assert not at.exception and not at.error
     bigger = replay(h, preset("hyperliquid-hlp").with_overrides(vault_size_usd=50_000_000.0))
-    assert {m.label: m.value for m in at.metric}["B: Final NAV"] == metrics.format_usd(bigger.summary["final_nav_usd"])
+    assert {m.label: m.value for m in at.metric}["B: Final NAV"] == format_usd(bigger.summary["final_nav_usd"])
 
     # The sweep (a heatmap) and the stress test appear on demand.
     at.selectbox(key="A_preset").set_value("proposed").run()

@@ -17,7 +17,7 @@ from typing import NoReturn
 
 from core import config, db
 from core.indexer.errors import IndexerError
-from core.indexer.load import stored_counts
+from core.read.status import stored_counts
 from core.indexer.manifest import load_manifest
 from core.indexer.rpc import RPC
 from core.indexer.run import Indexer

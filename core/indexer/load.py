@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections import Counter
 from typing import TYPE_CHECKING
 
 import polars as pl
@@ -74,32 +73,3 @@ def rewind(engine: Engine, *, chain_id: int, deployment: str, last_good: int, la
         write_checkpoint(conn, chain_id, deployment, last_good, last_good_hash)
         rollup.refresh_in(conn, chain_id)  # readers never see rewound rows still counted
     return deleted
-
-
-def stored_counts(engine: Engine, chain_id: int) -> dict[str, int]:
-    """Rows stored per EVENTS.md event name (only names with at least one row)."""
-    counts: Counter[str] = Counter()
-    with engine.connect() as conn:
-        for event, model in schema.EVENT_TABLES.items():
-            t = schema.table_of(model)
-            q = sa.select(sa.func.count()).select_from(t).where(t.c.chain_id == chain_id)
-            if "event" in t.c:
-                q = q.where(t.c.event == event)
-            n = conn.execute(q).scalar_one()
-            if n:
-                counts[event] = int(n)
-    return dict(counts)
-
-
-def index_status(engine: Engine) -> list[dict[str, object]]:
-    """Per indexed deployment: chain, checkpoint block and time, and rows stored per event."""
-    t = schema.table_of(schema.Checkpoint)
-    b = schema.table_of(schema.Block)
-    with engine.connect() as conn:
-        rows = conn.execute(sa.select(t.c.chain_id, t.c.deployment, t.c.last_block, b.c.timestamp).select_from(
-            t.outerjoin(b, (b.c.chain_id == t.c.chain_id) & (b.c.number == t.c.last_block)))).all()
-    return [
-        {"chain_id": int(c), "deployment": str(d), "last_block": int(n), "last_block_timestamp": ts,
-         "stored": stored_counts(engine, int(c))}
-        for c, d, n, ts in rows
-    ]

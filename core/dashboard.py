@@ -1,0 +1,152 @@
+"""What each page and each ``/stats`` endpoint shows: the read layer's frames (core/read) run through
+the pure series (core/metrics). The one place both front ends get their figures, so a number on a
+page and in the API is the same computation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+from sqlalchemy.engine import Engine
+
+from core import metrics
+from core.period import Filters, Granularity
+from core.read import stats as read
+from core.utc import DAY
+
+
+def market_stats(engine: Engine, chain_id: int, f: Filters, granularity: Granularity = "day") -> pl.DataFrame:
+    """Market-stats rows per market and bucket in the period (week = 7 daily buckets summed)."""
+    df = read.market_stats(engine, chain_id, f, hourly=granularity == "hour")
+    return metrics.to_weeks(df) if granularity == "week" else df
+
+
+def protocol_stats(engine: Engine, chain_id: int, f: Filters, granularity: Granularity = "day") -> pl.DataFrame:
+    """Protocol-stats rows per bucket in the period (week = 7 daily buckets)."""
+    df = read.protocol_stats(engine, chain_id, f, hourly=granularity == "hour")
+    return metrics.protocol_to_weeks(df) if granularity == "week" else df
+
+
+def balances_before(engine: Engine, chain_id: int, end: int | None) -> tuple[float, float]:
+    """(insurance fund, backstop vault) in USD as of ``end`` (exclusive)."""
+    return metrics.balances(read.balance_rows(engine, chain_id, end))
+
+
+def latest_state(engine: Engine, chain_id: int, end: int | None, markets: tuple[str, ...] | None) -> pl.DataFrame:
+    """Per market, the latest long/short OI and mark at or before ``end``."""
+    return metrics.latest_state(read.market_state_rows(engine, chain_id, end, markets))
+
+
+def report(engine: Engine, chain_id: int, f: Filters) -> dict[str, Any]:
+    """The headline figures and daily series of a period (the JSON of ``python -m core.report``)."""
+    markets = read.markets(engine, chain_id)
+    stats = market_stats(engine, chain_id, f, "day")
+    protocol = protocol_stats(engine, chain_id, f, "day")
+    by_market = f.markets is not None
+    daily = metrics.daily_totals(stats, protocol, by_market_debt=by_market)
+    fund, vault = balances_before(engine, chain_id, f.end)
+    latest = latest_state(engine, chain_id, f.end, f.markets)
+    return {
+        "total_volume_usd": float(stats["volume_usd"].sum()),
+        "total_trades": int(stats["trades"].sum()),
+        "liquidations": int(stats["liquidations"].sum()),
+        "liquidated_notional_usd": float(stats["liquidated_notional_usd"].sum()),
+        "socialized_debt_usd": float((stats["socialized_usd"] if by_market else protocol["socialized_debt_usd"]).sum()),
+        "insurance_fund_usd": fund,
+        "backstop_vault_usd": vault,
+        "open_interest_usd": metrics.open_interest_usd(latest, markets),
+        "active_traders": read.active_traders(engine, chain_id, f),
+        "daily": [
+            {"date": r["date"].isoformat(), "volume_usd": r["volume_usd"], "trades": r["trades"],
+             "liquidations": r["liquidations"], "liquidated_notional_usd": r["liquidated_notional_usd"],
+             "socialized_debt_usd": r["socialized_debt_usd"]}
+            for r in daily.iter_rows(named=True)
+        ],
+    }
+
+
+@dataclass(frozen=True)
+class Card:
+    """One stat card: its label, value, definition (help) and change vs the previous period."""
+
+    label: str
+    value: float
+    help: str
+    delta: float | None = None
+    money: bool = True
+
+
+def overview_cards(engine: Engine, chain_id: int, f: Filters, as_of: int) -> list[Card]:
+    """The Overview's stat cards for the period, each with its EVENTS.md definition as help."""
+    rep = report(engine, chain_id, f)
+    day_now = Filters(start=as_of - DAY + 1, end=as_of + 1, markets=f.markets)
+    day_before = Filters(start=as_of - 2 * DAY + 1, end=as_of - DAY + 1, markets=f.markets)
+    vol_24h = float(market_stats(engine, chain_id, metrics.hour_aligned(day_now), "hour")["volume_usd"].sum())
+    vol_prev = float(market_stats(engine, chain_id, metrics.hour_aligned(day_before), "hour")["volume_usd"].sum())
+    traders_24h = read.traders_24h(engine, chain_id, as_of, f.markets)
+    outstanding = float(protocol_stats(engine, chain_id, Filters(end=f.end), "day")["socialized_debt_usd"].sum())
+    return [
+        Card("Total volume", rep["total_volume_usd"], "Σ price × size of every Trade in the period (all fill types)."),
+        Card("24h volume", vol_24h, "Σ price × size of Trades in the 24 hours up to the latest block; Δ vs the 24 hours before.",
+             delta=vol_24h - vol_prev),
+        Card("Trades", rep["total_trades"], "Count of Trade events in the period.", money=False),
+        Card("Open interest", rep["open_interest_usd"],
+             "Σ over perp markets of the latest long open interest × the latest mark price (one side)."),
+        Card("Liquidations", rep["liquidations"], "Count of PositionLiquidated events in the period.", money=False),
+        Card("Liquidated notional", rep["liquidated_notional_usd"], "Σ size × liquidation price of the period's liquidations."),
+        Card("Bad debt outstanding", outstanding,
+             "Σ DebtSocialized.amount since the first block (= BackstopVault.totalSocializedDebt())."),
+        Card("Insurance fund", rep["insurance_fund_usd"], "Balance of the latest InsuranceFund event."),
+        Card("Backstop vault", rep["backstop_vault_usd"], "Vault value implied by Deposit − Withdraw + VaultPnLUpdated."),
+        Card("Active traders (24h)", traders_24h,
+             "Distinct makers and takers of Trades in the 24 hours up to the latest block.", money=False),
+    ]
+
+
+def overview_series(engine: Engine, chain_id: int, f: Filters, granularity: Granularity) -> dict[str, pl.DataFrame]:
+    """Every chart frame of the Overview page for the period."""
+    markets = read.markets(engine, chain_id)
+    stats = metrics.with_symbols(market_stats(engine, chain_id, f, granularity), markets)
+    history = metrics.with_symbols(market_stats(engine, chain_id, Filters(end=f.end, markets=f.markets), granularity), markets)
+    protocol_all = protocol_stats(engine, chain_id, Filters(end=f.end), granularity)
+    return {
+        "volume": metrics.volume_series(stats),
+        "liquidations": metrics.liquidation_series(stats),
+        "open_interest": metrics.open_interest_series(history, f),
+        "bad_debt": metrics.cumulative_bad_debt(protocol_all, f),
+        "balances": metrics.balance_series(protocol_all, f),
+        "waterfall": metrics.waterfall_series(stats),
+    }
+
+
+def coverage(engine: Engine, chain_id: int, f: Filters, granularity: Granularity) -> pl.DataFrame:
+    """(insurance fund + backstop vault) / open interest of every market per bucket (buffers are shared)."""
+    series = overview_series(engine, chain_id, Filters(f.start, f.end, None), granularity)
+    return metrics.coverage_series(series["open_interest"], series["balances"])
+
+
+def market_table(engine: Engine, chain_id: int, f: Filters) -> pl.DataFrame:
+    """Per market over the period: volume, share, trades, OI, funding, liquidations, last price."""
+    stats = metrics.with_symbols(market_stats(engine, chain_id, f, "day"), read.markets(engine, chain_id))
+    history = market_stats(engine, chain_id, Filters(end=f.end, markets=f.markets), "day")
+    return metrics.market_table(stats, latest_state(engine, chain_id, f.end, f.markets), history)
+
+
+def market_series(engine: Engine, chain_id: int, market: str, f: Filters, granularity: Granularity) -> pl.DataFrame:
+    """One market's buckets: volume, OHLC, funding (for its charts)."""
+    return market_stats(engine, chain_id, Filters(f.start, f.end, (market,)), granularity).sort("bucket")
+
+
+def liquidation_rows(engine: Engine, chain_id: int, f: Filters, limit: int | None = None) -> pl.DataFrame:
+    """Liquidations in the period, newest first, with each one's waterfall (book → ADL → backstop → insurance → socialized)."""
+    return metrics.liquidation_table(read.liquidation_rows(engine, chain_id, f, limit))
+
+
+def trader_activity(engine: Engine, chain_id: int, f: Filters, n: int = 25) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(per day: active, new and returning traders; the top ``n`` traders by volume in the period).
+
+    A trader is new on the first UTC day they traded (in the selected markets) since the first block.
+    Active days are counted for the top traders only."""
+    rows = read.trader_activity_frames(engine, chain_id, f, n)
+    return metrics.trader_days(rows["active"], rows["new"]), metrics.top_traders(rows["top"], rows["active_days"])

@@ -1,0 +1,225 @@
+"""Readers of the rollup tables and the few raw-row aggregates the dashboard needs (typed frames out).
+
+Everything a page or endpoint shows for a period reads the rollups (core/rollup.py), so its cost
+grows with buckets × markets, not with trades; the raw tables are read only where a figure is
+exact by definition (a 24-hour distinct-trader window, one day's liquidation rows).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from core import db, rollup, schema
+from core.period import Filters
+from core.utc import DAY
+
+
+def _frame(engine: Engine, query: sa.Select[Any], model: type[Any]) -> pl.DataFrame:
+    """Rows of ``query`` typed by ``model``'s frame schema (the columns it selects)."""
+    target = schema.frame_schema(model)
+    with engine.connect() as conn:
+        return db.read_frame(conn, query, {c.name: target[c.name] for c in query.selected_columns})
+
+
+def _bounded(t: sa.Table, q: sa.Select[Any], f: Filters, *, with_markets: bool = True) -> sa.Select[Any]:
+    if f.start is not None:
+        q = q.where(t.c.bucket >= f.start)
+    if f.end is not None:
+        q = q.where(t.c.bucket < f.end)
+    if with_markets and f.markets is not None:
+        q = q.where(t.c.market.in_(f.markets))
+    return q
+
+
+def chain_ids(engine: Engine) -> list[int]:
+    """Chains with a checkpoint (indexed deployments), ascending."""
+    t = schema.table_of(schema.Checkpoint)
+    with engine.connect() as conn:
+        return sorted({int(c) for (c,) in conn.execute(sa.select(t.c.chain_id))})
+
+
+def last_block(engine: Engine, chain_id: int) -> int:
+    """The checkpoint: the last block the indexer has fully stored (−1 before the first)."""
+    t = schema.table_of(schema.Checkpoint)
+    with engine.connect() as conn:
+        last = conn.execute(sa.select(sa.func.max(t.c.last_block)).where(t.c.chain_id == chain_id)).scalar()
+    return int(last) if last is not None else -1
+
+
+def latest_timestamp(engine: Engine, chain_id: int) -> int | None:
+    """The newest indexed block's timestamp: the dashboard's "now" (data may be historical)."""
+    t = schema.table_of(schema.Block)
+    with engine.connect() as conn:
+        value = conn.execute(sa.select(sa.func.max(t.c.timestamp)).where(t.c.chain_id == chain_id)).scalar()
+    return int(value) if value is not None else None
+
+
+def markets(engine: Engine, chain_id: int) -> pl.DataFrame:
+    """market, symbol, market_type of every discovered market (symbols are untrusted text)."""
+    t = schema.table_of(schema.Market)
+    return _frame(engine, sa.select(t.c.market, t.c.symbol, t.c.market_type).where(t.c.chain_id == chain_id)
+                  .order_by(t.c.block_number, t.c.log_index), schema.Market)
+
+
+def market_stats(engine: Engine, chain_id: int, f: Filters, *, hourly: bool = False) -> pl.DataFrame:
+    """Rollup rows per market and bucket (day, or hour) in the period, in bucket then market order."""
+    model = schema.MarketStatsHourly if hourly else schema.MarketStatsDaily
+    t = schema.table_of(model)
+    return _frame(engine, _bounded(t, sa.select(t).where(t.c.chain_id == chain_id), f).order_by(t.c.bucket, t.c.market),
+                  model)
+
+
+def protocol_stats(engine: Engine, chain_id: int, f: Filters, *, hourly: bool = False) -> pl.DataFrame:
+    """Protocol-wide rollup rows (debt, insurance fund, backstop vault change, blocks) per bucket in the period."""
+    model = schema.ProtocolStatsHourly if hourly else schema.ProtocolStatsDaily
+    t = schema.table_of(model)
+    q = _bounded(t, sa.select(t).where(t.c.chain_id == chain_id), f, with_markets=False).order_by(t.c.bucket)
+    return _frame(engine, q, model)
+
+
+def market_state_rows(engine: Engine, chain_id: int, end: int | None, markets: tuple[str, ...] | None) -> pl.DataFrame:
+    """Daily long/short OI and mark per market before ``end`` (the latest of each is the state at ``end``)."""
+    t = schema.table_of(schema.MarketStatsDaily)
+    q = sa.select(t.c.market, t.c.bucket, t.c.long_open_interest, t.c.short_open_interest, t.c.mark_price).where(
+        t.c.chain_id == chain_id)
+    if end is not None:
+        q = q.where(t.c.bucket < end)
+    if markets is not None:
+        q = q.where(t.c.market.in_(markets))
+    return _frame(engine, q.order_by(t.c.bucket, t.c.market), schema.MarketStatsDaily)
+
+
+def balance_rows(engine: Engine, chain_id: int, end: int | None) -> pl.DataFrame:
+    """Daily insurance-fund balance and backstop-vault change before ``end``, in day order."""
+    t = schema.table_of(schema.ProtocolStatsDaily)
+    q = sa.select(t.c.bucket, t.c.insurance_fund_usd, t.c.backstop_vault_change_usd).where(t.c.chain_id == chain_id)
+    if end is not None:
+        q = q.where(t.c.bucket < end)
+    return _frame(engine, q.order_by(t.c.bucket), schema.ProtocolStatsDaily)
+
+
+def trader_counts(engine: Engine, chain_id: int) -> tuple[int, int, int] | None:
+    """(as_of, traders in the 24 h up to it, traders ever) as the last rollup refresh stored them."""
+    t = schema.table_of(schema.TraderCounts)
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(t.c.as_of, t.c.traders_24h, t.c.traders_total).where(t.c.chain_id == chain_id)).first()
+    return (int(row[0]), int(row[1]), int(row[2])) if row else None
+
+
+def active_traders(engine: Engine, chain_id: int, f: Filters) -> int:
+    """Distinct makers and takers in the period (whole UTC days), counted by the database.
+
+    A period from the first block is read off trader_totals (each trader's first day per market);
+    one with a start, off the trader-days in it."""
+    stored = trader_counts(engine, chain_id) if f.start is None and f.markets is None else None
+    if stored is not None and (f.end is None or f.end > stored[0]) and stored[0] == latest_timestamp(engine, chain_id):
+        return stored[2]  # the whole history up to the newest block: counted by the last refresh
+    if f.start is None:
+        t = schema.table_of(schema.TraderTotal)
+        q = sa.select(sa.func.count(sa.distinct(t.c.trader))).where(t.c.chain_id == chain_id)
+        q = q.where(t.c.first_day < f.end) if f.end is not None else q
+        q = q.where(t.c.market.in_(f.markets)) if f.markets is not None else q
+    else:
+        t = schema.table_of(schema.TraderDay)
+        q = _bounded(t, sa.select(sa.func.count(sa.distinct(t.c.trader))).where(t.c.chain_id == chain_id), f)
+    with engine.connect() as conn:
+        return int(conn.execute(q).scalar_one())
+
+
+def traders_between(engine: Engine, chain_id: int, start: int, end: int, markets: tuple[str, ...] | None) -> int:
+    """Distinct makers and takers of trades with start <= block time < end (exact, from raw trades)."""
+    with engine.connect() as conn:
+        return rollup.traders_between(conn, chain_id, start, end, markets)
+
+
+def traders_24h(engine: Engine, chain_id: int, as_of: int, markets: tuple[str, ...] | None) -> int:
+    """Distinct traders in the 24 hours up to ``as_of``: the stored count when it is for ``as_of``."""
+    stored = trader_counts(engine, chain_id) if markets is None else None
+    if stored is not None and stored[0] == as_of:
+        return stored[1]
+    return traders_between(engine, chain_id, as_of - DAY + 1, as_of + 1, markets)
+
+
+def _in_markets(t: sa.Table, f: Filters) -> list[sa.ColumnElement[bool]]:
+    return [t.c.market.in_(f.markets)] if f.markets is not None else []
+
+
+def trader_activity_frames(engine: Engine, chain_id: int, f: Filters, n: int) -> dict[str, pl.DataFrame]:
+    """The Traders page's rows, from rollups: ``active`` (bucket, active), ``new`` (bucket, new: traders
+    whose first day in the selected markets it is), ``top`` (trader, volume_usd, trades: the top ``n``
+    by volume in the period, ranked) and ``active_days`` (trader, active_days) of those top traders.
+
+    Daily actives of all markets come from traders_daily, of a market selection from trader_daily;
+    first days, and the top list of the whole history, from trader_totals; the top list of a
+    bounded period from the trader-days in it."""
+    daily, totals, each = (schema.table_of(m) for m in (schema.TraderDay, schema.TraderTotal, schema.DailyActiveTraders))
+    period = [daily.c.chain_id == chain_id, *_in_markets(daily, f)] + (
+        [daily.c.bucket >= f.start] if f.start is not None else []) + ([daily.c.bucket < f.end] if f.end is not None else [])
+    if f.markets is None:
+        active_q = _bounded(each, sa.select(each.c.bucket, each.c.traders).where(each.c.chain_id == chain_id), f,
+                            with_markets=False)
+    else:
+        active_q = sa.select(daily.c.bucket, sa.func.count(sa.distinct(daily.c.trader))).where(*period).group_by(daily.c.bucket)
+    first = sa.select(totals.c.trader, sa.func.min(totals.c.first_day).label("first_day")).where(
+        totals.c.chain_id == chain_id, *_in_markets(totals, f)).group_by(totals.c.trader).subquery()
+    new_q = sa.select(first.c.first_day, sa.func.count()).group_by(first.c.first_day)
+    with engine.connect() as conn:
+        # The whole history (no start, no trader-day at or after the end): the top list from the totals.
+        whole = f.start is None and (f.end is None or conn.execute(sa.select(daily.c.bucket).where(
+            daily.c.chain_id == chain_id, daily.c.bucket >= f.end).limit(1)).first() is None)
+        src = totals if whole else daily
+        where = [totals.c.chain_id == chain_id, *_in_markets(totals, f)] if whole else period
+        volume = sa.func.sum(src.c.volume_usd)
+        top_q = (sa.select(src.c.trader, volume, sa.func.sum(src.c.trades)).where(*where).group_by(src.c.trader)
+                 .order_by(volume.desc(), src.c.trader).limit(n))
+        active = db.read_frame(conn, active_q, {"bucket": pl.Int64(), "active": pl.Int64()})
+        new = db.read_frame(conn, new_q, {"bucket": pl.Int64(), "new": pl.Int64()})
+        top = db.read_frame(conn, top_q, {"trader": pl.String(), "volume_usd": pl.Float64(), "trades": pl.Int64()})
+        days_q = sa.select(daily.c.trader, sa.func.count(sa.distinct(daily.c.bucket))).where(
+            *period, daily.c.trader.in_(top["trader"].to_list())).group_by(daily.c.trader)
+        active_days = db.read_frame(conn, days_q, {"trader": pl.String(), "active_days": pl.Int64()})
+    return {"active": active, "new": new, "top": top, "active_days": active_days}
+
+
+def _liquidations_in(t: sa.Table, q: sa.Select[Any], f: Filters) -> sa.Select[Any]:
+    if f.start is not None:
+        q = q.where(t.c.block_timestamp >= f.start)
+    if f.end is not None:
+        q = q.where(t.c.block_timestamp < f.end)
+    if f.markets is not None:
+        q = q.where(t.c.market.in_(f.markets))
+    return q
+
+
+def liquidation_rows(engine: Engine, chain_id: int, f: Filters, limit: int | None = None) -> pl.DataFrame:
+    """Liquidations in the period, newest first, with each one's recorded waterfall and its market's symbol."""
+    t = schema.table_of(schema.Liquidation)
+    m = schema.table_of(schema.Market)
+    cols = [t.c.block_timestamp, t.c.tx_hash, t.c.account, m.c.symbol, t.c.is_long, t.c.size, t.c.liquidation_price,
+            t.c.mark_price, t.c.notional_usd, t.c.remaining_equity_usd, t.c.book_filled_size, t.c.adl_size,
+            t.c.adl_covered_usd, t.c.backstop_loss_usd, t.c.insurance_cover_usd, t.c.socialized_usd, t.c.fee_collected_usd]
+    q = sa.select(*cols).select_from(t.join(m, (m.c.chain_id == t.c.chain_id) & (m.c.market == t.c.market))).where(
+        t.c.chain_id == chain_id)
+    q = _liquidations_in(t, q, f).order_by(t.c.block_number.desc(), t.c.log_index.desc())
+    if limit:
+        q = q.limit(limit)
+    types = {**schema.frame_schema(schema.Liquidation), "symbol": pl.String()}
+    with engine.connect() as conn:
+        return db.read_frame(conn, q, {c.name: types[c.name] for c in cols})
+
+
+def top_liquidated_accounts(engine: Engine, chain_id: int, f: Filters, n: int = 15) -> pl.DataFrame:
+    """Accounts with the largest liquidated notional in the period (aggregated by the database)."""
+    t = schema.table_of(schema.Liquidation)
+    deficit = sa.case((t.c.remaining_equity_usd < 0, -t.c.remaining_equity_usd), else_=0.0)
+    q = sa.select(t.c.account, sa.func.count().label("liquidations"), sa.func.sum(t.c.notional_usd).label("notional_usd"),
+                  sa.func.sum(deficit).label("deficit_usd"), sa.func.sum(t.c.socialized_usd).label("socialized_usd")
+                  ).where(t.c.chain_id == chain_id)
+    q = _liquidations_in(t, q, f).group_by(t.c.account).order_by(sa.func.sum(t.c.notional_usd).desc(), t.c.account).limit(n)
+    with engine.connect() as conn:
+        return db.read_frame(conn, q, {"account": pl.String(), "liquidations": pl.Int64(), "notional_usd": pl.Float64(),
+                                       "deficit_usd": pl.Float64(), "socialized_usd": pl.Float64()})
