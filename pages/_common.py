@@ -13,13 +13,12 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import polars as pl
 import streamlit as st
-from sqlalchemy.engine import Engine
 
-from core import config, dashboard, db, demo, rollup
+from core import config, dashboard, demo
 from core.indexer.rpc import index_lag, redact_url
 from core.period import GRANULARITIES, Filters, Granularity, days_window, trailing_window
+from core.read import DatabaseError, Engine, open_database, status
 from core.read import stats as read
-from core.read import status
 from core.utc import format_minute
 
 P = ParamSpec("P")
@@ -32,9 +31,7 @@ STALE_AFTER_S = 600
 
 @st.cache_resource
 def _engine_for(url: str) -> Engine:
-    eng = db.make_engine(url)
-    rollup.upgrade(eng)  # a database rolled up by an older version gets the newer rollup tables filled
-    return eng
+    return open_database(url)
 
 
 def engine() -> Engine:
@@ -98,7 +95,7 @@ def prepare_data() -> None:
     """Open the database (building the demo when it is empty) or stop with a clear error."""
     try:
         eng = engine()
-    except db.DatabaseError as e:
+    except DatabaseError as e:
         st.error(f"{e}. Set DATABASE_URL (or .streamlit/secrets.toml) to a database you can open.")
         st.stop()
     if demo.is_empty(eng) and config.build_demo():
