@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from Crypto.Hash import keccak as _keccak
 
+from core import protocol
 from core.contracts import MAX_MULTICALL_CALLS
 from core.simulator.chain import CAPACITY, AddressBook, Event, Tx, check_fits, count_calls
 from core.simulator.ledger import Ledger
@@ -493,7 +494,7 @@ class Simulation:
         assert int(lots.max()) * mark < 2**62, "position too large for the int64 margin check"
         idx = self.funding_index[mi]
         equity = coll - side * lots * (idx - fidx) // 1000 + side * (lots * mark - cost)
-        required = lots * mark * round(m.maintenance_margin * 10_000) // 10_000
+        required = protocol.maintenance_requirement(lots * mark, protocol.margin_bps(m.maintenance_margin))
         below = np.flatnonzero(open_ & (equity < required))
         if below.size == 0:
             return
@@ -529,7 +530,7 @@ class Simulation:
         upnl = s * (n * mark - k)
         equity = c_eff + upnl
         notional = n * mark
-        if equity >= notional * round(m.maintenance_margin * 10_000) // 10_000:
+        if equity >= protocol.maintenance_requirement(notional, protocol.margin_bps(m.maintenance_margin)):
             return None
         key = self.key(a, mi, s)
         tick_raw, lot_raw = self.tick_raw[mi], self.lot_raw[mi]
@@ -577,28 +578,26 @@ class Simulation:
             adl_covered = rest * gap
         loss = deficit - adl_covered
         assert loss >= 0
-        # 3. BackstopVault, up to its per-liquidation and daily utilisation limits.
-        floor = int(self.vault_day_start * (1 - eco.vault_max_daily_drawdown))
-        capacity = max(0, min(int(self.vault_value * eco.vault_max_loss_per_liquidation), self.vault_value - floor))
-        vault_loss = min(loss, capacity)
+        # 3. BackstopVault, up to its per-liquidation and daily utilisation limits; 4. the InsuranceFund,
+        #    up to its balance; 5. whatever is left is bad debt, socialized.
+        capacity = protocol.backstop_capacity(self.vault_value, self.vault_day_start,
+                                              per_liquidation=eco.vault_max_loss_per_liquidation,
+                                              daily_drawdown=eco.vault_max_daily_drawdown)
+        (vault_loss, cover), socialized = protocol.absorb(loss, (capacity, self.insurance_fund))
         if vault_loss:
             self.vault_value -= vault_loss
             self.ledger.vault_value = self.vault_value
             events.append(("BackstopVault", "VaultPnLUpdated", (key, -vault_loss, self.vault_value)))
-        # 4. InsuranceFund, up to its balance.
-        cover = min(loss - vault_loss, self.insurance_fund)
         if cover:
             self.insurance_fund -= cover
             self.ledger.insurance_fund = self.insurance_fund
             events.append(("InsuranceFund", "ShortfallCovered", (maddr, key, cover, self.insurance_fund)))
-        # 5. Whatever is left is bad debt, socialized.
-        socialized = loss - vault_loss - cover
         if socialized:
             self.ledger.socialized += socialized
             acc.socialized += socialized
             events.append(("BackstopVault", "DebtSocialized", (socialized, tick_ts)))
         # 6. The record, then the penalty (only from positive equity).
-        fee = min(notional * eco.liquidation_fee_bps // 10_000, equity) if equity > 0 else 0
+        fee = protocol.liquidation_fee(notional, equity, eco.liquidation_fee_bps)
         entry = k * tick_raw // n
         events.append(("PositionHandler", "PositionLiquidated", (
             key, taddr, maddr, s > 0, n * lot_raw, entry, mark * tick_raw, mark * tick_raw, max(c_eff, 0), fee,

@@ -11,6 +11,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+from core import protocol
+
 E18 = 10**18
 #: tick_raw × lot_raw: one lot at one tick is one micro-USD.
 GRID = 10**30
@@ -32,8 +34,8 @@ class MarketParams:
     tick_decimals: int  #: tick = 10**-tick_decimals USD; lot = 10**(tick_decimals-6) base units
     annual_vol: float  #: long-run annualised volatility of the index (crypto majors 0.5–0.9)
     weight: float  #: share of order flow that goes to this market (normalised over markets)
-    initial_margin: float = 0.05  #: IM fraction: max leverage 1/IM (brief: 5% default)
-    maintenance_margin: float = 0.03  #: MM fraction: liquidated when equity < MM × notional
+    initial_margin: float = protocol.INITIAL_MARGIN_BPS / 10_000  #: IM fraction: max leverage 1/IM (seed 001 §1.1: 5%)
+    maintenance_margin: float = protocol.MAINTENANCE_MARGIN_BPS / 10_000  #: MM fraction (seed 001 §1.1: 3%): liquidated when equity < MM × notional
     liquidation_depth_usd: float = 400_000.0  #: book depth liquidations can take per oracle push (reduce-only IOC at mark)
     oracle_deviation: float = 0.005  #: push a price when the mark moved this much since the last push (Chainlink-style)
     premium_vol: float = 0.00004  #: per-minute noise of the perp/index premium (basis; stationary sd ≈ 0.02%)
@@ -85,10 +87,10 @@ class EconomyParams:
     mm_inventory_skew: float = 0.35  #: how strongly MM quote skew steers new flow against MM inventory
     momentum: float = 8.0  #: sensitivity of new-position side to the last hour's return
     spot_share_of_trader_flow: float = 1.0  #: scales spot market weights (spot orders have no position)
-    taker_fee_bps: int = 5  #: taker fee, 0.05% of notional
-    maker_fee_bps: int = 2  #: fee of a resting trader order, 0.02%
-    mm_rebate_bps: int = 1  #: maker rebate paid to market makers, 0.01% (negative makerFee)
-    liquidation_fee_bps: int = 30  #: liquidation penalty to the insurance fund, 0.3% of notional, if equity allows
+    taker_fee_bps: int = protocol.TAKER_FEE_BPS  #: taker fee, 0.05% of notional
+    maker_fee_bps: int = protocol.MAKER_FEE_BPS  #: fee of a resting trader order, 0.02%
+    mm_rebate_bps: int = protocol.MM_REBATE_BPS  #: maker rebate paid to market makers, 0.01% (negative makerFee)
+    liquidation_fee_bps: int = protocol.LIQUIDATION_FEE_BPS  #: liquidation penalty to the insurance fund, 0.3% of notional, if equity allows
     mm_leverage: float = 0.5  #: market makers post 2× notional as collateral: never liquidated in practice
     funding_cap_per_hour: float = 0.005  #: |funding rate| cap per hour (0.5%)
     funding_interest_per_hour: float = 0.0000125  #: interest component (0.01% per 8h)
@@ -97,8 +99,8 @@ class EconomyParams:
     vault_initial_usd_per_1k: float = 40_000.0  #: initial BackstopVault deposits per 1,000 trades/day
     vault_depositors: int = 40  #: BackstopVault depositor population
     vault_flows_per_day: float = 4.0  #: expected vault Deposit/Withdraw events a day
-    vault_max_loss_per_liquidation: float = 0.03  #: vault absorbs ≤ 3% of its value per liquidation
-    vault_max_daily_drawdown: float = 0.10  #: vault stops absorbing below 90% of its start-of-day value (utilisation cap)
+    vault_max_loss_per_liquidation: float = protocol.BACKSTOP_MAX_LOSS_PER_LIQUIDATION  #: vault absorbs ≤ 3% of its value per liquidation
+    vault_max_daily_drawdown: float = protocol.BACKSTOP_MAX_DAILY_DRAWDOWN  #: vault stops absorbing below 90% of its start-of-day value (utilisation cap)
     vault_fee_share: float = 0.05  #: share of the day's taker fees paid to the vault as daily PnL
     insurance_fee_share: float = 0.02  #: share of the week's taker fees deposited to the InsuranceFund weekly
     vol_persistence: float = 0.996  #: GARCH alpha+beta of the shared 1-minute variance (half-life ≈ 3 h)

@@ -25,13 +25,11 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from core.simulator.params import EconomyParams
+from core import protocol
 from core.utc import DAY
 from core.vault.history import LIQUIDATION_SCHEMA, History, MarkBook, assemble, liquidation_frame
 from core.vault.params import VaultParams, preset
 from core.vault.replay import Result, replay
-
-MARGINX = EconomyParams()
 
 
 class ScenarioError(ValueError):
@@ -90,7 +88,6 @@ def shocked_liquidations(history: History, positions: pl.DataFrame, shock: Shock
         adl_left = {1.0: 0.0, -1.0: 0.0}
         adl_used = {1.0: 0.0, -1.0: 0.0}
         bv = backstop_usd
-        bv_day_floor = backstop_usd * (1 - MARGINX.vault_max_daily_drawdown)
         fund = insurance_usd
         liquidated = first >= 0
         for j in range(shock.minutes):
@@ -113,16 +110,11 @@ def shocked_liquidations(history: History, positions: pl.DataFrame, shock: Shock
                 adl_left[-sgn[i]] -= adl_size
                 adl_used[-sgn[i]] += adl_size
                 adl = deficit * adl_size / float(size[i])
-                rest = deficit - adl
-                vault_cap = max(0.0, min(bv * MARGINX.vault_max_loss_per_liquidation, bv - bv_day_floor))
-                backstop = min(rest, vault_cap)
+                (backstop, cover), rest = protocol.absorb(deficit - adl, (protocol.backstop_capacity(bv, backstop_usd), fund))
                 bv -= backstop
-                rest -= backstop
-                cover = min(rest, fund)
                 fund -= cover
-                rest -= cover
                 notional = float(size[i]) * mark
-                penalty = min(notional * MARGINX.liquidation_fee_bps / 10_000, e) if e > 0 else 0.0
+                penalty = protocol.liquidation_fee(notional, e)
                 rows.append({
                     "ts": int(path_ts[j]), "block_number": -1, "log_index": len(rows), "tx_hash": f"stress-{j + 1}min",
                     "account": pos["account"][int(i)], "market": shock.market, "is_long": bool(sgn[i] > 0),
