@@ -40,7 +40,7 @@ def offending(paths: list[Path], forbidden: tuple[str, ...]) -> dict[str, list[s
 
 @pytest.mark.parametrize(("pattern", "forbidden", "why"), [
     ("core/**/*.py", ("streamlit", "pages"), "core is testable without Streamlit"),
-    ("core/metrics.py", ("sqlalchemy", "sqlmodel", "core.db", "core.read", "core.rollup", "core.dashboard"),
+    ("core/metrics/*.py", ("sqlalchemy", "sqlmodel", "core.db", "core.read", "core.rollup", "core.dashboard"),
      "metrics are pure: frames in, frames out"),
     ("core/vault/*.py", ("sqlalchemy", "sqlmodel", "core.db", "core.read", "core.simulator", "core.indexer"),
      "the vault engine is pure: it takes a History and never opens a database or imports the simulator"),
