@@ -150,3 +150,40 @@ def trader_activity(engine: Engine, chain_id: int, f: Filters, n: int = 25) -> t
     Active days are counted for the top traders only."""
     rows = read.trader_activity_frames(engine, chain_id, f, n)
     return metrics.trader_days(rows["active"], rows["new"]), metrics.top_traders(rows["top"], rows["active_days"])
+
+
+def period_totals(engine: Engine, chain_id: int, f: Filters, granularity: Granularity = "day") -> pl.DataFrame:
+    """The report's ``daily`` rows at any bucket size (the ``/stats`` series): per bucket with activity,
+    volume_usd, trades, liquidations, liquidated_notional_usd and socialized_debt_usd of the selected
+    markets, plus cumulative_volume_usd (running Σ over the period: the last is the report's
+    total_volume_usd) and outstanding_debt_usd (Σ socialized debt since the first block, to the
+    bucket's end). Buckets are those of :func:`market_stats`; ``date`` is the bucket start's UTC day."""
+    by_market = f.markets is not None
+    totals = metrics.daily_totals(market_stats(engine, chain_id, f, granularity), protocol_stats(engine, chain_id, f, granularity),
+                                  by_market_debt=by_market)
+    before = 0.0
+    if f.start is not None:  # debt socialized before the period (the same buckets' complement)
+        earlier = Filters(end=f.start, markets=f.markets)
+        before = float((market_stats(engine, chain_id, earlier, granularity)["socialized_usd"] if by_market
+                        else protocol_stats(engine, chain_id, earlier, granularity)["socialized_debt_usd"]).sum())
+    return totals.with_columns(pl.col("volume_usd").cum_sum().alias("cumulative_volume_usd"),
+                               (before + pl.col("socialized_debt_usd").cum_sum()).alias("outstanding_debt_usd"))
+
+
+def open_interest_totals(engine: Engine, chain_id: int, f: Filters, granularity: Granularity = "day") -> pl.DataFrame:
+    """Per bucket of the period (bucket, open_interest_usd): Σ over the selected perp markets of the
+    latest long OI × the latest mark as of the bucket's end, each market's last values carried
+    across buckets it has no row in, so the last bucket's is the report's open_interest_usd."""
+    perps = read.markets(engine, chain_id).filter(pl.col("market_type") == "perp").select("market")
+    rows = market_stats(engine, chain_id, Filters(end=f.end, markets=f.markets), granularity).join(perps, on="market")
+    grid = rows.select("bucket").unique().join(rows.select("market").unique(), how="cross")
+    carried = grid.join(rows.select("bucket", "market", "long_open_interest", "mark_price"), on=["bucket", "market"],
+                        how="left").sort("market", "bucket").with_columns(
+        pl.col("long_open_interest", "mark_price").forward_fill().over("market"))
+    per_bucket = carried.group_by("bucket").agg(
+        (pl.col("long_open_interest") * pl.col("mark_price")).fill_null(0.0).sum().alias("open_interest_usd"))
+    if granularity != "week":
+        return metrics.in_period(per_bucket, f).sort("bucket")
+    # a week is in the period when one of its days is (its Monday may lie before the start)
+    weeks = market_stats(engine, chain_id, f, "week").select("bucket").unique()
+    return per_bucket.join(weeks, on="bucket", how="semi").sort("bucket")

@@ -1,0 +1,1 @@
+"""The ``/stats`` HTTP API: the dashboard's figures as cached, read-only JSON (``python -m core.api``)."""

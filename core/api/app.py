@@ -1,0 +1,331 @@
+"""The ``/stats`` HTTP API (FastAPI): the dashboard's figures as JSON for marginX's own front end.
+
+Each endpoint checks its parameters (core/api/params.py), resolves them against the database into
+one :class:`~core.api.params.View` and hands it to core/api/figures.py, which calls the same
+``core.dashboard`` compositions as the pages. The app only reads: it opens the database without
+creating anything (a read-only database user is enough) and retries opening it on the next request
+when it could not. Responses go through :class:`~core.api.cache.ResponseCache`.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Hashable, Sequence
+from pathlib import Path
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy.engine import Engine
+
+from core import config, db
+from core.api import figures, params
+from core.api.cache import ResponseCache, Unavailable, count_statement, error_body
+from core.api.params import ParamError, View
+from core.indexer.rpc import index_lag, redact_url
+from core.period import Filters
+from core.read import stats as read
+
+JSON = "application/json"
+
+
+def _one_line(error: BaseException) -> str:
+    orig = getattr(error, "orig", None) or error
+    return (str(orig).strip().splitlines() or [type(orig).__name__])[0]
+
+
+class Source:
+    """The database the API reads, opened on first use (and again after a failed open)."""
+
+    def __init__(self, url: str, *, count_sql: bool = False) -> None:
+        self.url, self.count_sql = url, count_sql
+        self._engine: Engine | None = None
+        self._lock = threading.Lock()
+        self.errors: tuple[type[BaseException], ...] = (db.DatabaseError, *db.write_errors())
+
+    def engine(self) -> Engine:
+        with self._lock:
+            if self._engine is None:
+                self._engine = self._open()
+            return self._engine
+
+    def _open(self) -> Engine:
+        shown = db.redact_db_url(self.url)
+        try:
+            parsed = sa.engine.make_url(self.url)
+        except sa.exc.ArgumentError:
+            raise Unavailable(f"database URL is not a valid SQLAlchemy URL: {shown}") from None
+        path = parsed.database if parsed.get_backend_name() == "sqlite" else None
+        if path and path != ":memory:" and not path.startswith("file:") and not Path(path).expanduser().is_file():
+            # SQLite would create an empty file: this service never writes
+            raise Unavailable(f"cannot open database {shown}: no such file")
+        try:
+            engine = db.make_engine(self.url, create=False)
+        except db.DatabaseError as e:
+            raise Unavailable(str(e)) from None
+        if self.count_sql:
+            sa.event.listen(engine, "before_cursor_execute", count_statement)
+        return engine
+
+    def read(self, fn: Callable[[Engine], Any]) -> Any:
+        """``fn(engine)``, with any database failure as :class:`Unavailable` (one line)."""
+        try:
+            return fn(self.engine())
+        except Unavailable:
+            raise
+        except self.errors as e:
+            raise Unavailable(f"reading database {db.redact_db_url(self.url)} failed: {_one_line(e)}") from None
+
+    def head(self) -> Hashable:
+        """The newest indexed block of every chain (the response cache's key)."""
+        head: tuple[tuple[int, int], ...] = self.read(lambda e: tuple((c, read.last_block(e, c)) for c in read.chain_ids(e)))
+        return head
+
+
+def _error(status: int, message: str, parameter: str | None = None) -> Response:
+    return Response(error_body(status, message, parameter), status_code=status, media_type=JSON)
+
+
+def _json(body: dict[str, Any]) -> Response:
+    return Response(json.dumps(body, allow_nan=False, separators=(",", ":")).encode(), media_type=JSON,
+                    headers={"x-content-type-options": "nosniff"})
+
+
+def resolve(engine: Engine, given: dict[str, str], allowed: Sequence[str], intervals: Sequence[str]) -> View:
+    """The request's chain, newest block, period, markets and bucket size."""
+    chains = read.chain_ids(engine)
+    if not chains:
+        raise Unavailable("the database holds no indexed deployment: run python -m core.indexer first")
+    chain_id = params.chain(given.get("chain_id"), chains)
+    as_of_time = read.latest_timestamp(engine, chain_id)
+    if as_of_time is None:
+        raise Unavailable(f"chain {chain_id} has no indexed blocks yet")
+    granularity = params.interval(given.get("interval"), intervals) if "interval" in allowed else "day"
+    start, end = params.period(given, as_of_time) if "range" in allowed else (None, None)
+    markets = params.selected_markets(given, read.markets(engine, chain_id)) if "markets" in allowed else None
+    return View(chain_id, read.last_block(engine, chain_id), as_of_time, Filters(start, end, markets), granularity)
+
+
+# --------------------------------------------------------------------------- documented parameters
+
+Interval = Annotated[str | None, Query(description="bucket size: 1h, 1d (default) or 1w")]
+Range = Annotated[str | None, Query(alias="range", description="trailing period up to the newest indexed block: "
+                                                              "24h, 7d, 30d, 90d or all (default)")]
+Start = Annotated[str | None, Query(description="first UTC day, YYYY-MM-DD (inclusive; instead of range)")]
+End = Annotated[str | None, Query(description="last UTC day, YYYY-MM-DD (inclusive; instead of range)")]
+Markets = Annotated[str | None, Query(description="comma-separated market addresses (default: all)")]
+MarketType = Annotated[str | None, Query(alias="type", description="only markets of this type: spot or perp")]
+ChainId = Annotated[str | None, Query(description="the chain, when the database holds several")]
+
+
+def _market_params(markets: Markets = None, market_type: MarketType = None, chain_id: ChainId = None) -> None:
+    """markets, type, chain_id (read from the request; declared here for the OpenAPI docs)."""
+
+
+def _period_params(_m: Annotated[None, Depends(_market_params)], range_: Range = None, start: Start = None,
+                   end: End = None) -> None:
+    """range or start/end, plus the market parameters."""
+
+
+def _series_params(_p: Annotated[None, Depends(_period_params)], interval: Interval = None) -> None:
+    """interval plus the period parameters."""
+
+
+PeriodParams = Annotated[None, Depends(_period_params)]
+SeriesParams = Annotated[None, Depends(_series_params)]
+MarketParams = Annotated[None, Depends(_market_params)]
+
+
+class Point(BaseModel):
+    """One bucket: time (its start, unix seconds, ascending and unique), date (its UTC day), the
+    endpoint's named columns, and value (= the endpoint's main column)."""
+
+    model_config = ConfigDict(extra="allow")
+    time: int
+    date: str
+    value: float | None
+
+
+class Series(BaseModel):
+    """A series for lightweight-charts' setData: one point per bucket with activity."""
+
+    model_config = ConfigDict(extra="allow")
+    interval: str
+    as_of_block: int
+    as_of_time: int
+    points: list[Point]
+
+
+class Overview(BaseModel):
+    """Exactly the keys of ``python -m core.report`` (EVENTS.md definitions), plus as_of_block and as_of_time."""
+
+    model_config = ConfigDict(extra="allow")
+    total_volume_usd: float
+    total_trades: int
+    liquidations: int
+    liquidated_notional_usd: float
+    socialized_debt_usd: float
+    insurance_fund_usd: float
+    backstop_vault_usd: float
+    open_interest_usd: float
+    active_traders: int
+    daily: list[dict[str, Any]]
+    as_of_block: int
+    as_of_time: int
+
+
+class Table(BaseModel):
+    """Rows of a table (markets or liquidations), with the newest indexed block."""
+
+    model_config = ConfigDict(extra="allow")
+    as_of_block: int
+    as_of_time: int
+
+
+def _serve(request: Request, allowed: Sequence[str], build: Callable[[Engine, View], dict[str, Any]],
+           intervals: Sequence[str] = tuple(params.INTERVALS)) -> Response:
+    """Check the request's parameters, resolve its View and answer ``build``'s figures (or a 422/503)."""
+    source: Source = request.app.state.source
+    given = request.query_params.multi_items()
+    names = [k for k, _ in given]
+    try:
+        params.check_names(names, allowed)
+        params.check_lengths(dict(given))
+        twice = next((k for k in names if names.count(k) > 1), None)
+        if twice is not None:
+            raise ParamError(twice, "given more than once")
+        values = dict(given)
+        if "interval" in allowed:
+            params.interval(values.get("interval"), intervals)
+        body = source.read(lambda engine: build(engine, resolve(engine, values, allowed, intervals)))
+    except ParamError as e:
+        return _error(422, str(e), e.parameter)
+    except Unavailable as e:
+        return _error(503, str(e))
+    return _json(body)
+
+
+router = APIRouter()
+
+
+@router.get("/stats/overview", response_model=Overview, summary="Headline totals of the period")
+def overview(request: Request, _: PeriodParams) -> Response:
+    """Volume, trades, liquidations, liquidated notional, socialized debt, insurance fund, backstop
+    vault, open interest and active traders of the period, with the report's ``daily`` rows."""
+    return _serve(request, params.PERIOD_PARAMS, figures.overview)
+
+
+@router.get("/stats/volume", response_model=Series, summary="Volume per bucket")
+def volume(request: Request, _: SeriesParams) -> Response:
+    """volume_usd, trades and cumulative_usd (running Σ over the period) per bucket; value = volume_usd."""
+    return _serve(request, params.SERIES_PARAMS, figures.volume)
+
+
+@router.get("/stats/trades", response_model=Series, summary="Trades per bucket")
+def trades(request: Request, _: SeriesParams) -> Response:
+    """trades per bucket; value = trades."""
+    return _serve(request, params.SERIES_PARAMS, figures.trades)
+
+
+@router.get("/stats/liquidations", response_model=Series, summary="Liquidations per bucket")
+def liquidations(request: Request, _: SeriesParams) -> Response:
+    """liquidations and liquidated_notional_usd per bucket; value = liquidations."""
+    return _serve(request, params.SERIES_PARAMS, figures.liquidations)
+
+
+@router.get("/stats/liquidations/{day}", response_model=Table, summary="One day's liquidations")
+def liquidation_day(request: Request, day: str, _: MarketParams) -> Response:
+    """The liquidations of one UTC day (YYYY-MM-DD), newest first, each with its loss waterfall."""
+    try:
+        date = params.day(day)
+    except ParamError as e:
+        return _error(422, str(e), e.parameter)
+    return _serve(request, params.MARKET_PARAMS, lambda engine, view: figures.liquidation_day(engine, view, date))
+
+
+@router.get("/stats/bad-debt", response_model=Series, summary="Socialized debt per bucket")
+def bad_debt(request: Request, _: SeriesParams) -> Response:
+    """socialized_debt_usd per bucket and cumulative_usd (Σ since the first block: outstanding at
+    the bucket's end); value = socialized_debt_usd."""
+    return _serve(request, params.SERIES_PARAMS, figures.bad_debt)
+
+
+@router.get("/stats/open-interest", response_model=Series, summary="Open interest per bucket")
+def open_interest(request: Request, _: SeriesParams) -> Response:
+    """open_interest_usd at each bucket's end (Σ perp markets' long OI × mark); value = open_interest_usd."""
+    return _serve(request, params.SERIES_PARAMS, figures.open_interest)
+
+
+@router.get("/stats/insurance", response_model=Series, summary="Insurance fund and backstop vault balances")
+def insurance(request: Request, _: SeriesParams) -> Response:
+    """insurance_fund_usd and backstop_vault_usd at each bucket's end (protocol-wide: markets and type
+    do not apply); value = insurance_fund_usd."""
+    return _serve(request, params.SERIES_PARAMS, figures.insurance)
+
+
+@router.get("/stats/markets", response_model=Table, summary="The per-market table of the period")
+def markets(request: Request, _: PeriodParams) -> Response:
+    """Per market: volume, share, trades, open interest, funding, liquidations, fees, last price."""
+    return _serve(request, params.PERIOD_PARAMS, figures.markets)
+
+
+@router.get("/stats/traders", response_model=Series, summary="Active, new and returning traders per day")
+def traders(request: Request, _: SeriesParams) -> Response:
+    """active, new and returning traders per UTC day (interval 1d only: distinct counts do not add
+    up); active_traders of the whole period; the top 25 traders by volume."""
+    return _serve(request, params.SERIES_PARAMS, figures.traders, intervals=("1d",))
+
+
+@router.get("/health", summary="Last indexed block, its age, and the lag behind RPC_URL's node")
+def health(request: Request) -> Response:
+    """Per chain: the last indexed block, its time and age in seconds; lag_blocks/lag_seconds behind
+    RPC_URL's node when it is set (null when the node does not answer). 503 when the database cannot be read."""
+    try:
+        chains: list[dict[str, Any]] = request.app.state.source.read(_chains_health)
+    except Unavailable as e:
+        return _error(503, str(e))
+    rpc = config.rpc_url()
+    for c in chains:
+        if rpc and c["last_block_time"] is not None:
+            lag = index_lag(rpc, c["last_block"], c["last_block_time"], timeout=2.0)
+            c.update(node=redact_url(rpc), lag_blocks=None if lag is None else lag[0],
+                     lag_seconds=None if lag is None else lag[1])
+    return _json({"status": "ok", "chains": chains})
+
+
+async def _invalid(_request: Request, exc: Exception) -> Response:
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    first = errors[0] if errors else {}
+    name = str(first.get("loc", ["", "request"])[-1])
+    return _error(422, f"{name}: {first.get('msg', 'invalid')}", name)
+
+
+def create_app(database_url: str, *, ttl: int = 30, cors_origins: Sequence[str] = (), count_sql: bool = False) -> FastAPI:
+    """The API on ``database_url``; responses cached ``ttl`` seconds (0: none), CORS for ``cors_origins``."""
+    source = Source(database_url, count_sql=count_sql)
+    app = FastAPI(title="marginX Analytics /stats API", version="1",
+                  description="The dashboard's figures (EVENTS.md definitions) as JSON, read-only, cached "
+                              f"{ttl} s. Errors are JSON: {{status, error, parameter}}.")
+    app.state.source = source
+    app.include_router(router)
+    app.add_exception_handler(RequestValidationError, _invalid)
+    app.add_middleware(ResponseCache, head=source.head, ttl=ttl, count_sql=count_sql)
+    if cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["GET"],
+                           allow_headers=["If-None-Match"], expose_headers=["ETag"], max_age=600)
+    return app
+
+
+def _chains_health(engine: Engine) -> list[dict[str, Any]]:
+    out = []
+    for chain_id in read.chain_ids(engine):
+        ts = read.latest_timestamp(engine, chain_id)
+        out.append({"chain_id": chain_id, "last_block": read.last_block(engine, chain_id), "last_block_time": ts,
+                    "age_seconds": None if ts is None else max(0, int(time.time()) - ts)})
+    return out

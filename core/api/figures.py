@@ -1,0 +1,107 @@
+"""What each ``/stats`` endpoint answers, as JSON-ready dicts: the dashboard's compositions (the same
+functions the pages call) turned into the API's shapes. No figure is computed here; this module
+only names columns and lays rows out (``{"interval", "points": [{"time", "date", …, "value"}]}``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+import polars as pl
+from sqlalchemy.engine import Engine
+
+from core import dashboard, metrics
+from core.api.params import INTERVALS, View
+from core.period import Filters
+from core.read import stats as read
+from core.utc import DAY, day_start, format_day
+
+INTERVAL_NAMES = {g: name for name, g in INTERVALS.items()}
+
+
+def _clean(df: pl.DataFrame) -> pl.DataFrame:
+    """NaN is not JSON: float NaNs become null."""
+    return df.with_columns(pl.col(pl.Float64).fill_nan(None))
+
+
+def points(df: pl.DataFrame, columns: Sequence[str], value: str) -> list[dict[str, Any]]:
+    """One point per bucket: ``time`` (its start, unix seconds), ``date`` (its UTC day), the named
+    columns and ``value`` (= the column ``value``), in ascending time."""
+    df = _clean(df.sort("bucket").select("bucket", *columns))
+    return [{"time": row["bucket"], "date": format_day(row["bucket"]), **{c: row[c] for c in columns}, "value": row[value]}
+            for row in df.iter_rows(named=True)]
+
+
+def series(view: View, df: pl.DataFrame, columns: Sequence[str], value: str, **extra: Any) -> dict[str, Any]:
+    return {"interval": INTERVAL_NAMES[view.granularity], "as_of_block": view.as_of_block, "as_of_time": view.as_of_time,
+            "points": points(df, columns, value), **extra}
+
+
+def overview(engine: Engine, view: View) -> dict[str, Any]:
+    """``python -m core.report``'s object for the period, plus the newest indexed block and its time."""
+    return {**dashboard.report(engine, view.chain_id, view.filters), "as_of_block": view.as_of_block,
+            "as_of_time": view.as_of_time}
+
+
+def volume(engine: Engine, view: View) -> dict[str, Any]:
+    df = dashboard.period_totals(engine, view.chain_id, view.filters, view.granularity).rename(
+        {"cumulative_volume_usd": "cumulative_usd"})
+    return series(view, df, ("volume_usd", "trades", "cumulative_usd"), "volume_usd")
+
+
+def trades(engine: Engine, view: View) -> dict[str, Any]:
+    df = dashboard.period_totals(engine, view.chain_id, view.filters, view.granularity)
+    return series(view, df, ("trades",), "trades")
+
+
+def liquidations(engine: Engine, view: View) -> dict[str, Any]:
+    df = dashboard.period_totals(engine, view.chain_id, view.filters, view.granularity)
+    return series(view, df, ("liquidations", "liquidated_notional_usd"), "liquidations")
+
+
+def bad_debt(engine: Engine, view: View) -> dict[str, Any]:
+    df = dashboard.period_totals(engine, view.chain_id, view.filters, view.granularity).rename(
+        {"outstanding_debt_usd": "cumulative_usd"})
+    return series(view, df, ("socialized_debt_usd", "cumulative_usd"), "socialized_debt_usd")
+
+
+def open_interest(engine: Engine, view: View) -> dict[str, Any]:
+    df = dashboard.open_interest_totals(engine, view.chain_id, view.filters, view.granularity)
+    return series(view, df, ("open_interest_usd",), "open_interest_usd")
+
+
+def insurance(engine: Engine, view: View) -> dict[str, Any]:
+    """Insurance fund and backstop vault balances at each bucket's end (protocol-wide: the buffers are shared)."""
+    f = view.filters
+    protocol_all = dashboard.protocol_stats(engine, view.chain_id, Filters(end=f.end), view.granularity)
+    long = metrics.balance_series(protocol_all, Filters(f.start, f.end))
+    wide = long.pivot(on="series", index="bucket", values="usd").rename(
+        {"Insurance fund": "insurance_fund_usd", "Backstop vault": "backstop_vault_usd"})
+    if wide.is_empty():
+        wide = pl.DataFrame(schema={"bucket": pl.Int64(), "insurance_fund_usd": pl.Float64(), "backstop_vault_usd": pl.Float64()})
+    return series(view, wide, ("insurance_fund_usd", "backstop_vault_usd"), "insurance_fund_usd")
+
+
+def traders(engine: Engine, view: View, top: int = 25) -> dict[str, Any]:
+    """Daily active, new and returning traders, the period's distinct traders and the top traders by volume."""
+    days, top_traders = dashboard.trader_activity(engine, view.chain_id, view.filters, top)
+    return series(view, days, ("active", "new", "returning"), "active",
+                  active_traders=read.active_traders(engine, view.chain_id, view.filters),
+                  top=_clean(top_traders).to_dicts())
+
+
+def markets(engine: Engine, view: View) -> dict[str, Any]:
+    """The per-market table of the period (symbols are untrusted text: data, never markup)."""
+    table = dashboard.market_table(engine, view.chain_id, view.filters)
+    return {"as_of_block": view.as_of_block, "as_of_time": view.as_of_time, "markets": _clean(table).to_dicts()}
+
+
+def liquidation_day(engine: Engine, view: View, day: dt.date) -> dict[str, Any]:
+    """One UTC day's liquidations, newest first, each with its waterfall (``time`` in unix seconds)."""
+    start = day_start(day)
+    rows = dashboard.liquidation_rows(engine, view.chain_id, Filters(start, start + DAY, view.filters.markets))
+    rows = _clean(rows.with_columns(pl.col("time").dt.epoch("s")))
+    return {"date": day.isoformat(), "as_of_block": view.as_of_block, "as_of_time": view.as_of_time,
+            "liquidations": rows.to_dicts()}
