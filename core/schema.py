@@ -89,6 +89,7 @@ class PositionUpdate(EventRow, table=True):
     __tablename__ = "position_updates"
     __table_args__ = (
         sa.Index("ix_position_updates_market_time", "market", "block_timestamp"),
+        sa.Index("ix_position_updates_account", "chain_id", "account"),  # the account page
     )
     position_key: str
     account: str
