@@ -68,6 +68,9 @@ class Trade(EventRow, table=True):
     __tablename__ = "trades"
     __table_args__ = (
         sa.Index("ix_trades_market_time", "market", "block_timestamp"),
+        # the account page: one account's newest trades as maker or as taker, read off the index
+        sa.Index("ix_trades_maker", "chain_id", "maker", "block_number"),
+        sa.Index("ix_trades_taker", "chain_id", "taker", "block_number"),
     )
     market: str
     maker: str
