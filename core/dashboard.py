@@ -11,7 +11,13 @@ import polars as pl
 from sqlalchemy.engine import Engine
 
 from core import metrics
+from core.metrics import accounts, funds, risk
+from core.metrics import funding as funding_metrics
 from core.period import Filters, Granularity
+from core.read import accounts as read_accounts
+from core.read import funding as read_funding
+from core.read import funds as read_funds
+from core.read import history as read_history
 from core.read import stats as read
 from core.utc import DAY
 
@@ -38,16 +44,15 @@ def latest_state(engine: Engine, chain_id: int, end: int | None, markets: tuple[
     return metrics.latest_state(read.market_state_rows(engine, chain_id, end, markets))
 
 
-def report(engine: Engine, chain_id: int, f: Filters) -> dict[str, Any]:
-    """The headline figures and daily series of a period (the JSON of ``python -m core.report``)."""
+def _headline(engine: Engine, chain_id: int, f: Filters) -> tuple[dict[str, Any], pl.DataFrame]:
+    """The report's figures of a period except active traders, and its daily totals."""
     markets = read.markets(engine, chain_id)
     stats = market_stats(engine, chain_id, f, "day")
     protocol = protocol_stats(engine, chain_id, f, "day")
     by_market = f.markets is not None
-    daily = metrics.daily_totals(stats, protocol, by_market_debt=by_market)
     fund, vault = balances_before(engine, chain_id, f.end)
     latest = latest_state(engine, chain_id, f.end, f.markets)
-    return {
+    figures = {
         "total_volume_usd": float(stats["volume_usd"].sum()),
         "total_trades": int(stats["trades"].sum()),
         "liquidations": int(stats["liquidations"].sum()),
@@ -56,6 +61,22 @@ def report(engine: Engine, chain_id: int, f: Filters) -> dict[str, Any]:
         "insurance_fund_usd": fund,
         "backstop_vault_usd": vault,
         "open_interest_usd": metrics.open_interest_usd(latest, markets),
+        "liquidation_fees_usd": read_funds.liquidation_fees(engine, chain_id, f),
+        "backstop_share_price": backstop_share_price(engine, chain_id, f.end),
+    }
+    return figures, metrics.daily_totals(stats, protocol, by_market_debt=by_market)
+
+
+def backstop_share_price(engine: Engine, chain_id: int, end: int | None) -> float | None:
+    """The BackstopVault's value ÷ share supply as of ``end`` (None before the first share)."""
+    return funds.latest_share_price(funds.vault_path(read_funds.vault_events(engine, chain_id, end)))
+
+
+def report(engine: Engine, chain_id: int, f: Filters) -> dict[str, Any]:
+    """The headline figures and daily series of a period (the JSON of ``python -m core.report``)."""
+    figures, daily = _headline(engine, chain_id, f)
+    return {
+        **figures,
         "active_traders": read.active_traders(engine, chain_id, f),
         "daily": [
             {"date": r["date"].isoformat(), "volume_usd": r["volume_usd"], "trades": r["trades"],
@@ -77,30 +98,50 @@ class Card:
     money: bool = True
 
 
+def previous_period(f: Filters, as_of: int) -> Filters:
+    """The period a card's Δ compares with: the one of equal length just before ``f``; for a period
+    from the first block, the same period ending 24 hours earlier (Δ = what the last 24 h changed)."""
+    end = f.end if f.end is not None else as_of + 1
+    if f.start is None:
+        return Filters(None, end - DAY, f.markets)
+    return Filters(f.start - (end - f.start), f.start, f.markets)
+
+
 def overview_cards(engine: Engine, chain_id: int, f: Filters, as_of: int) -> list[Card]:
-    """The Overview's stat cards for the period, each with its EVENTS.md definition as help."""
-    rep = report(engine, chain_id, f)
+    """The Overview's stat cards for the period, each with its EVENTS.md definition as help and its
+    change vs the previous period (:func:`previous_period`; the 24-hour cards vs the 24 hours before)."""
+    now, _ = _headline(engine, chain_id, f)
+    before, _ = _headline(engine, chain_id, previous_period(f, as_of))
     day_now = Filters(start=as_of - DAY + 1, end=as_of + 1, markets=f.markets)
     day_before = Filters(start=as_of - 2 * DAY + 1, end=as_of - DAY + 1, markets=f.markets)
     vol_24h = float(market_stats(engine, chain_id, metrics.hour_aligned(day_now), "hour")["volume_usd"].sum())
     vol_prev = float(market_stats(engine, chain_id, metrics.hour_aligned(day_before), "hour")["volume_usd"].sum())
     traders_24h = read.traders_24h(engine, chain_id, as_of, f.markets)
-    outstanding = float(protocol_stats(engine, chain_id, Filters(end=f.end), "day")["socialized_debt_usd"].sum())
+    traders_prev = read.traders_between(engine, chain_id, as_of - 2 * DAY + 1, as_of - DAY + 1, f.markets)
+    debt_now = float(protocol_stats(engine, chain_id, Filters(end=f.end), "day")["socialized_debt_usd"].sum())
+    debt_before = float(protocol_stats(engine, chain_id, Filters(end=previous_period(f, as_of).end), "day")["socialized_debt_usd"].sum())
+    vs = " Δ vs the previous period of the same length (for All: vs 24 hours earlier)."
+
+    def card(label: str, key: str, help_: str, money: bool = True) -> Card:
+        return Card(label, now[key], help_ + vs, delta=now[key] - before[key], money=money)
+
     return [
-        Card("Total volume", rep["total_volume_usd"], "Σ price × size of every Trade in the period (all fill types)."),
+        card("Total volume", "total_volume_usd", "Σ price × size of every Trade in the period (all fill types)."),
         Card("24h volume", vol_24h, "Σ price × size of Trades in the 24 hours up to the latest block; Δ vs the 24 hours before.",
              delta=vol_24h - vol_prev),
-        Card("Trades", rep["total_trades"], "Count of Trade events in the period.", money=False),
-        Card("Open interest", rep["open_interest_usd"],
-             "Σ over perp markets of the latest long open interest × the latest mark price (one side)."),
-        Card("Liquidations", rep["liquidations"], "Count of PositionLiquidated events in the period.", money=False),
-        Card("Liquidated notional", rep["liquidated_notional_usd"], "Σ size × liquidation price of the period's liquidations."),
-        Card("Bad debt outstanding", outstanding,
-             "Σ DebtSocialized.amount since the first block (= BackstopVault.totalSocializedDebt())."),
-        Card("Insurance fund", rep["insurance_fund_usd"], "Balance of the latest InsuranceFund event."),
-        Card("Backstop vault", rep["backstop_vault_usd"], "Vault value implied by Deposit − Withdraw + VaultPnLUpdated."),
+        card("Trades", "total_trades", "Count of Trade events in the period.", money=False),
+        card("Open interest", "open_interest_usd",
+             "Σ over perp markets of the latest long open interest × the latest mark price (one side), at the period's end."),
+        card("Liquidations", "liquidations", "Count of PositionLiquidated events in the period.", money=False),
+        card("Liquidated notional", "liquidated_notional_usd", "Σ size × liquidation price of the period's liquidations."),
+        Card("Bad debt outstanding", debt_now,
+             "Σ DebtSocialized.amount since the first block (= BackstopVault.totalSocializedDebt())." + vs,
+             delta=debt_now - debt_before),
+        card("Insurance fund", "insurance_fund_usd", "Balance of the latest InsuranceFund event."),
+        card("Backstop vault", "backstop_vault_usd", "Vault value implied by Deposit − Withdraw + VaultPnLUpdated."),
         Card("Active traders (24h)", traders_24h,
-             "Distinct makers and takers of Trades in the 24 hours up to the latest block.", money=False),
+             "Distinct makers and takers of Trades in the 24 hours up to the latest block; Δ vs the 24 hours before.",
+             delta=traders_24h - traders_prev, money=False),
     ]
 
 
@@ -187,3 +228,99 @@ def open_interest_totals(engine: Engine, chain_id: int, f: Filters, granularity:
     # a week is in the period when one of its days is (its Monday may lie before the start)
     weeks = market_stats(engine, chain_id, f, "week").select("bucket").unique()
     return per_bucket.join(weeks, on="bucket", how="semi").sort("bucket")
+
+
+# ---------------------------------------------------------------------------------------------
+# The analyses of the peer dashboards (#15): buffers' performance, position risk, ADL, accounts
+
+def buffers(engine: Engine, chain_id: int, f: Filters, as_of: int) -> dict[str, Any]:
+    """The BackstopVault and InsuranceFund as their depositors see them over the period.
+
+    ``vault_daily``: per day deposits, withdrawals, liquidation and other PnL, value, shares, share price,
+    depositors; ``returns``: share-price return and simple APR over 7/30/90 days to ``as_of`` (whole
+    history, not the period); ``fund_flows``: the fund's daily inflows and outflows by kind;
+    ``fund_balance``: its end-of-day balance; ``share_price``: as of the period's end."""
+    vault = read_funds.vault_events(engine, chain_id, f.end)
+    daily = funds.vault_daily(vault)
+    price = funds.latest_share_price(funds.vault_path(vault))
+    return {"vault_daily": metrics.in_period(daily, f), "returns": funds.vault_returns(daily, as_of),
+            "fund_flows": metrics.in_period(funds.insurance_flows(read_funds.insurance_flows(engine, chain_id, f.end)), f),
+            "fund_balance": metrics.in_period(funds.insurance_balance(read.balance_rows(engine, chain_id, f.end)), f),
+            "share_price": price}
+
+
+def marked_positions(engine: Engine, chain_id: int, markets: tuple[str, ...] | None) -> pl.DataFrame:
+    """Open positions of the selected markets at each market's latest mark, with their symbols (core.metrics.risk)."""
+    positions = read_history.open_positions(engine, chain_id)
+    if markets is not None:
+        positions = positions.filter(pl.col("market").is_in(markets))
+    marked = risk.marked_positions(positions, latest_state(engine, chain_id, None, markets))
+    return marked.join(read.markets(engine, chain_id).select("market", "symbol"), on="market", how="left").with_columns(
+        pl.col("symbol").fill_null(pl.col("market")))
+
+
+def position_risk(engine: Engine, chain_id: int, markets: tuple[str, ...] | None) -> dict[str, pl.DataFrame]:
+    """The open book's risk: largest and most-levered positions, leverage distribution, OI by side and
+    the liquidation map, per selected market, as of the newest block."""
+    marked = marked_positions(engine, chain_id, markets)
+    symbols = marked.select("market", "symbol").unique()
+    return {"largest": risk.largest(marked), "most_levered": risk.most_levered(marked),
+            "leverage": risk.leverage_distribution(marked),
+            "open_interest": risk.open_interest_by_side(marked).join(symbols, on="market", how="left"),
+            "liquidation_map": risk.liquidation_map(marked).join(symbols, on="market", how="left")}
+
+
+def adl_exposure(engine: Engine, chain_id: int, market: str, shock: float, book_depth_usd: float = 0.0) -> pl.DataFrame:
+    """Profitable positions on ``market`` in ADL order, with what each would be force-reduced by if its
+    mark moved by ``shock`` (core.metrics.risk.adl_under_shock)."""
+    return risk.adl_under_shock(marked_positions(engine, chain_id, (market,)), market, shock, book_depth_usd)
+
+
+def adl_history(engine: Engine, chain_id: int, f: Filters) -> pl.DataFrame:
+    """The accounts ADL force-reduced in the period, most reduced first."""
+    return accounts.adl_history(read_accounts.adl_reductions(engine, chain_id, f))
+
+
+@dataclass(frozen=True)
+class Account:
+    """One account's page: totals, daily PnL, positions (size 0 = closed), trades, liquidations, ADL."""
+
+    address: str
+    summary: dict[str, float | int]
+    pnl_daily: pl.DataFrame
+    positions: pl.DataFrame
+    trades: pl.DataFrame
+    liquidations: pl.DataFrame
+    adl: pl.DataFrame
+
+    @property
+    def known(self) -> bool:
+        """Whether the chain holds anything of this account."""
+        return bool(self.summary["trades"] or self.positions.height or self.liquidations.height or self.adl.height)
+
+
+def account(engine: Engine, chain_id: int, address: str, trade_limit: int = 500) -> Account:
+    """Everything indexed about ``address`` (read_accounts.AccountError if it is not an address)."""
+    a = read_accounts.normalize_address(address)
+    updates = read_accounts.position_updates(engine, chain_id, a)
+    days = read_accounts.trade_days(engine, chain_id, a)
+    liqs = read_accounts.liquidations(engine, chain_id, a)
+    adl = read_accounts.adl_reductions(engine, chain_id, Filters(), a)
+    return Account(a, accounts.summary(updates, days, liqs, adl), accounts.pnl_daily(updates),
+                   read_accounts.positions(engine, chain_id, a),
+                   accounts.trade_table(read_accounts.trades(engine, chain_id, a, trade_limit), a), liqs, adl)
+
+
+def funding(engine: Engine, chain_id: int, f: Filters) -> dict[str, pl.DataFrame]:
+    """The perp markets' funding over the period: ``series`` (each update's rate, annualised rate and
+    cumulative funding), ``summary`` (per market) and ``premium`` (hourly mark − index), with symbols."""
+    names = read.markets(engine, chain_id).select("market", "symbol")
+    updates = read_funding.funding_updates(engine, chain_id, f)
+
+    def named(df: pl.DataFrame) -> pl.DataFrame:
+        return df.join(names, on="market", how="left").with_columns(pl.col("symbol").fill_null(pl.col("market")))
+
+    perps = read.markets(engine, chain_id).filter(pl.col("market_type") == "perp").select("market")
+    premium = funding_metrics.premium_series(read_funding.premium_hourly(engine, chain_id, f)).join(perps, on="market")
+    return {"series": named(funding_metrics.funding_series(updates)), "summary": named(funding_metrics.funding_summary(updates)),
+            "premium": named(premium)}
