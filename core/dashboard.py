@@ -306,9 +306,15 @@ def account(engine: Engine, chain_id: int, address: str, trade_limit: int = 500)
     days = read_accounts.trade_days(engine, chain_id, a)
     liqs = read_accounts.liquidations(engine, chain_id, a)
     adl = read_accounts.adl_reductions(engine, chain_id, Filters(), a)
+    names = read.markets(engine, chain_id).select("market", "symbol")
+
+    def named(df: pl.DataFrame) -> pl.DataFrame:  # the market's symbol in place of its address (untrusted text)
+        return df.join(names, on="market", how="left").with_columns(pl.col("symbol").fill_null(pl.col("market"))).drop(
+            "market").rename({"symbol": "market"}).select(df.columns)
+
     return Account(a, accounts.summary(updates, days, liqs, adl), accounts.pnl_daily(updates),
-                   read_accounts.positions(engine, chain_id, a),
-                   accounts.trade_table(read_accounts.trades(engine, chain_id, a, trade_limit), a), liqs, adl)
+                   named(read_accounts.positions(engine, chain_id, a)),
+                   named(accounts.trade_table(read_accounts.trades(engine, chain_id, a, trade_limit), a)), named(liqs), named(adl))
 
 
 def funding(engine: Engine, chain_id: int, f: Filters) -> dict[str, pl.DataFrame]:
