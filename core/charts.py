@@ -1,142 +1,354 @@
 """Pure Altair chart builders (``DataFrame -> alt.Chart``) and the dashboard's dark theme.
 
-Builders take the frames of core/metrics.py (``bucket`` as UTC seconds is turned into a datetime
-here). Market symbols are untrusted on-chain text: Vega renders them as text, never as markup.
+Builders take the frames of core/metrics.py (``bucket`` as UTC seconds). One layout system for
+every chart: the same height, the y axis a fixed width (so charts stacked in a column line up),
+legends above the plot in as many columns as fit a phone's width (never cut), axis labels and
+tooltips in the units of core/fmt (``$20M``, ``12%``), dates in UTC. The charts of one page share an
+x domain: pass them the same :class:`TimeAxis` (:func:`time_axis` over the page's frames).
+
+Market symbols are untrusted on-chain text: Vega renders them as text, never as markup.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar, cast
+
 import altair as alt
 import polars as pl
+
+from core import fmt
+from core.utc import DAY, HOUR, WEEK
 
 ACCENT = "#50e3c2"
 PALETTE = ["#50e3c2", "#6c8cff", "#f5a623", "#e35d6a", "#b37feb", "#36cfc9", "#ffd666", "#95de64"]
 TIERS = ["book", "adl", "backstop", "insurance", "socialized"]
 TIER_COLORS = ["#6c8cff", "#b37feb", "#50e3c2", "#f5a623", "#e35d6a"]
+TAKER_SIDES = ["taker buy", "taker sell"]
+TAKER_COLORS = ["#50e3c2", "#e35d6a"]
+
+HEIGHT = 240  #: the plot height of every time-series chart (px)
+Y_AXIS_WIDTH = 52  #: px kept for the y axis, so charts in a column share their plot's left edge
+NARROWEST_PX = 320  #: the plot width a legend must fit in (a 390 px phone, less the page's margins)
+SVG_UP_TO_ROWS = 5_000  #: draw as SVG (axis text in the DOM, crisp) up to this many rows; canvas beyond
+BUCKET_SECONDS = {"hour": HOUR, "day": DAY, "week": WEEK}
+
+Kind = Literal["usd", "count", "pct", "number", "price"]
+C = TypeVar("C", alt.Chart, alt.LayerChart)
 
 
-def theme() -> dict[str, object]:
-    return {
+def theme() -> alt.theme.ThemeConfig:
+    return cast(alt.theme.ThemeConfig, {
         "config": {
             "background": "transparent",
+            "padding": {"left": 2, "right": 8, "top": 4, "bottom": 2},
             "view": {"stroke": None},
-            "axis": {"labelColor": "#9aa4b2", "titleColor": "#9aa4b2", "gridColor": "#1f2633", "domainColor": "#2a3240"},
-            "legend": {"labelColor": "#c9d1dc", "titleColor": "#9aa4b2", "orient": "bottom"},
+            "axis": {"labelColor": "#9aa4b2", "titleColor": "#9aa4b2", "gridColor": "#1f2633", "domainColor": "#2a3240",
+                     "labelFontSize": 11, "titleFontSize": 11, "titleFontWeight": "normal"},
+            "axisY": {"minExtent": Y_AXIS_WIDTH, "maxExtent": Y_AXIS_WIDTH, "titlePadding": 4},
+            "legend": {"labelColor": "#c9d1dc", "titleColor": "#9aa4b2", "orient": "top", "labelLimit": 0,
+                       "labelFontSize": 11, "symbolSize": 70, "columnPadding": 10, "rowPadding": 4},
             "range": {"category": PALETTE},
-            "title": {"color": "#e6e9ef", "anchor": "start", "fontSize": 14},
+            "title": {"color": "#e6e9ef", "anchor": "start", "fontSize": 14, "subtitleColor": "#9aa4b2"},
         }
-    }
+    })
 
 
 alt.theme.register("marginx", enable=True)(theme)
 
 
-def _time(df: pl.DataFrame) -> pl.DataFrame:
-    return df.with_columns(pl.from_epoch("bucket", time_unit="s").dt.replace_time_zone("UTC").alias("time"))
+# ---------------------------------------------------------------------------------------------
+# The shared pieces: time axis, value kinds, legends, tooltips
 
 
-def stacked_bars_with_cumulative(df: pl.DataFrame, value: str, title: str, fmt: str = "$,.0f") -> alt.LayerChart:
-    """Bars of ``value`` per bucket stacked by symbol, and the running total as a line (right axis)."""
-    data = _time(df)
-    totals = data.group_by("time").agg(pl.col(value).sum()).sort("time").with_columns(
+@dataclass(frozen=True)
+class TimeAxis:
+    """The x domain shared by a page's charts: [start, end) in UTC seconds, and the bucket size."""
+
+    start: int
+    end: int
+    granularity: str = "day"
+
+    @property
+    def bucket_s(self) -> int:
+        return BUCKET_SECONDS.get(self.granularity, DAY)
+
+
+def time_axis(frames: Iterable[pl.DataFrame], granularity: str = "day") -> TimeAxis | None:
+    """The domain covering every ``bucket`` of ``frames`` (the last bucket whole); None without buckets."""
+    firsts, lasts = [], []
+    for df in frames:
+        if "bucket" in df.columns and df.height:
+            firsts.append(int(df["bucket"].min()))  # type: ignore[arg-type]
+            lasts.append(int(df["bucket"].max()))  # type: ignore[arg-type]
+    if not firsts:
+        return None
+    step = BUCKET_SECONDS.get(granularity, DAY)
+    return TimeAxis(min(firsts), max(lasts) + step, granularity)
+
+
+def _kind(spec: str) -> Kind:
+    """A value kind, from a kind name or a d3 format string ("$,.0f" → usd, ".1%" → pct)."""
+    if spec in ("usd", "count", "pct", "number", "price"):
+        return cast(Kind, spec)
+    if spec.startswith("$"):
+        return "usd"
+    return "pct" if spec.endswith("%") else ("count" if spec in (",.0f", ",d", "d") else "number")
+
+
+def _python_spec(spec: str) -> str:
+    """A d3 number format as a Python one (",.3f" stays; "~" and "$" are d3's)."""
+    return spec.replace("~", "").replace("$", "") or ",.4g"
+
+
+def formatter(spec: str) -> Callable[[Any], str]:
+    """The core/fmt function a tooltip of this kind (or d3 format) shows its values with."""
+    kind = _kind(spec)
+    if kind == "usd":
+        return fmt.format_usd
+    if kind == "count":
+        return fmt.format_count
+    if kind == "price":
+        return fmt.format_price
+    if kind == "pct":
+        digits = next((int(c) for c in spec if c.isdigit()), 2)
+        return lambda x: fmt.format_pct(x, digits)
+    python = _python_spec(spec)
+    return lambda x: fmt.MISSING if fmt.is_missing(x) else format(x, python)
+
+
+def _axis(spec: str, title: str | None = None, orient: str | None = None) -> alt.Axis:
+    """A y axis whose labels are in the units of ``spec``: $20M, 1.5M, 12%."""
+    kind = _kind(spec)
+    extra: dict[str, Any] = {"orient": orient} if orient else {}
+    if kind == "usd":
+        extra["labelExpr"] = fmt.vega_usd()
+    elif kind == "count":
+        extra["labelExpr"] = fmt.vega_count()
+    elif kind == "pct":
+        extra["labelExpr"] = fmt.vega_pct()
+    elif kind == "price":
+        extra["labelExpr"] = f"abs(datum.value) >= 1e6 ? {fmt.vega_usd()} : format(datum.value, ',.4~r')"
+    else:
+        extra["format"] = spec if spec not in ("number",) else ",.4~r"
+        extra["labelExpr"] = f"abs(datum.value) >= 1e6 ? {fmt.vega_count()} : datum.label"
+    return alt.Axis(title=title, tickCount=5, **extra)
+
+
+def legend(labels: Iterable[str]) -> alt.Legend:
+    """A legend above the plot, wrapped into as many columns as fit :data:`NARROWEST_PX` (never cut)."""
+    names = [str(x) for x in labels]
+    if not names:
+        return alt.Legend(title=None)
+    longest = min(max(len(n) for n in names), 48)
+    entry_px = 14 + 6.6 * longest + 10  # symbol, label at 11 px, column padding
+    columns = max(1, min(len(names), int(NARROWEST_PX // entry_px)))
+    return alt.Legend(title=None, orient="top", columns=columns, labelLimit=0)
+
+
+def _x(axis: TimeAxis | None) -> alt.X:
+    scale = alt.Scale(type="utc", domain=[axis.start * 1000, axis.end * 1000]) if axis else alt.Scale(type="utc")
+    return alt.X("time:T", title=None, scale=scale, axis=alt.Axis(labelOverlap=True, tickCount=6, labelFlush=True))
+
+
+def _with_time(df: pl.DataFrame, axis: TimeAxis | None, column: str = "bucket") -> pl.DataFrame:
+    """``time``/``time_end`` (epoch ms of the bucket and its end) and ``date`` (its UTC label) added."""
+    step = axis.bucket_s if axis else DAY
+    gran = axis.granularity if axis else "day"
+    return df.with_columns(
+        (pl.col(column) * 1000).alias("time"), ((pl.col(column) + step) * 1000).alias("time_end"),
+        fmt.text_expr(column, lambda ts: fmt.format_bucket(ts, gran), "date"))
+
+
+def _shown(df: pl.DataFrame, value: str, spec: str, alias: str = "shown") -> pl.DataFrame:
+    return df.with_columns(fmt.text_expr(value, formatter(spec), alias))
+
+
+def _finish(chart: C, title: str | None, rows: int, height: int = HEIGHT) -> C:
+    """Title, the one height, and SVG rendering for charts small enough (axis text stays readable)."""
+    props: dict[str, Any] = {"height": height}
+    if title:
+        props["title"] = alt.Title(title)
+    if rows <= SVG_UP_TO_ROWS:
+        props["usermeta"] = {"embedOptions": {"renderer": "svg"}}
+    return chart.properties(**props)
+
+
+def _tip(field: str, title: str) -> alt.Tooltip:
+    return alt.Tooltip(f"{field}:N", title=title)
+
+
+# ---------------------------------------------------------------------------------------------
+# Time series
+
+
+def stacked_bars(df: pl.DataFrame, value: str, title: str, *, color: str | None = "symbol", color_title: str = "Market",
+                 spec: str = "usd", cumulative: bool = False, axis: TimeAxis | None = None,
+                 sort: list[str] | None = None) -> alt.Chart | alt.LayerChart:
+    """Bars of ``value`` per bucket, stacked by ``color`` (None: one bar of the total), with the running
+    total as a dashed line on a right axis when ``cumulative``."""
+    data = df.select("bucket", *([color] if color else []), value).drop_nulls(value)
+    if color is None:
+        data = data.group_by("bucket").agg(pl.col(value).sum()).sort("bucket")
+    data = _shown(_with_time(data, axis), value, spec)
+    tooltip = [_tip("date", "Date"), *([_tip(color, color_title)] if color else []), _tip("shown", title)]
+    enc: dict[str, Any] = {"x": _x(axis), "x2": "time_end:T", "y": alt.Y(f"{value}:Q", title=None, axis=_axis(spec), stack=True),
+                           "tooltip": tooltip}
+    if color:
+        names = sort or data[color].unique(maintain_order=True).to_list()
+        enc["color"] = alt.Color(f"{color}:N", sort=names, legend=legend(names),
+                                 scale=alt.Scale(domain=names, range=TAKER_COLORS) if names == TAKER_SIDES else alt.Undefined)
+        enc["order"] = alt.Order(f"{color}:N")
+    bars: alt.Chart = alt.Chart(data).mark_bar(color=ACCENT, binSpacing=0, stroke="#0b0e14", strokeWidth=0.3).encode(**enc)
+    if not cumulative:
+        return _finish(bars, title, data.height)
+    totals = data.group_by("bucket").agg(pl.col(value).sum()).sort("bucket").with_columns(
         pl.col(value).cum_sum().alias("cumulative"))
-    bars = alt.Chart(data).mark_bar().encode(
-        x=alt.X("time:T", title=None), y=alt.Y(f"sum({value}):Q", title=title, axis=alt.Axis(format=fmt.strip("$"))),
-        color=alt.Color("symbol:N", title="market"),
-        tooltip=[alt.Tooltip("time:T"), "symbol:N", alt.Tooltip(f"{value}:Q", format=fmt)],
+    totals = _shown(_with_time(totals, axis), "cumulative", spec)
+    line = alt.Chart(totals).mark_line(color="#e6e9ef", strokeDash=[4, 3], point=alt.OverlayMarkDef(size=12)).encode(
+        x=alt.X("time:T"), y=alt.Y("cumulative:Q", title=None, axis=_axis(spec, orient="right")),
+        tooltip=[_tip("date", "Date"), _tip("shown", f"{title}, cumulative")],
     )
-    line = alt.Chart(totals).mark_line(color="#e6e9ef", strokeDash=[4, 3]).encode(
-        x="time:T", y=alt.Y("cumulative:Q", title="cumulative", axis=alt.Axis(format=fmt.strip("$"))),
-        tooltip=[alt.Tooltip("time:T"), alt.Tooltip("cumulative:Q", format=fmt)],
-    )
-    return alt.layer(bars, line).resolve_scale(y="independent").properties(title=title, height=280)
+    layered: alt.LayerChart = alt.LayerChart(layer=[bars, line]).resolve_scale(y="independent")
+    return _finish(layered, title, data.height + totals.height)
 
 
-def bars(df: pl.DataFrame, value: str, title: str, color: str | None = "symbol", fmt: str = ",.0f") -> alt.Chart:
-    enc: dict[str, object] = {
-        "x": alt.X("time:T", title=None), "y": alt.Y(f"sum({value}):Q", title=title),
-        "tooltip": [alt.Tooltip("time:T"), alt.Tooltip(f"{value}:Q", format=fmt)],
-    }
-    if color:
-        enc["color"] = alt.Color(f"{color}:N", title=color)
-    return alt.Chart(_time(df)).mark_bar().encode(**enc).properties(title=title, height=240)
-
-
-def area(df: pl.DataFrame, value: str, title: str, color: str | None = None, fmt: str = "$,.0f") -> alt.Chart:
-    enc: dict[str, object] = {
-        "x": alt.X("time:T", title=None), "y": alt.Y(f"{value}:Q", title=title, stack=bool(color)),
-        "tooltip": [alt.Tooltip("time:T"), alt.Tooltip(f"{value}:Q", format=fmt)],
-    }
-    if color:
-        enc["color"] = alt.Color(f"{color}:N", title=color)
-        enc["tooltip"] = [*enc["tooltip"], f"{color}:N"]  # type: ignore[misc]
-    chart = alt.Chart(_time(df))
-    chart = chart.mark_area(opacity=0.75, line=True) if color else chart.mark_area(opacity=0.75, line=True, color=ACCENT)
-    return chart.encode(**enc).properties(title=title, height=240)
-
-
-def lines(df: pl.DataFrame, value: str, title: str, color: str, fmt: str = "$,.0f", y_title: str = "") -> alt.Chart:
-    """One line per ``color`` value; the y axis keeps a short title (a long one squeezes the plot)."""
-    return alt.Chart(_time(df)).mark_line().encode(
-        x=alt.X("time:T", title=None), y=alt.Y(f"{value}:Q", title=y_title or None, axis=alt.Axis(format=fmt.strip("$"))),
-        color=alt.Color(f"{color}:N", title=None),
-        tooltip=[alt.Tooltip("time:T"), f"{color}:N", alt.Tooltip(f"{value}:Q", format=fmt)],
-    ).properties(title=title, height=240)
-
-
-def liquidations(df: pl.DataFrame, selectable: bool = False) -> alt.Chart:
-    """Liquidated notional per bucket, stacked by market and side; a click selects a bucket."""
-    data = _time(df)
-    chart = alt.Chart(data).mark_bar().encode(
-        x=alt.X("time:T", title=None), y=alt.Y("sum(notional_usd):Q", title="liquidated notional (USD)"),
-        color=alt.Color("series:N", title="market · side"),
-        tooltip=[alt.Tooltip("time:T"), "series:N", alt.Tooltip("notional_usd:Q", format="$,.0f"),
-                 alt.Tooltip("count:Q", title="liquidations")],
-    ).properties(title="Liquidations", height=260)
-    if selectable:
-        pick = alt.selection_point(name="day", fields=["bucket"], on="click")
-        chart = chart.add_params(pick).encode(opacity=alt.condition(pick, alt.value(1.0), alt.value(0.35)))
+def stacked_bars_with_cumulative(df: pl.DataFrame, value: str, title: str, fmt: str = "$,.0f",
+                                 axis: TimeAxis | None = None) -> alt.LayerChart:
+    """Bars of ``value`` per bucket stacked by symbol, and the running total as a line (right axis)."""
+    chart = stacked_bars(df, value, title, spec=fmt, cumulative=True, axis=axis)
+    assert isinstance(chart, alt.LayerChart)
     return chart
 
 
-def waterfall(df: pl.DataFrame) -> alt.Chart:
+def taker_sides(df: pl.DataFrame) -> pl.DataFrame:
+    """Market-stats rows as (bucket, side, volume_usd): the taker-buy and taker-sell volume of each bucket."""
+    per = df.group_by("bucket").agg(pl.col("volume_usd").sum(), pl.col("taker_buy_volume_usd").sum())
+    buy = per.select("bucket", pl.lit(TAKER_SIDES[0]).alias("side"), pl.col("taker_buy_volume_usd").alias("volume_usd"))
+    sell = per.select("bucket", pl.lit(TAKER_SIDES[1]).alias("side"),
+                      (pl.col("volume_usd") - pl.col("taker_buy_volume_usd")).alias("volume_usd"))
+    return pl.concat([buy, sell]).sort("bucket", "side")
+
+
+def bars(df: pl.DataFrame, value: str, title: str, color: str | None = "symbol", fmt: str = "count",
+         axis: TimeAxis | None = None, color_title: str = "Market") -> alt.Chart:
+    """Bars of ``value`` per bucket (stacked by ``color`` when given)."""
+    chart = stacked_bars(df, value, title, color=color, color_title=color_title, spec=fmt, axis=axis)
+    assert isinstance(chart, alt.Chart)
+    return chart
+
+
+def area(df: pl.DataFrame, value: str, title: str, color: str | None = None, fmt: str = "usd",
+         axis: TimeAxis | None = None, color_title: str = "Market") -> alt.Chart:
+    """An area of ``value`` over time (stacked by ``color`` when given)."""
+    data = _shown(_with_time(df.drop_nulls(value), axis), value, fmt)
+    enc: dict[str, Any] = {"x": _x(axis), "y": alt.Y(f"{value}:Q", title=None, axis=_axis(fmt), stack=bool(color)),
+                           "tooltip": [_tip("date", "Date"), *([_tip(color, color_title)] if color else []),
+                                       _tip("shown", title)]}
+    if color:
+        names = data[color].unique(maintain_order=True).to_list()
+        enc["color"] = alt.Color(f"{color}:N", sort=names, legend=legend(names))
+    chart: alt.Chart = alt.Chart(data).mark_area(opacity=0.75, line=True, interpolate="step-after",
+                                                 color=alt.Undefined if color else ACCENT).encode(**enc)
+    return _finish(chart, title, data.height)
+
+
+def lines(df: pl.DataFrame, value: str, title: str, color: str, fmt: str = "usd", y_title: str = "",
+          axis: TimeAxis | None = None, color_title: str = "Series", extra: tuple[tuple[str, str], ...] = ()) -> alt.Chart:
+    """One line per ``color`` value; the y axis keeps a short title (a long one squeezes the plot).
+
+    ``extra``: (column, title) of further, already formatted, text shown in the tooltip (e.g. funding per hour)."""
+    data = _shown(_with_time(df.drop_nulls(value), axis), value, fmt)
+    names = data[color].unique(maintain_order=True).to_list()
+    tooltip = [_tip("date", "Date"), _tip(color, color_title), _tip("shown", title), *(_tip(c, t) for c, t in extra)]
+    chart: alt.Chart = alt.Chart(data).mark_line(point=alt.OverlayMarkDef(size=14, opacity=0.6) if data.height < 200 else False).encode(
+        x=_x(axis), y=alt.Y(f"{value}:Q", title=y_title or None, axis=_axis(fmt, y_title or None)),
+        color=alt.Color(f"{color}:N", sort=names, legend=legend(names) if len(names) > 1 else None),
+        tooltip=tooltip,
+    )
+    return _finish(chart, title, data.height)
+
+
+def funding(df: pl.DataFrame, title: str = "Funding rate, annualised", axis: TimeAxis | None = None) -> alt.Chart:
+    """A market's funding rate per bucket as a yearly % (× 24 × 365), per hour in the tooltip."""
+    data = df.filter(pl.col("funding_rate").is_not_null()).with_columns(
+        (pl.col("funding_rate") * fmt.HOURS_PER_YEAR).alias("funding_apr"))
+    data = data.with_columns(fmt.text_expr("funding_rate", fmt.format_funding_hourly, "per_hour"))
+    return lines(data, "funding_apr", title, "symbol", fmt=".2%", axis=axis, color_title="Market",
+                 extra=(("per_hour", "Per hour"),))
+
+
+def liquidations(df: pl.DataFrame, selectable: bool = False, axis: TimeAxis | None = None) -> alt.Chart:
+    """Liquidated notional per bucket, stacked by market and side; a click selects a bucket."""
+    data = _shown(_with_time(df, axis), "notional_usd", "usd")
+    data = data.with_columns(fmt.text_expr("count", fmt.format_count, "count_shown"))
+    names = data["series"].unique(maintain_order=True).to_list()
+    chart: alt.Chart = alt.Chart(data).mark_bar(binSpacing=0, stroke="#0b0e14", strokeWidth=0.3).encode(
+        x=_x(axis), x2="time_end:T", y=alt.Y("notional_usd:Q", title=None, axis=_axis("usd"), stack=True),
+        color=alt.Color("series:N", sort=names, legend=legend(names)),
+        tooltip=[_tip("date", "Date"), _tip("series", "Market · side"), _tip("shown", "Liquidated notional"),
+                 _tip("count_shown", "Liquidations")],
+    )
+    if selectable:
+        pick = alt.selection_point(name="day", fields=["bucket"], on="click")
+        chart = chart.add_params(pick).encode(opacity=alt.condition(pick, alt.value(1.0), alt.value(0.35)))
+    return _finish(chart, "Liquidated notional (USD)", data.height)
+
+
+def waterfall(df: pl.DataFrame, axis: TimeAxis | None = None) -> alt.Chart:
     """Cumulative loss absorbed by each tier of the waterfall over time (stacked area)."""
-    return alt.Chart(_time(df)).mark_area(opacity=0.85).encode(
-        x=alt.X("time:T", title=None), y=alt.Y("cumulative_usd:Q", title="cumulative USD", stack=True),
-        color=alt.Color("tier:N", sort=TIERS, scale=alt.Scale(domain=TIERS, range=TIER_COLORS), title="tier"),
+    data = _shown(_with_time(df, axis), "cumulative_usd", "usd")
+    present = [t for t in TIERS if t in set(data["tier"].to_list())]
+    chart: alt.Chart = alt.Chart(data).mark_area(opacity=0.85, interpolate="step-after").encode(
+        x=_x(axis), y=alt.Y("cumulative_usd:Q", title=None, axis=_axis("usd"), stack=True),
+        color=alt.Color("tier:N", sort=TIERS, scale=alt.Scale(domain=TIERS, range=TIER_COLORS), legend=legend(present)),
         order=alt.Order("tier_order:Q"),
-        tooltip=[alt.Tooltip("time:T"), "tier:N", alt.Tooltip("cumulative_usd:Q", format="$,.0f")],
-    ).properties(title="Loss waterfall, cumulative", height=260)
+        tooltip=[_tip("date", "Date"), _tip("tier", "Tier"), _tip("shown", "Cumulative loss absorbed")],
+    )
+    return _finish(chart, "Loss waterfall, cumulative (USD)", data.height)
 
 
-def candles(df: pl.DataFrame, title: str) -> alt.LayerChart:
+def candles(df: pl.DataFrame, title: str, axis: TimeAxis | None = None) -> alt.LayerChart:
     """OHLC candles of one market (columns bucket, open/high/low/close_price)."""
-    data = _time(df).filter(pl.col("close_price").is_not_null())
+    data = _with_time(df.filter(pl.col("close_price").is_not_null()), axis).with_columns(
+        *(fmt.text_expr(f"{c}_price", fmt.format_price, c) for c in ("open", "high", "low", "close")))
     up = alt.condition("datum.close_price >= datum.open_price", alt.value(ACCENT), alt.value("#e35d6a"))
-    base = alt.Chart(data).encode(x=alt.X("time:T", title=None), color=up)
-    wick = base.mark_rule().encode(y=alt.Y("low_price:Q", title="price", scale=alt.Scale(zero=False)), y2="high_price:Q")
-    body = base.mark_bar().encode(y="open_price:Q", y2="close_price:Q", tooltip=[
-        alt.Tooltip("time:T"), alt.Tooltip("open_price:Q", format=",.4~f"), alt.Tooltip("high_price:Q", format=",.4~f"),
-        alt.Tooltip("low_price:Q", format=",.4~f"), alt.Tooltip("close_price:Q", format=",.4~f")])
-    return alt.layer(wick, body).properties(title=title, height=260)
+    base = alt.Chart(data).encode(x=_x(axis), color=up, tooltip=[
+        _tip("date", "Date"), *(_tip(c, c.capitalize()) for c in ("open", "high", "low", "close"))])
+    wick = base.mark_rule().encode(y=alt.Y("low_price:Q", title=None, scale=alt.Scale(zero=False), axis=_axis("price")),
+                                   y2="high_price:Q")
+    body = base.mark_bar(size=6).encode(y="open_price:Q", y2="close_price:Q")
+    return _finish(alt.LayerChart(layer=[wick, body]), title, data.height)
+
+
+# ---------------------------------------------------------------------------------------------
+# Not over time (the vault page)
 
 
 def heatmap(df: pl.DataFrame, x: str, y: str, value: str, title: str, fmt: str = ",.2f") -> alt.LayerChart:
     """A grid of ``value`` over two parameters (a sweep), each cell labelled with its value."""
     data = df.with_columns(pl.col(x).cast(pl.String).fill_null("none"), pl.col(y).cast(pl.String).fill_null("none"))
+    data = _shown(data, value, fmt)
     order_x = data[x].unique(maintain_order=True).to_list()
     order_y = data[y].unique(maintain_order=True).to_list()
-    base = alt.Chart(data).encode(x=alt.X(f"{x}:N", sort=order_x, title=x), y=alt.Y(f"{y}:N", sort=order_y[::-1], title=y))
-    cells = base.mark_rect().encode(color=alt.Color(f"{value}:Q", title=None, scale=alt.Scale(scheme="viridis")),
-                                    tooltip=[f"{x}:N", f"{y}:N", alt.Tooltip(f"{value}:Q", format=fmt)])
-    labels = base.mark_text(fontSize=10, color="#0b0e14").encode(text=alt.Text(f"{value}:Q", format=fmt.strip("$")))
-    return alt.layer(cells, labels).properties(title=title, height=320)
+    base = alt.Chart(data).encode(x=alt.X(f"{x}:N", sort=order_x, title=x, axis=alt.Axis(labelAngle=0, labelOverlap=True)),
+                                  y=alt.Y(f"{y}:N", sort=order_y[::-1], title=y))
+    cells = base.mark_rect().encode(color=alt.Color(f"{value}:Q", title=None, scale=alt.Scale(scheme="viridis"),
+                                                    legend=alt.Legend(orient="right")),
+                                    tooltip=[_tip(x, x), _tip(y, y), _tip("shown", value)])
+    labels = base.mark_text(fontSize=10, color="#0b0e14").encode(text="shown:N")
+    return _finish(alt.LayerChart(layer=[cells, labels]), title, data.height, HEIGHT + 80)
 
 
 def grouped_bars(df: pl.DataFrame, category: str, value: str, group: str, title: str, fmt: str = ",.0f") -> alt.Chart:
     """One bar per (category, group): e.g. bad debt or cap hits per design."""
-    return alt.Chart(df).mark_bar().encode(
-        x=alt.X(f"{category}:N", title=None), xOffset=f"{group}:N", y=alt.Y(f"{value}:Q", title=None),
-        color=alt.Color(f"{group}:N", title=None),
-        tooltip=[f"{category}:N", f"{group}:N", alt.Tooltip(f"{value}:Q", format=fmt)],
-    ).properties(title=title, height=240)
+    data = _shown(df, value, fmt)
+    names = data[group].unique(maintain_order=True).to_list()
+    chart: alt.Chart = alt.Chart(data).mark_bar().encode(
+        x=alt.X(f"{category}:N", title=None, axis=alt.Axis(labelAngle=0, labelLimit=0)), xOffset=f"{group}:N",
+        y=alt.Y(f"{value}:Q", title=None, axis=_axis(fmt)),
+        color=alt.Color(f"{group}:N", sort=names, legend=legend(names)),
+        tooltip=[_tip(category, category.capitalize()), _tip(group, group.capitalize()), _tip("shown", title)],
+    )
+    return _finish(chart, title, data.height)

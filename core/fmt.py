@@ -117,6 +117,11 @@ def annualised(rate_per_hour: float | None) -> float | None:
     return None if v is None else v * HOURS_PER_YEAR
 
 
+def annualised_expr(column: str, alias: str | None = None) -> pl.Expr:
+    """:func:`annualised` as a polars expression (nulls stay null)."""
+    return (pl.col(column) * HOURS_PER_YEAR).alias(alias or column)
+
+
 def format_funding(rate_per_hour: float | None) -> str:
     """Funding annualised in %: 0.00001 per hour → 8.76%; missing: –."""
     return format_pct(annualised(rate_per_hour), 2)
@@ -151,10 +156,19 @@ def short_address_expr(column: str) -> pl.Expr:
 
 
 def format_bucket(ts: int | float, granularity: str = "day") -> str:
-    """The label of a bucket starting at ``ts``: 2026-01-03 14:00 UTC (hour), 2026-01-03 (day), week of 2026-01-05."""
+    """The label of a bucket starting at ``ts`` (UTC, said once per page by :func:`format_period`):
+    2026-01-03 14:00 (hour), 2026-01-03 (day), week of 2026-01-05."""
     if granularity == "hour":
-        return format_minute(ts)
+        return format_minute(ts).removesuffix(" UTC")
     return f"week of {format_day(ts)}" if granularity == "week" else format_day(ts)
+
+
+def format_period(start: int | None, end: int | None) -> str:
+    """A page's period [start, end) in UTC seconds, saying once that times are UTC:
+    "2026-01-01 00:00 → 2026-01-31 00:00 UTC"; an open start is "the first block"."""
+    first = "the first block" if start is None else format_minute(start).removesuffix(" UTC")
+    last = "the latest block" if end is None else format_minute(end).removesuffix(" UTC")
+    return f"{first} → {last} UTC"
 
 
 def text_expr(column: str, formatter: Callable[[Any], str], alias: str | None = None) -> pl.Expr:

@@ -68,6 +68,12 @@ def test_annualised_funding(rate: float | None, yearly: float | None) -> None:
     assert got == (None if yearly is None else pytest.approx(yearly))
 
 
+def test_annualised_expr_is_annualised() -> None:
+    rates = [0.00001, -0.0000125, None]
+    got = pl.DataFrame({"rate": rates}).select(fmt.annualised_expr("rate"))["rate"].to_list()
+    assert got == [fmt.annualised(r) for r in rates]
+
+
 @pytest.mark.parametrize("address, shown", [
     ("0x8c2c5f0e3b1a9d7c6e4f2a0b8d6c4e2a0b1f1f83", "0x8c2c…1f83"),
     ("0x1234", "0x1234"),  # already short: kept whole
@@ -85,12 +91,20 @@ def test_short_address_expr_is_short_address() -> None:
 
 
 @pytest.mark.parametrize("ts, granularity, shown", [
-    (1_767_225_600 + 14 * 3600, "hour", "2026-01-01 14:00 UTC"),
+    (1_767_225_600 + 14 * 3600, "hour", "2026-01-01 14:00"),
     (1_767_225_600, "day", "2026-01-01"),
     (1_767_225_600 + 4 * 86_400, "week", "week of 2026-01-05"),
 ])
 def test_format_bucket(ts: int, granularity: str, shown: str) -> None:
     assert fmt.format_bucket(ts, granularity) == shown
+
+
+@pytest.mark.parametrize("start, end, shown", [
+    (1_767_225_600, 1_767_225_600 + 30 * 86_400, "2026-01-01 00:00 → 2026-01-31 00:00 UTC"),
+    (None, 1_767_225_600 + 90, "the first block → 2026-01-01 00:01 UTC"),
+])
+def test_format_period_says_utc_once(start: int | None, end: int | None, shown: str) -> None:
+    assert fmt.format_period(start, end) == shown
 
 
 def test_text_expr_formats_nulls_too() -> None:
