@@ -358,12 +358,11 @@ def _last_day(engine: sa.Engine, chain_id: int) -> tuple[int, int]:
 
 
 def _rewind_rollups(engine: sa.Engine, chain_id: int, through_block: int) -> None:
-    """Make the rollups count as built only through ``through_block``, so the next ``rollup.refresh``
-    rebuilds every bucket from the day of the first block after it (-1: every bucket)."""
-    t = schema.table_of(schema.RollupState)
+    """Mark the rollups of the blocks after ``through_block`` dirty (as a reorg rewind to it does), so
+    the next ``rollup.refresh`` rebuilds every bucket from the day of the first block after it
+    (-1: every bucket)."""
     with db.transaction(engine) as conn:
-        conn.execute(sa.delete(t).where(t.c.chain_id == chain_id))
-        conn.execute(sa.insert(t).values(chain_id=chain_id, through_block=through_block, dirty_from=None))
+        rollup.invalidate(conn, chain_id, through_block)
 
 
 def step_rollup(url: str, chain_id: int, full_rebuild: bool = True) -> dict[str, Any]:

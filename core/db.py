@@ -294,6 +294,43 @@ def insert_frames(conn: Connection, frames: Sequence[tuple[type[SQLModel], pl.Da
         cur.close()
 
 
+def upsert_frame(conn: Connection, model: type[SQLModel], frame: pl.DataFrame, *, add: Sequence[str] = (),
+                 keep: Sequence[str] = (), keep_greater: Sequence[str] = ()) -> None:
+    """Write ``frame``'s rows into ``model``'s table inside the caller's transaction; a row whose key
+    exists replaces the stored values, except columns in ``add`` (the stored value plus the new
+    one), in ``keep`` (the stored value) and in ``keep_greater`` (the greater of the two).
+
+    The frame must match :func:`core.schema.frame_schema` of the model exactly."""
+    if not frame.height:
+        return
+    table = schema.table_of(model)
+    frame = _checked(model, frame)
+    keys = [c.name for c in table.primary_key.columns]
+
+    def value(name: str) -> str:
+        stored, new = f'"{table.name}"."{name}"', f'excluded."{name}"'
+        if name in add:
+            return f"{stored} + {new}"
+        if name in keep:
+            return stored
+        if name in keep_greater:
+            return f"CASE WHEN {new} > {stored} THEN {new} ELSE {stored} END"
+        return new
+
+    ph = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    cols = ", ".join(f'"{c.name}"' for c in table.columns)
+    updates = ", ".join(f'"{c.name}" = {value(c.name)}' for c in table.columns if c.name not in keys)
+    sql = (f'INSERT INTO "{table.name}" ({cols}) VALUES ({", ".join([ph] * frame.width)}) '
+           f'ON CONFLICT ({", ".join(keys)}) DO UPDATE SET {updates}')
+    dbapi = conn.connection.driver_connection
+    assert dbapi is not None
+    cur = dbapi.cursor()
+    try:
+        cur.executemany(sql, _row_iter(frame))
+    finally:
+        cur.close()
+
+
 def delete_above(conn: Connection, chain_id: int, block_number: int) -> dict[str, int]:
     """Delete every row of ``chain_id`` above ``block_number`` (a reorg rewind); counts per table."""
     deleted: dict[str, int] = {}

@@ -1,14 +1,28 @@
 """Incremental hourly and daily rollups, so pages cost O(buckets × markets), not O(trades).
 
-After every indexer commit, :func:`refresh` rebuilds the buckets from the first UTC day touched by
-new blocks (or invalidated by a reorg rewind) onwards, from the event tables, in one transaction.
-Rollups are derived data: rebuilding any range from the raw rows gives the same rows, which the
-tests check against a full recomputation over random splits of the history.
+After every indexer commit, :func:`refresh_in` folds the rows of the blocks the commit added into
+the rollups, in the commit's transaction, reading those rows and the few stored rollup rows they
+touch, so a commit costs what it adds, not the day it lands in:
+
+- hours: the new rows' aggregates; the one stored hour they continue (the hour the last refresh
+  stopped in) is merged with them (sums added, first/last/high/low combined). Its distinct
+  traders per market are recounted over that hour's trades: no trader-hour keys are stored.
+- days: derived from their hours; distinct traders per day and market, and per day across markets,
+  kept exactly through the trader-day keys (trader_daily): the stored count plus the keys (or, across
+  markets, the traders) the new rows bring that the day did not have yet.
+- trader_totals and trader_last_trade: the new trader-day keys and trades added; trader_counts
+  from them (an index range count and a row count); positions_latest from the new updates only.
+
+A reorg rewind (or any invalidation: ``dirty_from``) first takes every rollup back to the start of the
+first dirty UTC day, restoring the per-trader and per-position rows from the rows before it, and
+then folds everything from there as new blocks. So rollups are a function of the raw rows and the
+commits they came in: any split of a history gives the rows one build gives, floats sums to
+rounding (the tests check both backends against a rebuild over random splits).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Iterator
 
 import polars as pl
 import sqlalchemy as sa
@@ -18,7 +32,9 @@ from sqlmodel import SQLModel
 from core import db, schema
 from core.utc import DAY, HOUR
 
-WINDOW_DAYS = 7  # days of raw rows a refresh reads and rolls up at a time
+WINDOW_DAYS = 7  # days of raw rows a refresh reads and folds in at a time (bounded memory on a long catch-up)
+_IN_CHUNK = 500  # keys per IN (…) list
+_NO_END = 2**62
 
 
 def _read(conn: Connection, sql: str, params: dict[str, object], schema_: dict[str, pl.DataType]) -> pl.DataFrame:
@@ -27,7 +43,7 @@ def _read(conn: Connection, sql: str, params: dict[str, object], schema_: dict[s
 
 def _raw_frames(conn: Connection, chain_id: int, first_block: int, end_block: int | None = None) -> dict[str, pl.DataFrame]:
     """The event rows rollups are built from, for first_block ≤ block < end_block, in chain order."""
-    p = {"c": chain_id, "b": first_block, "e": end_block if end_block is not None else 2**62}
+    p: dict[str, object] = {"c": chain_id, "b": first_block, "e": end_block if end_block is not None else _NO_END}
     where = "WHERE chain_id = :c AND block_number >= :b AND block_number < :e ORDER BY block_number, log_index"
     f64, i64, s, b = pl.Float64(), pl.Int64(), pl.String(), pl.Boolean()
     return {
@@ -52,55 +68,28 @@ def _raw_frames(conn: Connection, chain_id: int, first_block: int, end_block: in
                       {"ts": i64, "balance_usd": f64}),
         "vault": _read(conn, f"SELECT block_timestamp, value_change_usd FROM backstop_vault_events {where}", p,
                        {"ts": i64, "value_change_usd": f64}),
-        "blocks": _read(conn, "SELECT timestamp FROM blocks WHERE chain_id = :c AND number >= :b AND number < :e", p, {"ts": i64}),
+        "blocks": _read(conn, "SELECT timestamp FROM blocks WHERE chain_id = :c AND number >= :b AND number < :e", p,
+                        {"ts": i64}),
     }
 
 
+# ------------------------------------------------------------------ pure: raw rows → bucket rows
 
-POSITION_COLUMNS = ("position_key", "account", "market", "is_long", "size", "entry_price", "collateral_usd",
-                    "block_number", "log_index", "block_timestamp")
-# A position update's place in the chain as one integer (log indexes stay far below 100,000 per block).
-_ORDER = "block_number * 100000 + log_index"
-
-
-def _insert_latest(conn: Connection, chain_id: int, where: str, params: dict[str, object]) -> None:
-    """Insert into positions_latest each matching key's last update (``where`` filters position_updates)."""
-    cols = ", ".join(POSITION_COLUMNS)
-    conn.execute(sa.text(
-        f"INSERT INTO positions_latest (chain_id, {cols}) SELECT u.chain_id, {', '.join('u.' + c for c in POSITION_COLUMNS)} "
-        f"FROM (SELECT position_key, MAX({_ORDER}) AS k FROM position_updates WHERE chain_id = :c AND {where} "
-        f"GROUP BY position_key) m JOIN position_updates u ON u.chain_id = :c "
-        f"AND u.block_number = m.k / 100000 AND u.log_index = m.k % 100000"), {"c": chain_id, **params})
+_MARKET_SUMS = ("volume_usd", "base_volume", "trades", "taker_buy_volume_usd", "fees_usd", "liquidations",
+                "liquidations_long", "liquidated_notional_usd", "liquidated_notional_long_usd", "adl_covered_usd",
+                "backstop_loss_usd", "insurance_cover_usd", "socialized_usd")
+_MARKET_LAST = ("close_price", "long_open_interest", "short_open_interest", "mark_price", "funding_rate")
+_LATEST = {"open_interest": ("long_open_interest", "short_open_interest"), "prices": ("mark_price",),
+           "funding": ("funding_rate",)}
 
 
-def _replace_positions(conn: Connection, chain_id: int, first_block: int) -> None:
-    """Rebuild positions_latest for every key updated from ``first_block`` on, in the database.
-
-    Rows from ``first_block`` on go; the keys updated since drop their older row and get their latest
-    update. A key whose row went and that has no update left from ``first_block`` on (a reorg rewound
-    them) gets its latest older update back."""
-    t = schema.table_of(schema.PositionLatest)
-    p = {"b": first_block}
-    if conn.execute(sa.select(t.c.chain_id).where(t.c.chain_id == chain_id).limit(1)).first() is None:
-        _insert_latest(conn, chain_id, "block_number >= :b", p)  # nothing to replace (a first build)
-        return
-    stale = {k for (k,) in conn.execute(sa.select(t.c.position_key).where(
-        t.c.chain_id == chain_id, t.c.block_number >= first_block))}
-    conn.execute(sa.delete(t).where(t.c.chain_id == chain_id, t.c.block_number >= first_block))
-    conn.execute(sa.text("DELETE FROM positions_latest WHERE chain_id = :c AND position_key IN "
-                         "(SELECT position_key FROM position_updates WHERE chain_id = :c AND block_number >= :b)"),
-                 {"c": chain_id, **p})
-    _insert_latest(conn, chain_id, "block_number >= :b", p)
-    present = {k for (k,) in conn.execute(sa.select(t.c.position_key).where(
-        t.c.chain_id == chain_id, t.c.block_number >= first_block))}
-    orphans = sorted(stale - present)
-    for i in range(0, len(orphans), 500):
-        chunk = {f"k{j}": k for j, k in enumerate(orphans[i:i + 500])}
-        _insert_latest(conn, chain_id, f"position_key IN ({', '.join(':' + n for n in chunk)})", chunk)
+def _conform(frame: pl.DataFrame, model: type[SQLModel]) -> pl.DataFrame:
+    target = schema.frame_schema(model)
+    return frame.select(target.names()).cast(dict(target))  # type: ignore[arg-type]
 
 
 def market_stats(raw: dict[str, pl.DataFrame], size: int, chain_id: int) -> pl.DataFrame:
-    """Per (market, bucket of ``size`` seconds): the columns of schema.MarketStats."""
+    """Per (market, bucket of ``size`` seconds) of the raw rows: the columns of schema.MarketStats."""
     bucket = (pl.col("ts") // size * size).alias("bucket")
     trades = raw["trades"].with_columns(bucket).group_by("market", "bucket").agg(
         pl.col("notional_usd").sum().alias("volume_usd"),
@@ -120,21 +109,27 @@ def market_stats(raw: dict[str, pl.DataFrame], size: int, chain_id: int) -> pl.D
         pl.col("adl_covered_usd").sum(), pl.col("backstop_loss_usd").sum(),
         pl.col("insurance_cover_usd").sum(), pl.col("socialized_usd").sum(),
     )
-    last = lambda name, cols: raw[name].with_columns(bucket).group_by("market", "bucket").agg(  # noqa: E731
-        *(pl.col(c).last() for c in cols))
-    keys = pl.concat([f.select("market", "bucket") for f in (
-        trades, liq, last("open_interest", []), last("prices", []), last("funding", []))]).unique()
-    out = (keys.join(trades, on=["market", "bucket"], how="left")
-           .join(liq, on=["market", "bucket"], how="left")
-           .join(last("open_interest", ["long_open_interest", "short_open_interest"]), on=["market", "bucket"], how="left")
-           .join(last("prices", ["mark_price"]), on=["market", "bucket"], how="left")
-           .join(last("funding", ["funding_rate"]), on=["market", "bucket"], how="left"))
-    target = schema.frame_schema(schema.MarketStatsDaily)
-    zero_filled = [n for n, t in target.items() if n not in (
-        "chain_id", "market", "bucket", "open_price", "high_price", "low_price", "close_price",
-        "long_open_interest", "short_open_interest", "mark_price", "funding_rate")]
-    return out.with_columns(pl.lit(chain_id, dtype=pl.Int64).alias("chain_id"), *(pl.col(c).fill_null(0) for c in zero_filled)) \
-        .select(target.names()).cast(dict(target)).sort("bucket", "market")  # type: ignore[arg-type]
+    latest = [raw[name].with_columns(bucket).group_by("market", "bucket").agg(*(pl.col(c).last() for c in cols))
+              for name, cols in _LATEST.items()]
+    parts = [trades, liq, *latest]
+    out = pl.concat([f.select("market", "bucket") for f in parts]).unique()
+    for part in parts:
+        out = out.join(part, on=["market", "bucket"], how="left")
+    return _conform(out.with_columns(pl.lit(chain_id, dtype=pl.Int64).alias("chain_id"),
+                                     *(pl.col(c).fill_null(0) for c in (*_MARKET_SUMS, "traders"))),
+                    schema.MarketStatsHourly).sort("bucket", "market")
+
+
+def combine_market_stats(rows: pl.DataFrame, size: int) -> pl.DataFrame:
+    """MarketStats rows in time order, combined per market into buckets of ``size`` seconds: sums
+    added, the first open, the last close and latest values, the high and low. ``traders`` is summed
+    (distinct counts do not add: callers that combine buckets of one trader set replace it)."""
+    out = rows.group_by("chain_id", "market", pl.col("bucket") // size * size, maintain_order=True).agg(
+        *(pl.col(c).sum() for c in (*_MARKET_SUMS, "traders")),
+        pl.col("open_price").drop_nulls().first(), pl.col("high_price").max(), pl.col("low_price").min(),
+        *(pl.col(c).drop_nulls().last() for c in _MARKET_LAST),
+    )
+    return _conform(out, schema.MarketStatsHourly).sort("bucket", "market")
 
 
 def protocol_stats(raw: dict[str, pl.DataFrame], size: int, chain_id: int) -> pl.DataFrame:
@@ -149,11 +144,18 @@ def protocol_stats(raw: dict[str, pl.DataFrame], size: int, chain_id: int) -> pl
     out = pl.concat([p.select("bucket") for p in parts]).unique()
     for part in parts:
         out = out.join(part, on="bucket", how="left")
-    target = schema.frame_schema(schema.ProtocolStatsDaily)
-    return out.with_columns(
+    return _conform(out.with_columns(
         pl.lit(chain_id, dtype=pl.Int64).alias("chain_id"),
         pl.col("socialized_debt_usd", "backstop_vault_change_usd").fill_null(0.0), pl.col("blocks").fill_null(0),
-    ).select(target.names()).cast(dict(target)).sort("bucket")  # type: ignore[arg-type]
+    ), schema.ProtocolStatsHourly).sort("bucket")
+
+
+def combine_protocol_stats(rows: pl.DataFrame, size: int) -> pl.DataFrame:
+    """ProtocolStats rows in time order, combined into buckets of ``size`` seconds."""
+    out = rows.group_by("chain_id", pl.col("bucket") // size * size, maintain_order=True).agg(
+        pl.col("socialized_debt_usd").sum(), pl.col("insurance_fund_usd").drop_nulls().last(),
+        pl.col("backstop_vault_change_usd").sum(), pl.col("blocks").sum())
+    return _conform(out, schema.ProtocolStatsHourly).sort("bucket")
 
 
 def trader_daily(raw: dict[str, pl.DataFrame], chain_id: int) -> pl.DataFrame:
@@ -169,30 +171,208 @@ def trader_daily(raw: dict[str, pl.DataFrame], chain_id: int) -> pl.DataFrame:
 
 def traders_daily(per_trader: pl.DataFrame) -> pl.DataFrame:
     """Per UTC day: distinct traders across markets, from :func:`trader_daily`'s rows."""
-    target = schema.frame_schema(schema.DailyActiveTraders)
-    return per_trader.group_by("chain_id", "bucket").agg(pl.col("trader").n_unique().alias("traders")).select(
-        target.names()).cast(dict(target)).sort("bucket")  # type: ignore[arg-type]
+    return _conform(per_trader.group_by("chain_id", "bucket").agg(pl.col("trader").n_unique().alias("traders")),
+                    schema.DailyActiveTraders).sort("bucket")
+
+
+def _daily_market_stats(hourly: pl.DataFrame, per_trader: pl.DataFrame) -> pl.DataFrame:
+    """Days from their hours; traders per day and market: the trader-day keys."""
+    keys = per_trader.group_by("bucket", "market").agg(pl.len().cast(pl.Int64).alias("_keys"))
+    days = combine_market_stats(hourly, DAY).join(keys, on=["bucket", "market"], how="left")
+    return days.with_columns(pl.col("_keys").fill_null(0).alias("traders")).drop("_keys")
 
 
 def build(raw: dict[str, pl.DataFrame], chain_id: int) -> list[tuple[type[SQLModel], pl.DataFrame]]:
-    """Every bucketed rollup table's rows for the raw rows given (whole days)."""
+    """Every bucketed rollup table's rows for the raw rows given (whole days), as a refresh folds them
+    into empty tables: days derived from hours."""
     per_trader = trader_daily(raw, chain_id)
+    hourly, protocol = market_stats(raw, HOUR, chain_id), protocol_stats(raw, HOUR, chain_id)
     return [
-        (schema.MarketStatsHourly, market_stats(raw, HOUR, chain_id)),
-        (schema.MarketStatsDaily, market_stats(raw, DAY, chain_id)),
-        (schema.ProtocolStatsHourly, protocol_stats(raw, HOUR, chain_id)),
-        (schema.ProtocolStatsDaily, protocol_stats(raw, DAY, chain_id)),
+        (schema.MarketStatsHourly, hourly),
+        (schema.MarketStatsDaily, _conform(_daily_market_stats(hourly, per_trader), schema.MarketStatsDaily)),
+        (schema.ProtocolStatsHourly, protocol),
+        (schema.ProtocolStatsDaily, _conform(combine_protocol_stats(protocol, DAY), schema.ProtocolStatsDaily)),
         (schema.TraderDay, per_trader),
         (schema.DailyActiveTraders, traders_daily(per_trader)),
     ]
 
+
+# ------------------------------------------------------------------ reads of stored rows
+
+def _chunks(values: list[str]) -> Iterator[tuple[str, dict[str, object]]]:
+    """(``:k0, :k1, …``, their parameters) for IN lists of at most _IN_CHUNK values."""
+    for i in range(0, len(values), _IN_CHUNK):
+        chunk: dict[str, object] = {f"k{j}": v for j, v in enumerate(values[i:i + _IN_CHUNK])}
+        yield ", ".join(":" + n for n in chunk), chunk
+
+
+def _stored(conn: Connection, model: type[SQLModel], chain_id: int, first: int, end: int) -> pl.DataFrame:
+    """Stored rows of a bucketed rollup table with first ≤ bucket < end, in bucket order."""
+    t = schema.table_of(model)
+    keys = [c.name for c in t.primary_key.columns]
+    return db.read_frame(conn, f"SELECT * FROM {t.name} WHERE chain_id = :c AND bucket >= :f AND bucket < :e "
+                               f"ORDER BY {', '.join(keys[1:])}", dict(schema.frame_schema(model)),
+                         {"c": chain_id, "f": first, "e": end})
+
+
+def _stored_trader_days(conn: Connection, chain_id: int, day: int, traders: list[str]) -> pl.DataFrame:
+    """trader_daily's stored rows of ``day`` for ``traders`` (every market)."""
+    s = dict(schema.frame_schema(schema.TraderDay))
+    parts = [db.read_frame(conn, f"SELECT * FROM trader_daily WHERE chain_id = :c AND bucket = :d AND trader IN ({names})",
+                           s, {"c": chain_id, "d": day, **params}) for names, params in _chunks(traders)]
+    return pl.concat(parts) if parts else pl.DataFrame(schema=s)
+
+
+def _first_block_from(conn: Connection, chain_id: int, ts: int) -> int | None:
+    b = schema.table_of(schema.Block)
+    found = conn.execute(sa.select(sa.func.min(b.c.number)).where(b.c.chain_id == chain_id, b.c.timestamp >= ts)).scalar()
+    return None if found is None else int(found)
+
+
+def _last_block_before(conn: Connection, chain_id: int, ts: int) -> int:
+    """The last stored block with a timestamp below ``ts`` (-1: none)."""
+    b = schema.table_of(schema.Block)
+    row = conn.execute(sa.select(b.c.number).where(b.c.chain_id == chain_id, b.c.timestamp < ts)
+                       .order_by(b.c.timestamp.desc(), b.c.number.desc()).limit(1)).first()
+    return -1 if row is None else int(row[0])
+
+
+def _sides(conn: Connection, chain_id: int, first_block: int, last_block: int) -> pl.DataFrame:
+    """(market, trader, ts) of both sides of the trades in first_block..last_block."""
+    trades = _read(conn, "SELECT market, maker, taker, block_timestamp FROM trades WHERE chain_id = :c "
+                         "AND block_number >= :b AND block_number <= :e", {"c": chain_id, "b": first_block, "e": last_block},
+                   {"market": pl.String(), "maker": pl.String(), "taker": pl.String(), "ts": pl.Int64()})
+    return pl.concat([trades.select("market", pl.col(side).alias("trader"), "ts") for side in ("maker", "taker")])
+
+
+# ------------------------------------------------------------------ fold new rows in
+
+def _fold_hours(conn: Connection, chain_id: int, raw: dict[str, pl.DataFrame], through: int) -> pl.DataFrame:
+    """Write the new rows' hours (merged into the stored hour they continue); the new rows' hourly market rows."""
+    fresh = market_stats(raw, HOUR, chain_id)
+    protocol = protocol_stats(raw, HOUR, chain_id)
+    first_hour = min((int(f["bucket"].min()) for f in (fresh, protocol) if f.height), default=0)  # type: ignore[arg-type]
+    stored = _stored(conn, schema.MarketStatsHourly, chain_id, first_hour, first_hour + HOUR)
+    hourly = fresh
+    if stored.height:
+        hourly = combine_market_stats(pl.concat([stored, fresh]), HOUR)
+        if int(stored["trades"].sum()):  # the hour's distinct traders: its earlier trades and the new ones
+            start = _first_block_from(conn, chain_id, first_hour)
+            old = _sides(conn, chain_id, start, through) if start is not None and start <= through else None
+            new = raw["trades"].filter(pl.col("ts") < first_hour + HOUR)
+            sides = pl.concat([f.select("market", "trader") for f in (
+                *((old,) if old is not None else ()),
+                new.select("market", pl.col("maker").alias("trader")), new.select("market", pl.col("taker").alias("trader")))])
+            counts = sides.group_by("market").agg(pl.col("trader").n_unique().cast(pl.Int64).alias("_n"))
+            hourly = hourly.join(counts, on="market", how="left").with_columns(
+                pl.when(pl.col("bucket") == first_hour).then(pl.col("_n").fill_null(0)).otherwise(pl.col("traders"))
+                .alias("traders")).drop("_n")
+    db.upsert_frame(conn, schema.MarketStatsHourly, hourly)
+    stored_p = _stored(conn, schema.ProtocolStatsHourly, chain_id, first_hour, first_hour + HOUR)
+    db.upsert_frame(conn, schema.ProtocolStatsHourly,
+                    combine_protocol_stats(pl.concat([stored_p, protocol]), HOUR) if stored_p.height else protocol)
+    return hourly
+
+
+def _fold_trader_days(conn: Connection, chain_id: int, raw: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    """Add the new trades to trader_daily, trader_totals and trader_last_trade; the new rows' trader-day
+    keys with ``new`` (the day had no such key) and ``new_on_day`` (the day had no key of the trader)."""
+    delta = trader_daily(raw, chain_id)
+    if not delta.height:
+        return delta.with_columns(pl.lit(True).alias("new"), pl.lit(True).alias("new_on_day"))
+    first_day = int(delta["bucket"].min())  # type: ignore[arg-type]
+    stored = _stored_trader_days(conn, chain_id, first_day,
+                                 delta.filter(pl.col("bucket") == first_day)["trader"].unique().sort().to_list())
+    seen_on_day = stored.select("bucket", "trader").unique().with_columns(pl.lit(False).alias("new_on_day"))
+    merged = delta.join(stored.select("bucket", "market", "trader", pl.col("volume_usd").alias("_v"),
+                                      pl.col("trades").alias("_n")), on=["bucket", "market", "trader"], how="left")
+    merged = merged.with_columns(pl.col("_n").is_null().alias("new")).join(
+        seen_on_day, on=["bucket", "trader"], how="left").with_columns(pl.col("new_on_day").fill_null(True))
+    db.upsert_frame(conn, schema.TraderDay, _conform(merged.with_columns(
+        (pl.col("volume_usd") + pl.col("_v").fill_null(0.0)).alias("volume_usd"),
+        (pl.col("trades") + pl.col("_n").fill_null(0)).alias("trades")), schema.TraderDay))
+    totals = merged.group_by("chain_id", "market", "trader").agg(
+        pl.col("bucket").min().alias("first_day"), pl.col("volume_usd").sum(), pl.col("trades").sum(),
+        pl.col("new").sum().cast(pl.Int64).alias("active_days"))
+    db.upsert_frame(conn, schema.TraderTotal, _conform(totals, schema.TraderTotal),
+                    add=("volume_usd", "trades", "active_days"), keep=("first_day",))
+    trades = raw["trades"]
+    last = pl.concat([trades.select(pl.col(side).alias("trader"), "ts") for side in ("maker", "taker")]).group_by(
+        "trader").agg(pl.col("ts").max().alias("last_ts"))
+    db.upsert_frame(conn, schema.TraderLastTrade, _conform(
+        last.with_columns(pl.lit(chain_id, dtype=pl.Int64).alias("chain_id")), schema.TraderLastTrade),
+        keep_greater=("last_ts",))
+    return merged.select("bucket", "market", "trader", "new", "new_on_day")
+
+
+def _fold_days(conn: Connection, chain_id: int, hourly: pl.DataFrame, keys: pl.DataFrame,
+               protocol_days: list[int]) -> None:
+    """Derive the touched days from their stored hours; their traders from the stored counts plus the new keys."""
+    days = sorted(set(hourly["bucket"].to_list()) | set(protocol_days))
+    if not days:
+        return
+    first, end = days[0] // DAY * DAY, days[-1] // DAY * DAY + DAY
+    per_market = keys.filter("new").group_by("bucket", "market").agg(pl.len().cast(pl.Int64).alias("_new"))
+    if hourly.height:
+        old = _stored(conn, schema.MarketStatsDaily, chain_id, first, end).select(
+            "bucket", "market", pl.col("traders").alias("_old"))
+        derived = combine_market_stats(_stored(conn, schema.MarketStatsHourly, chain_id, first, end), DAY)
+        derived = derived.join(old, on=["bucket", "market"], how="left").join(per_market, on=["bucket", "market"], how="left")
+        db.upsert_frame(conn, schema.MarketStatsDaily, _conform(derived.with_columns(
+            (pl.col("_old").fill_null(0) + pl.col("_new").fill_null(0)).alias("traders")), schema.MarketStatsDaily))
+    protocol = combine_protocol_stats(_stored(conn, schema.ProtocolStatsHourly, chain_id, first, end), DAY)
+    db.upsert_frame(conn, schema.ProtocolStatsDaily, _conform(protocol, schema.ProtocolStatsDaily))
+    on_day = keys.filter("new_on_day").group_by("bucket").agg(pl.col("trader").n_unique().cast(pl.Int64).alias("_new"))
+    if on_day.height:
+        old_days = _stored(conn, schema.DailyActiveTraders, chain_id, first, end).select("bucket", pl.col("traders").alias("_old"))
+        active = on_day.join(old_days, on="bucket", how="left").with_columns(
+            pl.lit(chain_id, dtype=pl.Int64).alias("chain_id"),
+            (pl.col("_old").fill_null(0) + pl.col("_new")).alias("traders"))
+        db.upsert_frame(conn, schema.DailyActiveTraders, _conform(active, schema.DailyActiveTraders))
+
+
+POSITION_COLUMNS = ("position_key", "account", "market", "is_long", "size", "entry_price", "collateral_usd",
+                    "block_number", "log_index", "block_timestamp")
+# A position update's place in the chain as one integer (log indexes stay far below 100,000 per block).
+_ORDER = "block_number * 100000 + log_index"
+
+
+def _insert_latest(conn: Connection, chain_id: int, where: str, params: dict[str, object], *, replace: bool = False) -> None:
+    """Write into positions_latest each matching key's last update (``where`` filters position_updates);
+    with ``replace``, over the key's stored row."""
+    cols = ", ".join(POSITION_COLUMNS)
+    upsert = (" ON CONFLICT (chain_id, position_key) DO UPDATE SET "
+              + ", ".join(f"{c} = excluded.{c}" for c in POSITION_COLUMNS[1:])) if replace else ""
+    conn.execute(sa.text(
+        f"INSERT INTO positions_latest (chain_id, {cols}) SELECT u.chain_id, {', '.join('u.' + c for c in POSITION_COLUMNS)} "
+        f"FROM (SELECT position_key, MAX({_ORDER}) AS k FROM position_updates WHERE chain_id = :c AND {where} "
+        f"GROUP BY position_key) m JOIN position_updates u ON u.chain_id = :c "
+        f"AND u.block_number = m.k / 100000 AND u.log_index = m.k % 100000 WHERE true{upsert}"),  # WHERE: SQLite's upsert rule
+        {"c": chain_id, **params})
+
+
+def _fold(conn: Connection, chain_id: int, first_block: int, end_block: int | None) -> None:
+    """Fold the rows of first_block ≤ block < end_block in (the rollups are built through first_block − 1)."""
+    raw = _raw_frames(conn, chain_id, first_block, end_block)
+    if not any(f.height for f in raw.values()):
+        return
+    hourly = _fold_hours(conn, chain_id, raw, first_block - 1)
+    keys = _fold_trader_days(conn, chain_id, raw)
+    protocol_days = sorted({int(ts) // DAY * DAY for name in ("debt", "fund", "vault", "blocks") for ts in
+                            raw[name]["ts"].unique().to_list()})
+    _fold_days(conn, chain_id, hourly, keys, protocol_days)
+    _insert_latest(conn, chain_id, "block_number >= :b AND block_number < :e",
+                   {"b": first_block, "e": end_block if end_block is not None else _NO_END}, replace=True)
+
+
+# ------------------------------------------------------------------ rewind to a day
 
 _DAY_SUMS = ("SELECT market, trader, MIN(bucket) AS first_day, SUM(volume_usd) AS volume_usd, SUM(trades) AS trades, "
              "COUNT(*) AS active_days FROM trader_daily WHERE chain_id = :c AND bucket >= :d GROUP BY market, trader")
 
 
 def _take_from_totals(conn: Connection, chain_id: int, day0: int) -> None:
-    """Take trader_daily's rows from ``day0`` on out of trader_totals (before they are replaced)."""
+    """Take trader_daily's rows from ``day0`` on out of trader_totals (before they are deleted)."""
     p = {"c": chain_id, "d": day0}
     conn.execute(sa.text(
         "UPDATE trader_totals SET volume_usd = trader_totals.volume_usd - s.volume_usd, "
@@ -204,7 +384,7 @@ def _take_from_totals(conn: Connection, chain_id: int, day0: int) -> None:
 
 
 def _add_to_totals(conn: Connection, chain_id: int, day0: int) -> None:
-    """Add trader_daily's rows from ``day0`` on to trader_totals (after they are written)."""
+    """Add trader_daily's rows from ``day0`` on to trader_totals (a backfill of an empty trader_totals)."""
     conn.execute(sa.text(
         "INSERT INTO trader_totals (chain_id, market, trader, first_day, volume_usd, trades, active_days) "
         f"SELECT :c, s.market, s.trader, s.first_day, s.volume_usd, s.trades, s.active_days FROM ({_DAY_SUMS}) AS s "
@@ -212,6 +392,61 @@ def _add_to_totals(conn: Connection, chain_id: int, day0: int) -> None:
         "volume_usd = trader_totals.volume_usd + excluded.volume_usd, trades = trader_totals.trades + excluded.trades, "
         "active_days = trader_totals.active_days + excluded.active_days"), {"c": chain_id, "d": day0})
 
+
+def _rewind_positions(conn: Connection, chain_id: int, cut: int) -> None:
+    """positions_latest as of the blocks below ``cut``: a key whose row is from ``cut`` on gets its
+    latest older update back (or goes)."""
+    t = schema.table_of(schema.PositionLatest)
+    stale = sorted(str(k) for (k,) in conn.execute(sa.select(t.c.position_key).where(
+        t.c.chain_id == chain_id, t.c.block_number >= cut)))
+    conn.execute(sa.delete(t).where(t.c.chain_id == chain_id, t.c.block_number >= cut))
+    if cut <= 0:
+        return
+    for names, params in _chunks(stale):
+        _insert_latest(conn, chain_id, f"block_number < :cut AND position_key IN ({names})", {"cut": cut, **params})
+
+
+def _rewind_last_trades(conn: Connection, chain_id: int, day0: int) -> None:
+    """trader_last_trade as of the trades before ``day0``: a trader last seen from ``day0`` on gets the
+    time of their last earlier trade, read from the raw trades of their last earlier day (or goes).
+    Call before trader_daily's rows from ``day0`` on are deleted or after: only earlier days are read."""
+    t = schema.table_of(schema.TraderLastTrade)
+    stale = sorted(str(k) for (k,) in conn.execute(sa.select(t.c.trader).where(t.c.chain_id == chain_id, t.c.last_ts >= day0)))
+    conn.execute(sa.delete(t).where(t.c.chain_id == chain_id, t.c.last_ts >= day0))
+    previous: dict[int, set[str]] = {}
+    for names, params in _chunks(stale):
+        for trader, day in conn.execute(sa.text(
+                f"SELECT trader, MAX(bucket) FROM trader_daily WHERE chain_id = :c AND bucket < :d AND trader IN ({names}) "
+                "GROUP BY trader"), {"c": chain_id, "d": day0, **params}):
+            previous.setdefault(int(day), set()).add(str(trader))
+    for day, traders in previous.items():
+        first = _first_block_from(conn, chain_id, day)
+        last = _last_block_before(conn, chain_id, day + DAY)
+        if first is None:
+            continue
+        found = _sides(conn, chain_id, first, last).filter(pl.col("trader").is_in(sorted(traders)))
+        db.upsert_frame(conn, schema.TraderLastTrade, _conform(found.group_by("trader").agg(
+            pl.col("ts").max().alias("last_ts")).with_columns(pl.lit(chain_id, dtype=pl.Int64).alias("chain_id")),
+            schema.TraderLastTrade))
+
+
+_BUCKETED = (schema.MarketStatsHourly, schema.MarketStatsDaily, schema.ProtocolStatsHourly, schema.ProtocolStatsDaily,
+             schema.TraderDay, schema.DailyActiveTraders)
+
+
+def rewind(conn: Connection, chain_id: int, day0: int) -> int:
+    """Take every rollup back to the start of UTC day ``day0``; the last block before it (-1: none)."""
+    before = _last_block_before(conn, chain_id, day0)
+    _rewind_positions(conn, chain_id, before + 1)
+    _rewind_last_trades(conn, chain_id, day0)
+    _take_from_totals(conn, chain_id, day0)
+    for model in _BUCKETED:
+        t = schema.table_of(model)
+        conn.execute(sa.delete(t).where(t.c.chain_id == chain_id, t.c.bucket >= day0))
+    return before
+
+
+# ------------------------------------------------------------------ trader counts
 
 def traders_between(conn: Connection, chain_id: int, start: int, end: int, markets: tuple[str, ...] | None) -> int:
     """Distinct makers and takers of trades with start <= block time < end (an exact window, from raw trades).
@@ -230,16 +465,23 @@ def traders_between(conn: Connection, chain_id: int, start: int, end: int, marke
 
 
 def _count_traders(conn: Connection, chain_id: int) -> None:
-    """Store trader_counts for the newest block (after trader_totals is current)."""
-    b, totals, t = (schema.table_of(m) for m in (schema.Block, schema.TraderTotal, schema.TraderCounts))
-    as_of = conn.execute(sa.select(sa.func.max(b.c.timestamp)).where(b.c.chain_id == chain_id)).scalar()
+    """Store trader_counts for the newest block, from trader_last_trade (after it is current)."""
+    b, last, t = (schema.table_of(m) for m in (schema.Block, schema.TraderLastTrade, schema.TraderCounts))
+    row = conn.execute(sa.select(b.c.timestamp).where(b.c.chain_id == chain_id).order_by(b.c.number.desc()).limit(1)).first()
     conn.execute(sa.delete(t).where(t.c.chain_id == chain_id))
-    if as_of is None:
+    if row is None:
         return
-    total = conn.execute(sa.select(sa.func.count(sa.distinct(totals.c.trader))).where(totals.c.chain_id == chain_id)).scalar_one()
-    conn.execute(sa.insert(t).values(chain_id=chain_id, as_of=int(as_of), traders_total=int(total),
-                                     traders_24h=traders_between(conn, chain_id, as_of - DAY + 1, as_of + 1, None)))
+    as_of = int(row[0])
 
+    def count(*where: sa.ColumnElement[bool]) -> int:
+        q = sa.select(sa.func.count()).select_from(last).where(last.c.chain_id == chain_id, *where)
+        return int(conn.execute(q).scalar_one())
+
+    conn.execute(sa.insert(t).values(chain_id=chain_id, as_of=as_of, traders_total=count(),
+                                     traders_24h=count(last.c.last_ts > as_of - DAY)))
+
+
+# ------------------------------------------------------------------ state, backfills, entry points
 
 def _state(conn: Connection, chain_id: int) -> tuple[int, int | None]:
     t = schema.table_of(schema.RollupState)
@@ -247,19 +489,10 @@ def _state(conn: Connection, chain_id: int) -> tuple[int, int | None]:
     return (int(row[0]), row[1]) if row else (-1, None)
 
 
-def _replace_from(chain_id: int, day0: int, through_block: int, first_block: int) -> Callable[[Connection], None]:
-    def run(conn: Connection) -> None:
-        _replace_positions(conn, chain_id, first_block)
-        _take_from_totals(conn, chain_id, day0)
-        for model in schema.ROLLUP_TABLES:
-            t = schema.table_of(model)
-            if model in (schema.PositionLatest, schema.TraderTotal, schema.TraderCounts):
-                continue
-            conn.execute(sa.delete(t).where(t.c.chain_id == chain_id, t.c.bucket >= day0))
-        t = schema.table_of(schema.RollupState)
-        conn.execute(sa.delete(t).where(t.c.chain_id == chain_id))
-        conn.execute(sa.insert(t).values(chain_id=chain_id, through_block=through_block, dirty_from=None))
-    return run
+def _set_state(conn: Connection, chain_id: int, through: int, dirty_from: int | None) -> None:
+    t = schema.table_of(schema.RollupState)
+    conn.execute(sa.delete(t).where(t.c.chain_id == chain_id))
+    conn.execute(sa.insert(t).values(chain_id=chain_id, through_block=through, dirty_from=dirty_from))
 
 
 def _empty(conn: Connection, model: type[SQLModel], chain_id: int) -> bool:
@@ -267,16 +500,16 @@ def _empty(conn: Connection, model: type[SQLModel], chain_id: int) -> bool:
     return conn.execute(sa.select(t.c.chain_id).where(t.c.chain_id == chain_id).limit(1)).first() is None
 
 
-def _backfill_positions(conn: Connection, chain_id: int) -> None:
+def _backfill_positions(conn: Connection, chain_id: int, through: int) -> None:
     """Fill positions_latest when it is empty but updates exist (a database indexed before the table
-    existed): once; incremental refreshes keep it from then on."""
+    existed): once; refreshes keep it from then on."""
     if _empty(conn, schema.PositionLatest, chain_id) and not _empty(conn, schema.PositionUpdate, chain_id):
-        _replace_positions(conn, chain_id, 0)
+        _insert_latest(conn, chain_id, "block_number <= :t", {"t": through})
 
 
-def _backfill_traders(conn: Connection, chain_id: int) -> None:
-    """Fill traders_daily and trader_totals from trader_daily when they are empty but it is not (a
-    database rolled up before they existed): once; refreshes keep them from then on."""
+def _backfill_traders(conn: Connection, chain_id: int, through: int) -> None:
+    """Fill traders_daily, trader_totals and trader_last_trade when they are empty but trader_daily
+    is not (a database rolled up before they existed): once; refreshes keep them from then on."""
     if _empty(conn, schema.TraderDay, chain_id):
         return
     if _empty(conn, schema.DailyActiveTraders, chain_id):
@@ -284,6 +517,12 @@ def _backfill_traders(conn: Connection, chain_id: int) -> None:
                              "FROM trader_daily WHERE chain_id = :c GROUP BY bucket"), {"c": chain_id})
     if _empty(conn, schema.TraderTotal, chain_id):
         _add_to_totals(conn, chain_id, 0)
+    if _empty(conn, schema.TraderLastTrade, chain_id):
+        conn.execute(sa.text(
+            "INSERT INTO trader_last_trade (chain_id, trader, last_ts) SELECT :c, trader, MAX(ts) FROM ("
+            "SELECT maker AS trader, block_timestamp AS ts FROM trades WHERE chain_id = :c AND block_number <= :t "
+            "UNION ALL SELECT taker, block_timestamp FROM trades WHERE chain_id = :c AND block_number <= :t) AS sides "
+            "GROUP BY trader"), {"c": chain_id, "t": through})
 
 
 def upgrade(engine: Engine) -> None:
@@ -292,51 +531,71 @@ def upgrade(engine: Engine) -> None:
     one is empty while the rows it derives from are not."""
     state = schema.table_of(schema.RollupState)
     with engine.connect() as conn:
-        chains = [int(c) for (c,) in conn.execute(sa.select(state.c.chain_id).where(state.c.through_block >= 0))]
-        stale = [c for c in chains if any(_empty(conn, m, c) for m in (
-            schema.DailyActiveTraders, schema.TraderTotal, schema.TraderCounts, schema.PositionLatest))]
-    for chain_id in stale:
+        chains = [(int(c), int(t)) for c, t in conn.execute(
+            sa.select(state.c.chain_id, state.c.through_block).where(state.c.through_block >= 0))]
+        stale = [(c, t) for c, t in chains if any(_empty(conn, m, c) for m in (
+            schema.DailyActiveTraders, schema.TraderTotal, schema.TraderLastTrade, schema.TraderCounts,
+            schema.PositionLatest))]
+    for chain_id, through in stale:
         with engine.begin() as conn:
-            _backfill_positions(conn, chain_id)
-            _backfill_traders(conn, chain_id)
+            _backfill_positions(conn, chain_id, through)
+            _backfill_traders(conn, chain_id, through)
             _count_traders(conn, chain_id)
 
 
 def refresh(engine: Engine, chain_id: int) -> int | None:
-    """Rebuild the buckets touched since the last refresh, in one transaction; the first day rebuilt (or None)."""
+    """Fold the blocks added since the last refresh in, in one transaction; the first UTC day touched (or None)."""
     with engine.begin() as conn:
         return refresh_in(conn, chain_id)
+
+
+def _windows(conn: Connection, chain_id: int, first: int, end: int | None) -> Iterator[tuple[int, int | None]]:
+    """first ≤ block < end (None: to the last) as ranges of at most WINDOW_DAYS whole UTC days each."""
+    b = schema.table_of(schema.Block)
+    bounds = [b.c.chain_id == chain_id] + ([b.c.number < end] if end is not None else [])
+    first_ts, last_ts = conn.execute(sa.select(sa.func.min(b.c.timestamp), sa.func.max(b.c.timestamp)).where(
+        *bounds, b.c.number >= first)).one()
+    if first_ts is None:
+        return
+    start, span = int(first_ts) // DAY * DAY, WINDOW_DAYS * DAY
+    while start + span <= int(last_ts):
+        found = conn.execute(sa.select(b.c.number).where(*bounds, b.c.number >= first, b.c.timestamp >= start + span)
+                             .order_by(b.c.number).limit(1)).first()
+        if found is None:  # not reached: a block at last_ts ≥ start + span is in range
+            break
+        yield first, int(found[0])
+        first, start = int(found[0]), start + span
+    yield first, end
+
+
+def fold(conn: Connection, chain_id: int, first_block: int, end_block: int | None = None) -> None:
+    """Fold the rows of first_block ≤ block < end_block into rollups built through first_block − 1, and
+    count the traders again: what :func:`refresh_in` does for the blocks a commit adds (without
+    moving rollup_state)."""
+    for first, end in _windows(conn, chain_id, first_block, end_block):
+        _fold(conn, chain_id, first, end)
+    _count_traders(conn, chain_id)
 
 
 def refresh_in(conn: Connection, chain_id: int) -> int | None:
     """:func:`refresh` inside the caller's transaction: the indexer commits a chunk's rows and the
     rollups they change together, so a reader never sees rows the headline figures do not count."""
     through, dirty_from = _state(conn, chain_id)
-    if through >= 0:  # rollups built before positions_latest or the trader tables existed (a first build fills them below)
-        _backfill_positions(conn, chain_id)
-        _backfill_traders(conn, chain_id)
+    if through >= 0:  # rollups built before positions_latest or the trader tables existed
+        _backfill_positions(conn, chain_id, through)
+        _backfill_traders(conn, chain_id, through)
     b = schema.table_of(schema.Block)
-    newest, first_new_ts = conn.execute(sa.select(sa.func.max(b.c.number), sa.func.min(b.c.timestamp)).where(
+    newest, first_ts = conn.execute(sa.select(sa.func.max(b.c.number), sa.func.min(b.c.timestamp)).where(
         b.c.chain_id == chain_id, b.c.number > through)).one()
-    starts = [ts for ts in (first_new_ts, dirty_from) if ts is not None]
-    if not starts:
+    if newest is None and dirty_from is None:
         return None
+    starts = [int(ts) for ts in (first_ts, dirty_from) if ts is not None]
     day0 = min(starts) // DAY * DAY
-    first_block = conn.execute(sa.select(sa.func.min(b.c.number)).where(
-        b.c.chain_id == chain_id, b.c.timestamp >= day0)).scalar()
-    newest = newest if newest is not None else through
-    first = first_block if first_block is not None else newest + 1
-    _replace_from(chain_id, day0, newest, first)(conn)
-    last_ts = conn.execute(sa.select(sa.func.max(b.c.timestamp)).where(b.c.chain_id == chain_id, b.c.number >= first)).scalar()
-    # WINDOW_DAYS of raw rows at a time: buckets never straddle whole days, and a rebuild of a
-    # long history no longer holds all of it in memory at once (13 GB at 10M trades).
-    window = WINDOW_DAYS * DAY
-    for start in range(day0, (last_ts + 1) if last_ts is not None else day0, window):
-        lo, hi = (conn.execute(sa.select(sa.func.min(b.c.number)).where(b.c.chain_id == chain_id, b.c.timestamp >= t)).scalar()
-                  for t in (start, start + window))
-        db.insert_frames(conn, build(_raw_frames(conn, chain_id, max(lo, first), hi), chain_id))
-    _add_to_totals(conn, chain_id, day0)
-    _count_traders(conn, chain_id)
+    if dirty_from is not None:
+        through = rewind(conn, chain_id, day0)
+        newest = conn.execute(sa.select(sa.func.max(b.c.number)).where(b.c.chain_id == chain_id)).scalar()
+    fold(conn, chain_id, through + 1)
+    _set_state(conn, chain_id, max(through, int(newest)) if newest is not None else through, None)
     return day0
 
 
@@ -348,7 +607,5 @@ def invalidate(conn: Connection, chain_id: int, last_good: int) -> None:
     through, dirty_from = _state(conn, chain_id)
     if first_ts is None and through <= last_good:
         return
-    dirty = min(ts for ts in (first_ts, dirty_from) if ts is not None) if (first_ts or dirty_from) else None
-    t = schema.table_of(schema.RollupState)
-    conn.execute(sa.delete(t).where(t.c.chain_id == chain_id))
-    conn.execute(sa.insert(t).values(chain_id=chain_id, through_block=min(through, last_good), dirty_from=dirty))
+    starts = [int(ts) for ts in (first_ts, dirty_from) if ts is not None]
+    _set_state(conn, chain_id, min(through, last_good), min(starts) if starts else None)

@@ -388,6 +388,18 @@ class TraderCounts(SQLModel, table=True):
     traders_total: int = 0  # distinct makers and takers of all trades
 
 
+class TraderLastTrade(SQLModel, table=True):
+    """Per trader: the block time of their last trade (maker or taker, any market), kept by each refresh,
+    so the 24-hour active traders are a range count on an index rather than a distinct count over a
+    day of raw trades, and all-time traders a count of rows."""
+
+    __tablename__ = "trader_last_trade"
+    __table_args__ = (sa.Index("ix_trader_last_trade_time", "chain_id", "last_ts"),)
+    chain_id: int = Field(primary_key=True, sa_type=sa.BigInteger)
+    trader: str = Field(primary_key=True)
+    last_ts: int = _bigint()
+
+
 class PositionLatest(SQLModel, table=True):
     """Each position's latest PositionUpdated (size 0 = closed): the open book of positions, kept
     by the rollup so stress tests need not scan every update."""
@@ -419,7 +431,7 @@ class RollupState(SQLModel, table=True):
 
 ROLLUP_TABLES: tuple[type[SQLModel], ...] = (
     MarketStatsHourly, MarketStatsDaily, ProtocolStatsHourly, ProtocolStatsDaily, TraderDay, DailyActiveTraders,
-    TraderTotal, TraderCounts, PositionLatest,
+    TraderTotal, TraderLastTrade, TraderCounts, PositionLatest,
 )
 
 

@@ -26,7 +26,8 @@ from tests.anvil import run_anvil
 from tests.apptest import open_app
 from tests.history import History, rpc, snapshot_ledger
 from tests.rpc_proxy import FAULTS, faulty_proxy
-from tests.test_indexer_integration import assert_matches_ledger, dump, index
+from tests.support.indexer import assert_matches_ledger, index
+from tests.support.tables import dump
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "SECRETKEY123"

@@ -38,7 +38,7 @@ from tests.anvil import free_port, run_anvil
 from tests.apptest import open_app
 from tests.history import History, rpc, snapshot_ledger
 from tests.rpc_proxy import faulty_proxy
-from tests.test_indexer_integration import dump
+from tests.support.tables import dump
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "SECRETKEY123"

@@ -16,32 +16,13 @@ from hypothesis import strategies as st
 
 from core import dashboard, db, rollup, schema
 from core.fmt import format_usd
+from core.indexer import load
 from core.indexer.decode import logs_to_frame
 from core.indexer.run import ingest, ingest_stream
 from core.period import Filters
 from core.read import stats as read
+from tests.support.tables import Rows, rollups
 from tests.synthetic import E6, MANIFEST, PERP, ROOT, SPOT, batches, history
-
-
-def rollup_rows(engine: sa.Engine) -> dict[str, list[tuple[Any, ...]]]:
-    out = {}
-    with engine.connect() as conn:
-        for model in (*schema.ROLLUP_TABLES,):
-            t = schema.table_of(model)
-            out[t.name] = [tuple(r) for r in conn.execute(sa.select(t).order_by(*t.primary_key.columns))]
-    return out
-
-
-def assert_same_rollups(got: dict[str, list[tuple[Any, ...]]], want: dict[str, list[tuple[Any, ...]]]) -> None:
-    """Equal table by table; trader_totals' volumes (float sums kept by adding and taking away days) to 1e-9."""
-    assert got.keys() == want.keys()
-    for name in want:
-        if name != "trader_totals":
-            assert got[name] == want[name], name
-            continue
-        assert [r[:4] + r[5:] for r in got[name]] == [r[:4] + r[5:] for r in want[name]], name
-        assert [r[4] for r in got[name]] == pytest.approx([r[4] for r in want[name]], rel=1e-9, abs=1e-6), name
-
 
 HIST = history(11)
 
@@ -53,13 +34,52 @@ def whole(new_database: Callable[[str], str]) -> str:
     return url
 
 
+def commit_each(engine: sa.Engine, cuts: list[int], hist: list[Any] = HIST) -> None:
+    """The history committed batch by batch, each with its rollup refresh, as the indexer commits chunks."""
+    markets: dict[str, str] = {}
+    for logs, blocks, checkpoint in batches(hist, cuts):
+        decoded = ingest(engine, MANIFEST, logs_to_frame(logs), blocks, checkpoint, markets)
+        markets.update(decoded.new_markets)
+
+
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.integers(1, len(HIST) - 1), max_size=8))
 def test_rollups_over_any_split_equal_one_build(whole: str, new_database: Callable[[str], str], cuts: list[int]) -> None:
+    """The history stored in batches and rolled up once at the end."""
     url = new_database("split")
     engine = db.make_engine(url)
     ingest_stream(engine, MANIFEST, batches(HIST, cuts))
-    assert_same_rollups(rollup_rows(engine), rollup_rows(db.make_engine(whole)))
+    assert rollups(engine) == rollups(whole)
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.integers(1, len(HIST) - 1), min_size=1, max_size=40))
+def test_rollups_after_any_sequence_of_commits_equal_one_build(whole: str, new_database: Callable[[str], str],
+                                                               cuts: list[int]) -> None:
+    """Each commit folds its rows into the stored hours and days (up to 41 commits: many land inside
+    an hour or a day already rolled up); the rollups equal one build of the raw rows."""
+    engine = db.make_engine(new_database("commits"))
+    commit_each(engine, cuts)
+    assert rollups(engine) == rollups(whole)
+
+
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.integers(1, len(HIST) - 1), max_size=12), st.integers(2, len(HIST) - 2))
+def test_a_rewind_after_any_commits_leaves_the_rollups_of_the_rows_kept(
+        new_database: Callable[[str], str], cuts: list[int], keep: int) -> None:
+    """A reorg rewind to any block (the rows above deleted, the rollups rewound in the same transaction)
+    gives the rollups of the history up to it; committing the rest again gives those of the whole."""
+    engine = db.make_engine(new_database("rewound"))
+    commit_each(engine, cuts)
+    last_good = HIST[keep - 1][0]
+    load.rewind(engine, chain_id=31337, deployment=MANIFEST.name, last_good=last_good, last_good_hash="0x" + f"{last_good:064x}")
+    prefix = db.make_engine(new_database("prefix"))
+    commit_each(prefix, [], HIST[:keep])
+    assert rollups(engine) == rollups(prefix)
+    rest = [c - keep for c in cuts if c > keep]
+    commit_each(engine, rest, HIST[keep:])
+    commit_each(prefix, rest, HIST[keep:])
+    assert rollups(engine) == rollups(prefix)
 
 
 def test_a_rebuild_one_day_of_raw_rows_at_a_time_equals_one_build(
@@ -73,18 +93,19 @@ def test_a_rebuild_one_day_of_raw_rows_at_a_time_equals_one_build(
     with engine.begin() as conn:
         rollup.invalidate(conn, 31337, -1)
     assert rollup.refresh(engine, 31337) is not None
-    assert_same_rollups(rollup_rows(engine), rollup_rows(db.make_engine(whole)))
+    assert rollups(engine) == rollups(whole)
 
 
 def test_rollups_equal_a_recomputation_from_raw_rows(whole: str) -> None:
     engine = db.make_engine(whole)
     with engine.connect() as conn:
         raw = rollup._raw_frames(conn, 31337, 0)
-    rebuilt = {schema.table_of(m).name: [tuple(r) for r in f.sort(f.columns[:3]).rows()] for m, f in rollup.build(raw, 31337)}
-    stored = rollup_rows(engine)
+    rebuilt = {schema.table_of(m).name: Rows(f.sort([c.name for c in schema.table_of(m).primary_key.columns]).rows(),
+                                             rollup=True) for m, f in rollup.build(raw, 31337)}
+    stored = rollups(engine)
+    assert rebuilt.keys() <= stored.keys()
     for name, rows in rebuilt.items():
-        key = {"trader_daily": 4, "protocol_daily": 2, "protocol_hourly": 2}.get(name, 3)
-        assert sorted(rows, key=lambda r: r[:key]) == sorted(stored[name], key=lambda r: r[:key]), name
+        assert stored[name] == rows, name
 
 
 def test_trader_totals_equal_the_trader_days_summed(whole: str, new_database: Callable[[str], str]) -> None:
@@ -102,7 +123,7 @@ def test_trader_totals_equal_the_trader_days_summed(whole: str, new_database: Ca
             days = conn.execute(sa.text("SELECT chain_id, bucket, traders FROM traders_daily ORDER BY 1, 2")).all()
             assert [tuple(r) for r in days] == [tuple(r) for r in conn.execute(sa.text(per_day)).all()]
         assert len(got) == len(want) > 10
-        assert_same_rollups({"trader_totals": [tuple(r) for r in got]}, {"trader_totals": [tuple(r) for r in want]})
+        assert Rows(map(tuple, got), rollup=True) == Rows(map(tuple, want), rollup=True)
 
     engine = db.make_engine(new_database("pieces"))
     ingest_stream(engine, MANIFEST, batches(HIST, [2, 5, 7, 9]))
@@ -119,13 +140,13 @@ def test_trader_totals_equal_the_trader_days_summed(whole: str, new_database: Ca
         rollup.invalidate(conn, 31337, last - 3)
     rollup.refresh(engine, 31337)
     check(engine)
-    assert_same_rollups(rollup_rows(engine), rollup_rows(db.make_engine(whole)))
+    assert rollups(engine) == rollups(whole)
     with engine.begin() as conn:  # the same database opened by the app: it fills them before reading
         for table in ("trader_totals", "traders_daily", "positions_latest"):
             conn.execute(sa.text(f"DELETE FROM {table}"))
     rollup.upgrade(engine)
     check(engine)
-    assert_same_rollups(rollup_rows(engine), rollup_rows(db.make_engine(whole)))
+    assert rollups(engine) == rollups(whole)
 
 
 def sql(url: str, query: str) -> Any:
@@ -253,8 +274,8 @@ def test_trader_activity_of_a_market_selection_or_a_period_equals_sql_over_raw_t
     scope = "1 = 1" if markets is None else "market IN (" + ", ".join(f"'{m}'" for m in markets) + ")"
     period = scope + (f" AND block_timestamp >= {f.start}" if f.start is not None else "") + (
         f" AND block_timestamp < {f.end}" if f.end is not None else "")
-    sides = f"SELECT block_timestamp / 86400 * 86400 AS d, maker AS t, price * size AS v FROM trades WHERE {{w}} UNION ALL " \
-            f"SELECT block_timestamp / 86400 * 86400, taker, price * size FROM trades WHERE {{w}}"
+    sides = "SELECT block_timestamp / 86400 * 86400 AS d, maker AS t, price * size AS v FROM trades WHERE {w} UNION ALL " \
+            "SELECT block_timestamp / 86400 * 86400, taker, price * size FROM trades WHERE {w}"
     active = rows(f"SELECT d, COUNT(DISTINCT t) FROM ({sides.format(w=period)}) AS s GROUP BY d ORDER BY d")
     assert days.select("bucket", "active").rows() == active
     firsts = dict(rows(f"SELECT d, COUNT(*) FROM (SELECT t, MIN(d) AS d FROM ({sides.format(w=scope)}) AS s GROUP BY t) AS f GROUP BY d"))

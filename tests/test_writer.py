@@ -19,8 +19,8 @@ from core import db, rollup
 from core.indexer import load
 from core.indexer.decode import decode_chunk, logs_to_frame
 from core.indexer.writer import BatchWriter, shareable
+from tests.support.tables import dump
 from tests.synthetic import MANIFEST, ROOT, batches, history
-from tests.test_indexer_integration import dump
 
 HIST = history(5, blocks=120)
 CUTS = [10, 30, 50, 70, 90, 110]
