@@ -2,7 +2,8 @@
 
 Settings: ``DATABASE_URL`` (or --database-url), ``API_CORS_ORIGINS`` (comma-separated origins the
 browser may call from; none by default), ``API_CACHE_TTL`` (seconds a response is cached, 0-3600,
-default 30; 0 turns the cache off), ``API_COUNT_SQL=1`` (an ``X-SQL-Statements`` header on each
+default 30; 0 turns the cache off), ``API_COALESCE=0`` (with the cache off, identical concurrent
+requests each compute instead of sharing the next computation), ``API_COUNT_SQL=1`` (an ``X-SQL-Statements`` header on each
 response: the statements it ran), ``RPC_URL`` (``/health`` reports the lag behind that node).
 """
 
@@ -54,7 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     app = create_app(args.database_url or config.database_url(), ttl=ttl,
                      cors_origins=cors_origins(os.environ.get("API_CORS_ORIGINS")),
-                     count_sql=os.environ.get("API_COUNT_SQL", "") == "1")
+                     count_sql=os.environ.get("API_COUNT_SQL", "") == "1",
+                     coalesce=os.environ.get("API_COALESCE", "1") != "0")
     uvicorn.run(app, host=args.host, port=args.port, access_log=not args.no_access_log, log_level="info")
     return 0
 

@@ -306,8 +306,10 @@ async def _invalid(_request: Request, exc: Exception) -> Response:
     return _error(422, f"{name}: {first.get('msg', 'invalid')}", name)
 
 
-def create_app(database_url: str, *, ttl: int = 30, cors_origins: Sequence[str] = (), count_sql: bool = False) -> FastAPI:
-    """The API on ``database_url``; responses cached ``ttl`` seconds (0: none), CORS for ``cors_origins``."""
+def create_app(database_url: str, *, ttl: int = 30, cors_origins: Sequence[str] = (), count_sql: bool = False,
+               coalesce: bool = True) -> FastAPI:
+    """The API on ``database_url``; responses cached ``ttl`` seconds (0: none), CORS for ``cors_origins``;
+    ``count_sql``: an X-SQL-Statements header; ``coalesce``: see :class:`ResponseCache`."""
     source = Source(database_url, count_sql=count_sql)
     app = FastAPI(title="marginX Analytics /stats API", version="1",
                   description="The dashboard's figures (EVENTS.md definitions) as JSON, read-only, cached "
@@ -315,7 +317,7 @@ def create_app(database_url: str, *, ttl: int = 30, cors_origins: Sequence[str] 
     app.state.source = source
     app.include_router(router)
     app.add_exception_handler(RequestValidationError, _invalid)
-    app.add_middleware(ResponseCache, head=source.head, ttl=ttl, count_sql=count_sql)
+    app.add_middleware(ResponseCache, head=source.head, ttl=ttl, count_sql=count_sql, coalesce=coalesce)
     if cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["GET"],
                            allow_headers=["If-None-Match"], expose_headers=["ETag"], max_age=600)

@@ -8,7 +8,8 @@ requests for the same missing key wait for the first one's answer instead of all
 
 Every 200 carries ``ETag`` (a hash of the body) and ``Cache-Control: max-age=<TTL>``; a request
 whose ``If-None-Match`` names the current ETag gets a bodiless 304. With a TTL of 0 nothing is
-stored and every request computes (the ETag and 304 still apply).
+stored and every answer is computed after its request arrived; identical requests arriving while
+one computes share the next computation (the ETag and 304 still apply).
 """
 
 from __future__ import annotations
@@ -47,15 +48,15 @@ def _matches(if_none_match: str, etag: str) -> bool:
     return "*" in tags or etag in tags
 
 
-class Stored:
-    """A cached 200: its body, headers and ETag."""
+class Answer:
+    """An endpoint's response, buffered: status, headers, body and (for a 200) its ETag."""
 
-    __slots__ = ("body", "etag", "headers")
+    __slots__ = ("body", "etag", "headers", "status")
 
-    def __init__(self, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
-        self.body = body
-        self.etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+    def __init__(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        self.status, self.body = status, body
         self.headers = [(k, v) for k, v in headers if k.lower() not in (b"content-length", b"etag", b"cache-control")]
+        self.etag = ('"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"').encode() if status == 200 else b""
 
 
 class Unavailable(Exception):
@@ -66,25 +67,36 @@ class ResponseCache:
     """The ASGI layer: serves stored responses for ``/stats/*`` and stores the endpoints' 200s.
 
     ``head()`` returns the newest indexed block of every chain (it raises :class:`Unavailable` when
-    the database cannot be read); it runs in a worker thread, at most once per TTL."""
+    the database cannot be read); it runs in a worker thread, at most once per TTL.
+
+    With ``ttl`` 0 nothing is stored; identical requests that arrive while one is being computed
+    share the *next* computation (it starts after they all arrived, so every answer still reads the
+    database after its request came in), unless ``coalesce`` is off."""
 
     def __init__(self, app: ASGIApp, *, head: Callable[[], Hashable], ttl: int, count_sql: bool = False,
-                 maxsize: int = 4096) -> None:
-        self.app, self.head, self.ttl, self.count_sql = app, head, ttl, count_sql
-        self.responses: TTLCache[Hashable, Stored] | None = TTLCache(maxsize, ttl) if ttl > 0 else None
+                 coalesce: bool = True, maxsize: int = 4096) -> None:
+        self.app, self.head, self.ttl, self.count_sql, self.coalesce = app, head, ttl, count_sql, coalesce
+        self.responses: TTLCache[Hashable, Answer] | None = TTLCache(maxsize, ttl) if ttl > 0 else None
         self.heads: TTLCache[str, Hashable] = TTLCache(1, max(ttl, 1))
         self.pending: dict[Hashable, asyncio.Event] = {}
+        self.running: dict[Hashable, asyncio.Future[Answer]] = {}
+        self.queued: dict[Hashable, asyncio.Future[Answer]] = {}
         self.cache_control = f"public, max-age={ttl}".encode() if ttl > 0 else b"no-cache"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "GET" or not (
-                scope["path"].startswith("/stats/") or scope["path"] == "/health"):
+        path = scope["path"]
+        if scope["type"] != "http" or scope["method"] != "GET" or not (path.startswith("/stats/") or path == "/health"):
             await self.app(scope, receive, send)
             return
         counter = [0] if self.count_sql else None
         statements.set(counter)
-        if self.responses is None or scope["path"] == "/health":
-            await self._forward(scope, receive, send, None, counter)
+        if path == "/health":
+            await self._deliver(scope, send, await self._run(scope, receive), counter, b"no-store")
+            return
+        query = tuple(sorted(scope.get("query_string", b"").split(b"&")))
+        if self.responses is None:
+            answer = await (self._batched((path, query), scope, receive) if self.coalesce else self._run(scope, receive))
+            await self._deliver(scope, send, answer, counter, self.cache_control)
             return
         try:
             head = self.heads.get("head")
@@ -92,25 +104,52 @@ class ResponseCache:
                 head = await anyio.to_thread.run_sync(self.head)
                 self.heads["head"] = head
         except Unavailable as e:
-            await self._send(send, 503, error_body(503, str(e)), [(b"content-type", b"application/json")], counter, None)
+            await self._deliver(scope, send, Answer(503, [(b"content-type", b"application/json")], error_body(503, str(e))),
+                                counter, b"no-store")
             return
-        query = scope.get("query_string", b"")
-        key = (scope["path"], tuple(sorted(query.split(b"&"))), head)
+        await self._deliver(scope, send, await self._cached((path, query, head), scope, receive), counter, self.cache_control)
+
+    async def _cached(self, key: Hashable, scope: Scope, receive: Receive) -> Answer:
+        """The stored answer for ``key``, or the endpoint's (stored when a 200); one computation per key at a time."""
+        assert self.responses is not None
         while (stored := self.responses.get(key)) is None and key in self.pending:
             await self.pending[key].wait()  # another request is computing it
         if stored is not None:
-            await self._reply(scope, send, stored, counter)
-            return
+            return stored
         self.pending[key] = event = asyncio.Event()
         try:
-            await self._forward(scope, receive, send, key, counter)
+            answer = await self._run(scope, receive)
+            if answer.status == 200:
+                self.responses[key] = answer
+            return answer
         finally:
             del self.pending[key]
             event.set()
 
-    async def _forward(self, scope: Scope, receive: Receive, send: Send, key: Hashable | None,
-                       counter: list[int] | None) -> None:
-        """Run the endpoint, buffer its answer, store it when it is a 200 and ``key`` is given."""
+    async def _batched(self, key: Hashable, scope: Scope, receive: Receive) -> Answer:
+        """The endpoint's answer from a computation that starts after this request arrived, shared by
+        the identical requests that arrived while the one before it ran."""
+        if key in self.queued:
+            return await asyncio.shield(self.queued[key])
+        batch: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+        if key in self.running:
+            self.queued[key] = batch
+            await asyncio.wait([self.running[key]])
+            del self.queued[key]
+        self.running[key] = batch
+        try:
+            answer = await self._run(scope, receive)
+            batch.set_result(answer)
+            return answer
+        except BaseException as e:
+            batch.set_exception(e)
+            batch.exception()  # retrieved: followers re-raise it, none may be waiting
+            raise
+        finally:
+            del self.running[key]
+
+    async def _run(self, scope: Scope, receive: Receive) -> Answer:
+        """Run the endpoint and buffer its response."""
         start: Message = {}
         chunks: list[bytes] = []
 
@@ -122,34 +161,22 @@ class ResponseCache:
                 chunks.append(message.get("body", b""))
 
         await self.app(scope, receive, capture)
-        status = int(start["status"])
-        headers = list(start.get("headers", []))
-        body = b"".join(chunks)
-        if status != 200:
-            await self._send(send, status, body, headers, counter, None)
-            return
-        stored = Stored(body, headers)
-        if key is not None and self.responses is not None and scope["path"] != "/health":
-            self.responses[key] = stored
-        await self._reply(scope, send, stored, counter, cache=scope["path"] != "/health")
+        return Answer(int(start["status"]), list(start.get("headers", [])), b"".join(chunks))
 
-    async def _reply(self, scope: Scope, send: Send, stored: Stored, counter: list[int] | None, cache: bool = True) -> None:
-        if_none_match = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"if-none-match"), None)
-        control = self.cache_control if cache else b"no-store"
-        if if_none_match is not None and _matches(if_none_match, stored.etag):
-            await self._send(send, 304, b"", [], counter, (stored.etag.encode(), control))
-            return
-        await self._send(send, 200, stored.body, stored.headers, counter, (stored.etag.encode(), control))
-
-    async def _send(self, send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]],
-                    counter: list[int] | None, cached: tuple[bytes, bytes] | None) -> None:
-        out = [(k, v) for k, v in headers if k.lower() not in (b"content-length", b"cache-control")]
+    async def _deliver(self, scope: Scope, send: Send, answer: Answer, counter: list[int] | None, control: bytes) -> None:
+        """Send ``answer``: a 200 with its ETag and ``control`` (or a bodiless 304 when If-None-Match
+        names the ETag); anything else as it is, never to be cached."""
+        status, body, out = answer.status, answer.body, list(answer.headers)
+        if status == 200:
+            if_none_match = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"if-none-match"), None)
+            if if_none_match is not None and _matches(if_none_match, answer.etag.decode()):
+                status, body = 304, b""
+                out = []
+            out += [(b"etag", answer.etag), (b"cache-control", control)]
+        else:
+            out.append((b"cache-control", b"no-store"))
         if status != 304:  # a 304 has no body and describes the stored one
             out.append((b"content-length", str(len(body)).encode()))
-        if cached is None:
-            out.append((b"cache-control", b"no-store"))
-        else:
-            out += [(b"etag", cached[0]), (b"cache-control", cached[1])]
         if counter is not None:
             out.append((b"x-sql-statements", str(counter[0]).encode()))
         await send({"type": "http.response.start", "status": status, "headers": out})

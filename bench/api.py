@@ -1,0 +1,122 @@
+"""The /stats API under load: requests/s and latency with 50 concurrent clients, cached and uncached.
+
+    .venv/bin/python -m bench.api [--database-url URL] [--clients 50] [--seconds 10] [--json]
+
+Starts ``python -m core.api`` on URL (default: the 10M-trade SQLite database in /work/bench-data)
+in four modes: *cached* (API_CACHE_TTL=60); *uncached* (API_CACHE_TTL=0: nothing is stored, every
+answer reads the database after its request arrived; identical requests arriving while one is
+computed share the next computation); *uncached, each computes* (API_COALESCE=0 too: every request
+runs its own computation); *uncached, one client* (the cost of one computation). For each server and
+each path (``/stats/overview`` and ``/stats/volume?range=all``), ``--clients`` keep-alive HTTP/1.1
+connections each send one request after another for ``--seconds`` seconds; one request per path
+warms the server first (for the cached server this fills the cache). Reports requests/s, latency
+p50/p99/max, non-200 answers and the server's CPU seconds. The clients are asyncio on raw sockets
+(a few µs per request), in this process, on the same machine: their CPU competes with the server's.
+
+Targets (issue #14): cached ≥ 1,000 requests/s on 2 cores; uncached p99 < 100 ms at 10M trades;
+no errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from tests.api_server import api_server, get
+
+DEFAULT_URL = "sqlite:////work/bench-data/sqlite10m.db"
+PATHS = ("/stats/overview", "/stats/volume?range=all")
+#: (mode, server environment, clients: None = --clients).
+MODES: tuple[tuple[str, dict[str, str], int | None], ...] = (
+    ("cached", {"API_CACHE_TTL": "60"}, None),
+    ("uncached", {"API_CACHE_TTL": "0"}, None),
+    ("uncached, each computes", {"API_CACHE_TTL": "0", "API_COALESCE": "0"}, None),
+    ("uncached, one client", {"API_CACHE_TTL": "0"}, 1),
+)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _client(host: str, port: int, path: str, until: float, latencies: list[float], statuses: list[int]) -> None:
+    reader, writer = await asyncio.open_connection(host, port)
+    request = f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+    try:
+        while time.perf_counter() < until:
+            t0 = time.perf_counter()
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")
+            length = next(int(v) for k, _, v in (line.partition(":") for line in lines[1:]) if k.lower() == "content-length")
+            await reader.readexactly(length)
+            latencies.append(time.perf_counter() - t0)
+            statuses.append(int(lines[0].split()[1]))
+    finally:
+        writer.close()
+
+
+async def _load(base: str, path: str, clients: int, seconds: float) -> tuple[list[float], list[int], float]:
+    parts = urlsplit(base)
+    latencies: list[float] = []
+    statuses: list[int] = []
+    start = time.perf_counter()
+    until = start + seconds
+    await asyncio.gather(*(_client(parts.hostname or "127.0.0.1", parts.port or 80, path, until, latencies, statuses)
+                           for _ in range(clients)))
+    return latencies, statuses, time.perf_counter() - start
+
+
+def _quantile(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=1000, method="inclusive")[int(q * 1000) - 1] if len(values) > 1 else values[0]
+
+
+def measure(base: str, pid: int, path: str, clients: int, seconds: float) -> dict[str, Any]:
+    status, _, _ = get(base + path)  # warm-up (and, when caching, the stored answer)
+    if status != 200:
+        raise SystemExit(f"{path}: warm-up answered {status}")
+    cpu0 = _cpu_seconds(pid)
+    latencies, statuses, wall = asyncio.run(_load(base, path, clients, seconds))
+    cpu = _cpu_seconds(pid) - cpu0
+    return {"path": path, "clients": clients, "requests": len(latencies), "seconds": round(wall, 2),
+            "requests_per_s": round(len(latencies) / wall, 1),
+            "p50_ms": round(_quantile(latencies, 0.5) * 1e3, 2), "p99_ms": round(_quantile(latencies, 0.99) * 1e3, 2),
+            "max_ms": round(max(latencies) * 1e3, 2), "errors": sum(1 for s in statuses if s != 200),
+            "server_cpu_s": round(cpu, 2)}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.api", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--database-url", default=DEFAULT_URL)
+    p.add_argument("--clients", type=int, default=50)
+    p.add_argument("--seconds", type=float, default=10.0, help="load per path and server")
+    p.add_argument("--json", action="store_true", help="print one JSON object last")
+    args = p.parse_args()
+    results: dict[str, Any] = {"database_url": args.database_url, "cpus": os.cpu_count(), "runs": []}
+    for mode, env, clients in MODES:
+        n = args.clients if clients is None else clients
+        with api_server(args.database_url, env=env) as (base, proc):
+            for path in PATHS:
+                run = {"mode": mode, **measure(base, proc.pid, path, n, args.seconds)}
+                results["runs"].append(run)
+                print(f"{mode:22} {n:3} clients {path:24} {run['requests_per_s']:9,.1f} req/s  p50 {run['p50_ms']:8.2f} ms  "
+                      f"p99 {run['p99_ms']:8.2f} ms  max {run['max_ms']:8.2f} ms  errors {run['errors']}  "
+                      f"server CPU {run['server_cpu_s']:.1f} s", file=sys.stderr if args.json else sys.stdout, flush=True)
+    if args.json:
+        print(json.dumps(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
