@@ -1,0 +1,294 @@
+"""The peer dashboards' analyses (#15) on a simulated history, each checked against SQL over the raw
+rows on SQLite and PostgreSQL: the buffers' performance, position risk, the liquidation map, ADL
+exposure, one account's figures, funding, and every card's Δ vs the previous period."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import polars as pl
+import pytest
+import sqlalchemy as sa
+
+from core import dashboard, db
+from core.metrics import risk
+from core.metrics.funds import ZERO_KEY
+from core.period import Filters
+from core.read import stats as read
+from core.read.accounts import AccountError
+from core.simulator import build_database
+from core.utc import DAY
+from tests.apptest import open_app
+
+
+@pytest.fixture(scope="module")
+def simulated(new_database: Callable[[str], str]) -> str:
+    url = new_database("analyses")
+    build_database(url, seed=11, days=4, trades_per_day=1_500)
+    return url
+
+
+@pytest.fixture(scope="module")
+def engine(simulated: str) -> sa.Engine:
+    return db.make_engine(simulated)
+
+
+def rows(engine: sa.Engine, sql: str, **params: object) -> list[tuple[object, ...]]:
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(sa.text(sql), params)]
+
+
+def one(engine: sa.Engine, sql: str, **params: object) -> float:
+    return float(rows(engine, sql, **params)[0][0] or 0)
+
+
+CHAIN = 31337
+
+
+def test_vault_share_price_flows_and_pnl_by_source_equal_sql(engine: sa.Engine) -> None:
+    as_of = read.latest_timestamp(engine, CHAIN)
+    assert as_of is not None
+    data = dashboard.buffers(engine, CHAIN, Filters(), as_of)
+    value = one(engine, "SELECT SUM(value_change_raw) FROM backstop_vault_events WHERE chain_id = :c", c=CHAIN) / 1e6
+    shares = one(engine, "SELECT SUM(CASE WHEN event = 'Deposit' THEN shares ELSE -shares END) FROM backstop_vault_events "
+                         "WHERE chain_id = :c AND event IN ('Deposit', 'Withdraw')", c=CHAIN)
+    assert shares > 0 and data["share_price"] == pytest.approx(value / shares, rel=1e-9)
+    assert dashboard.report(engine, CHAIN, Filters())["backstop_share_price"] == pytest.approx(value / shares, rel=1e-9)
+    daily = data["vault_daily"]
+    by_day = {int(d): (float(dep), float(wd)) for d, dep, wd in rows(engine, (
+        "SELECT block_timestamp / 86400 * 86400, SUM(CASE WHEN event = 'Deposit' THEN value_change_usd ELSE 0 END), "
+        "SUM(CASE WHEN event = 'Withdraw' THEN -value_change_usd ELSE 0 END) FROM backstop_vault_events WHERE chain_id = :c "
+        "GROUP BY block_timestamp / 86400 * 86400"), c=CHAIN)}
+    got = {int(b): (float(d), float(w)) for b, d, w in daily.select("bucket", "deposits_usd", "withdrawals_usd").iter_rows()}
+    assert got.keys() == by_day.keys()
+    for day, (dep, wd) in by_day.items():
+        assert got[day] == pytest.approx((dep, wd), abs=1e-6)
+    liquidation_pnl = one(engine, "SELECT SUM(value_change_usd) FROM backstop_vault_events WHERE chain_id = :c AND "
+                                  "event = 'VaultPnLUpdated' AND position_key <> :z", c=CHAIN, z=ZERO_KEY)
+    other_pnl = one(engine, "SELECT SUM(value_change_usd) FROM backstop_vault_events WHERE chain_id = :c AND "
+                            "event = 'VaultPnLUpdated' AND position_key = :z", c=CHAIN, z=ZERO_KEY)
+    assert float(daily["liquidation_pnl_usd"].sum()) == pytest.approx(liquidation_pnl, abs=1e-6)
+    assert float(daily["other_pnl_usd"].sum()) == pytest.approx(other_pnl, abs=1e-6)
+    assert other_pnl > 0  # the simulator pays the vault a daily fee share
+    holders = one(engine, "SELECT COUNT(*) FROM (SELECT owner FROM backstop_vault_events WHERE chain_id = :c AND event IN "
+                          "('Deposit', 'Withdraw') GROUP BY owner HAVING SUM(CASE WHEN event = 'Deposit' THEN shares "
+                          "ELSE -shares END) > 1e-9) AS h", c=CHAIN)
+    assert int(daily["depositors"][-1]) == holders > 0
+
+
+def test_vault_returns_compare_share_prices_over_each_window(engine: sa.Engine) -> None:
+    as_of = read.latest_timestamp(engine, CHAIN)
+    assert as_of is not None
+    data = dashboard.buffers(engine, CHAIN, Filters(), as_of)
+    daily = data["vault_daily"].filter(pl.col("share_price").is_not_null())
+    week = {r["window_days"]: r for r in data["returns"]}[7]
+    # the history (4 days) is shorter than a week: measured since the first share price, and said so
+    assert week["days"] == (as_of // DAY * DAY - int(daily["bucket"][0])) // DAY < 7
+    assert week["return"] == pytest.approx(float(daily["share_price"][-1]) / float(daily["share_price"][0]) - 1)
+    assert week["apr"] == pytest.approx(week["return"] * 365 / week["days"])
+
+
+def test_insurance_flows_by_kind_and_liquidation_fees_equal_sql(engine: sa.Engine) -> None:
+    as_of = read.latest_timestamp(engine, CHAIN)
+    assert as_of is not None
+    flows = dashboard.buffers(engine, CHAIN, Filters(), as_of)["fund_flows"]
+    want = dict(rows(engine, "SELECT event, SUM(amount_usd) FROM insurance_fund_events WHERE chain_id = :c GROUP BY event", c=CHAIN))
+    kinds = {"LiquidationFeeCollected": "penalties", "InsuranceFundDeposit": "deposits", "ShortfallCovered": "shortfall cover",
+             "InsuranceFundWithdraw": "withdrawals"}
+    got = dict(flows.group_by("kind").agg(pl.col("amount_usd").sum()).iter_rows())
+    assert {kinds[str(e)]: pytest.approx(float(v)) for e, v in want.items()} == got
+    assert set(flows.filter(pl.col("direction") == "outflow")["kind"]) <= {"shortfall cover", "withdrawals"}
+    report = dashboard.report(engine, CHAIN, Filters())
+    assert report["liquidation_fees_usd"] == pytest.approx(float(want["LiquidationFeeCollected"]))
+    market = str(rows(engine, "SELECT market FROM insurance_fund_events WHERE event = 'LiquidationFeeCollected' LIMIT 1")[0][0])
+    one_market = one(engine, "SELECT SUM(amount_usd) FROM insurance_fund_events WHERE event = 'LiquidationFeeCollected' "
+                             "AND market = :m", m=market)
+    assert dashboard.report(engine, CHAIN, Filters(markets=(market,)))["liquidation_fees_usd"] == pytest.approx(one_market)
+
+
+def open_book(engine: sa.Engine) -> pl.DataFrame:
+    """Open positions and their market's latest mark, straight from the raw tables."""
+    latest = rows(engine, "SELECT p.position_key, p.market, p.is_long, p.size, p.entry_price, p.collateral_usd FROM position_updates p "
+                          "JOIN (SELECT position_key, MAX(block_number * 100000 + log_index) AS k FROM position_updates "
+                          "GROUP BY position_key) l ON l.position_key = p.position_key AND "
+                          "p.block_number * 100000 + p.log_index = l.k WHERE p.size > 0")
+    marks = dict(rows(engine, "SELECT p.market, p.mark_price FROM prices p JOIN (SELECT market, MAX(block_number * 100000 + "
+                              "log_index) AS k FROM prices GROUP BY market) l ON l.market = p.market AND "
+                              "p.block_number * 100000 + p.log_index = l.k"))
+    return pl.DataFrame([(k, m, bool(lg), float(s), float(e), float(c), float(marks[m])) for k, m, lg, s, e, c in latest if m in marks],
+                        schema=["position_key", "market", "is_long", "size", "entry_price", "collateral_usd", "mark"], orient="row")
+
+
+def test_open_interest_by_side_equals_the_open_positions_and_the_oi_events(engine: sa.Engine) -> None:
+    book = dashboard.position_risk(engine, CHAIN, None)
+    raw = open_book(engine)
+    oi = book["open_interest"]
+    for (market, is_long), g in raw.group_by(["market", "is_long"]):
+        side = "long" if is_long else "short"
+        got = oi.filter((pl.col("market") == market) & (pl.col("side") == side))
+        assert float(got["notional_usd"][0]) == pytest.approx(float((g["size"] * g["mark"]).sum()), rel=1e-9)
+        assert int(got["positions"][0]) == g.height
+    # conservation: the open longs of each market are its latest long open interest (OpenInterestUpdated)
+    events = dict(rows(engine, "SELECT o.market, o.long_open_interest FROM open_interest o JOIN (SELECT market, "
+                               "MAX(block_number * 100000 + log_index) AS k FROM open_interest GROUP BY market) l ON "
+                               "l.market = o.market AND o.block_number * 100000 + o.log_index = l.k"))
+    longs = oi.filter(pl.col("side") == "long")
+    assert longs.height and all(float(s) == pytest.approx(float(events[m]), rel=1e-6) for m, s in longs.select("market", "size").iter_rows())
+    assert int(book["leverage"]["positions"].sum()) == raw.height
+
+
+def brute_liquidation_price(is_long: bool, size: float, entry: float, collateral: float, mm: float) -> float:
+    """Where collateral + side × size × (p − entry) = mm × size × p, solved by bisection (no formula)."""
+    side = 1.0 if is_long else -1.0
+    lo, hi = 0.0, entry * 100
+
+    def gap(p: float) -> float:
+        return collateral + side * size * (p - entry) - mm * size * p
+
+    if gap(lo) * gap(hi) > 0:
+        return 0.0
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if gap(lo) * gap(mid) > 0 else (lo, mid)
+    return (lo + hi) / 2
+
+
+def test_liquidation_map_equals_a_brute_force_over_the_raw_positions(engine: sa.Engine) -> None:
+    lmap = dashboard.position_risk(engine, CHAIN, None)["liquidation_map"]
+    raw = open_book(engine)
+    for market in raw["market"].unique().to_list():
+        pos = raw.filter(pl.col("market") == market)
+        liq = [(lg, s, brute_liquidation_price(lg, s, e, c, risk.MAINTENANCE_MARGIN), mk)
+               for lg, s, e, c, mk in pos.select("is_long", "size", "entry_price", "collateral_usd", "mark").iter_rows()]
+        curve = lmap.filter(pl.col("market") == market).sort("move")
+        for move, got in curve.select("move", "liquidated_notional_usd").iter_rows():
+            want = sum(s * p for lg, s, p, mk in liq if (lg and move <= 0 and p >= mk * (1 + move)) or
+                       (not lg and move >= 0 and 0 < p <= mk * (1 + move)))
+            assert got == pytest.approx(want, rel=1e-6, abs=1e-6), (market, move)
+        falls = curve.filter(pl.col("move") <= 0).sort("move", descending=True)["liquidated_notional_usd"]
+        rises = curve.filter(pl.col("move") >= 0)["liquidated_notional_usd"]
+        assert falls.is_sorted() and rises.is_sorted()  # cumulative outwards from 0
+
+
+@pytest.mark.parametrize(("shock", "depth"), [(-0.3, 0.0), (-0.3, 50_000.0), (0.4, 0.0)])
+def test_adl_under_a_shock_reduces_in_rank_order_what_the_book_did_not_take(engine: sa.Engine, shock: float, depth: float) -> None:
+    book = dashboard.position_risk(engine, CHAIN, None)
+    perps = book["open_interest"]["market"].unique().sort().to_list()
+    market = perps[0]
+    marked = dashboard.marked_positions(engine, CHAIN, (market,))
+    exposure = dashboard.adl_exposure(engine, CHAIN, market, shock, depth)
+    assert exposure["adl_score"].is_sorted(descending=True)
+    assert exposure["rank"].to_list() == list(range(1, exposure.height + 1))
+    assert (exposure["reduced_size"] <= exposure["size"] + 1e-12).all() and (exposure["reduced_size"] >= 0).all()
+    hit = marked.filter((pl.col("is_long") == (shock < 0)) & (
+        (pl.col("move_to_liquidation") >= shock) if shock < 0 else (pl.col("move_to_liquidation") <= shock)))
+    mark = float(marked["mark"][0]) * (1 + shock)
+    unfilled = max(0.0, float(hit["size"].sum()) - depth / mark)
+    assert float(exposure["reduced_size"].sum()) == pytest.approx(min(unfilled, float(exposure["size"].sum())), abs=1e-9)
+    reduced = exposure["reduced_size"].to_list()
+    sizes = exposure["size"].to_list()
+    for i in range(1, len(reduced)):  # a lower rank is reduced only once every higher rank is used up
+        assert reduced[i] == 0 or reduced[i - 1] == pytest.approx(sizes[i - 1])
+
+
+def test_adl_history_equals_sql(engine: sa.Engine) -> None:
+    history = dashboard.adl_history(engine, CHAIN, Filters())
+    want = rows(engine, "SELECT account, COUNT(*), SUM(size_reduced * price), SUM(realized_pnl_usd) FROM adl_events "
+                        "WHERE chain_id = :c GROUP BY account", c=CHAIN)
+    assert want, "the simulated history has ADL"
+    got = {a: (n, v, p) for a, n, v, p in history.select("account", "reductions", "reduced_notional_usd", "realized_pnl_usd").iter_rows()}
+    assert got.keys() == {str(a) for a, *_ in want}
+    for a, n, v, p in want:
+        assert got[str(a)] == (int(n), pytest.approx(float(v)), pytest.approx(float(p)))
+
+
+def test_an_account_page_equals_sql_over_its_rows(engine: sa.Engine) -> None:
+    account = str(rows(engine, "SELECT account FROM adl_events ORDER BY block_number LIMIT 1")[0][0])
+    view = dashboard.account(engine, CHAIN, account.upper().replace("0X", "0x"))  # checksum-style input is accepted
+    s = view.summary
+    pnl, funding, fees = rows(engine, "SELECT SUM(realized_pnl_usd), SUM(funding_paid_usd), SUM(fee_usd) FROM position_updates "
+                                      "WHERE account = :a", a=account)[0]
+    assert (s["realized_pnl_usd"], s["funding_paid_usd"], s["fees_usd"]) == pytest.approx((float(pnl), float(funding), float(fees)))
+    assert s["net_pnl_usd"] == pytest.approx(float(pnl) - float(funding) - float(fees))
+    n, volume = rows(engine, "SELECT COUNT(*), SUM(notional_usd) FROM trades WHERE maker = :a OR taker = :a", a=account)[0]
+    assert s["trades"] == int(n) and s["volume_usd"] == pytest.approx(float(volume or 0))
+    newest = rows(engine, "SELECT tx_hash FROM trades WHERE maker = :a OR taker = :a ORDER BY block_number DESC, log_index DESC "
+                          "LIMIT 500", a=account)
+    assert view.trades["tx_hash"].to_list() == [str(t) for (t,) in newest]
+    assert s["adl_reductions"] == int(one(engine, "SELECT COUNT(*) FROM adl_events WHERE account = :a", a=account)) > 0
+    assert s["liquidations"] == view.liquidations.height == int(one(engine, "SELECT COUNT(*) FROM liquidations WHERE account = :a",
+                                                                       a=account))
+    assert view.pnl_daily["cumulative_net_pnl_usd"][-1] == pytest.approx(s["net_pnl_usd"])
+    assert view.known
+
+
+@pytest.mark.parametrize("text", ["0x123", "hello", "0x" + "g" * 40, "", "0x" + "1" * 41, "<script>x</script>"])
+def test_a_malformed_address_is_one_line_naming_it(engine: sa.Engine, text: str) -> None:
+    with pytest.raises(AccountError, match="not an address") as e:
+        dashboard.account(engine, CHAIN, text)
+    assert "\n" not in str(e.value)
+
+
+def test_an_unknown_address_is_not_known(engine: sa.Engine) -> None:
+    assert not dashboard.account(engine, CHAIN, "0x" + "ab" * 20).known
+
+
+def test_funding_and_premium_equal_sql(engine: sa.Engine) -> None:
+    data = dashboard.funding(engine, CHAIN, Filters())
+    for market, first, last in rows(engine, "SELECT market, MIN(block_number * 100000 + log_index), MAX(block_number * 100000 + "
+                                            "log_index) FROM funding GROUP BY market"):
+        idx = dict(rows(engine, "SELECT block_number * 100000 + log_index, cumulative_funding_index FROM funding WHERE market = :m", m=market))
+        got = data["summary"].filter(pl.col("market") == market)
+        assert float(got["cumulative_funding"][0]) == pytest.approx(float(idx[last]) - float(idx[first]), abs=1e-12)
+        rate = one(engine, "SELECT funding_rate FROM funding WHERE market = :m AND block_number * 100000 + log_index = :k", m=market, k=last)
+        assert float(got["funding_rate_annual"][0]) == pytest.approx(rate * 24 * 365)
+    premium = data["premium"]
+    for market, bucket, want in rows(engine, "SELECT market, block_timestamp / 3600 * 3600, AVG(mark_price - index_price) FROM prices "
+                                             "GROUP BY market, block_timestamp / 3600 * 3600"):
+        got = premium.filter((pl.col("market") == market) & (pl.col("bucket") == int(bucket)))
+        if got.height:  # spot markets' pushes are left out: funding is a perp's
+            assert float(got["premium_usd"][0]) == pytest.approx(float(want), abs=1e-12)
+    assert premium.height > 0
+
+
+def test_every_card_delta_is_the_change_vs_the_previous_period(engine: sa.Engine) -> None:
+    as_of = read.latest_timestamp(engine, CHAIN)
+    assert as_of is not None
+    f = Filters(as_of - 2 * DAY + 1, as_of + 1)
+    cards = {c.label: c for c in dashboard.overview_cards(engine, CHAIN, f, as_of)}
+    assert all(c.delta is not None for c in cards.values())
+
+    def volume(start: int, end: int) -> float:
+        return one(engine, "SELECT SUM(notional_usd) FROM trades WHERE block_timestamp >= :s AND block_timestamp < :e", s=start, e=end)
+
+    # daily rollups count the days that start in the period: the first whole day on, through the day of as_of
+    def day_on(ts: int) -> int:
+        return -(-ts // DAY) * DAY
+
+    start_day, end_day = day_on(f.start), day_on(f.end)
+    assert cards["Total volume"].value == pytest.approx(volume(start_day, end_day))
+    prev = dashboard.previous_period(f, as_of)
+    assert prev.end == f.start and prev.start == f.start - 2 * DAY
+    assert cards["Total volume"].delta == pytest.approx(volume(start_day, end_day) - volume(day_on(prev.start), start_day))
+    n = one(engine, "SELECT COUNT(*) FROM liquidations WHERE block_timestamp >= :s AND block_timestamp < :e", s=start_day, e=end_day)
+    n_prev = one(engine, "SELECT COUNT(*) FROM liquidations WHERE block_timestamp >= :s AND block_timestamp < :e",
+                 s=day_on(prev.start), e=start_day)
+    assert (cards["Liquidations"].value, cards["Liquidations"].delta) == (n, n - n_prev)
+
+
+@pytest.mark.parametrize("page", ["pages/buffers.py", "pages/risk.py", "pages/account.py"])
+def test_the_analysis_pages_render_their_figures(simulated: str, engine: sa.Engine, page: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    account = str(rows(engine, "SELECT account FROM adl_events ORDER BY block_number LIMIT 1")[0][0])
+    at = open_app(simulated, monkeypatch, page, {"address": account, "range": "All"})
+    labels = {m.label: m.value for m in at.metric}
+    if page == "pages/buffers.py":
+        price = dashboard.buffers(engine, CHAIN, Filters(), int(read.latest_timestamp(engine, CHAIN) or 0))["share_price"]
+        assert labels["Share price"] == f"{price:,.4f}"
+    elif page == "pages/risk.py":
+        book = dashboard.position_risk(engine, CHAIN, None)
+        assert labels["Open positions"] == f"{int(book['leverage']['positions'].sum()):,}"
+        assert at.get("vega_lite_chart")
+    else:
+        n = int(one(engine, "SELECT COUNT(*) FROM trades WHERE maker = :a OR taker = :a", a=account))
+        assert labels["Trades"] == f"{n:,}"
+        assert not at.warning
