@@ -363,3 +363,26 @@ def test_without_a_cache_every_answer_reads_the_database(whole: str) -> None:
             status, headers, body = get(f"{base}/stats/trades")
             assert status == 200 and int(headers["x-sql-statements"]) > 0 and headers["cache-control"] == "no-cache"
         assert body["points"][-1]["trades"] > 0
+
+
+def test_a_read_only_database_user_is_enough(backend: str, whole: str, request: pytest.FixtureRequest) -> None:
+    """PostgreSQL: a role that may only SELECT; SQLite: the file opened read-only (mode=ro)."""
+    if backend == "postgresql":
+        cluster = request.getfixturevalue("postgres")
+        name = sa.engine.make_url(whole).database
+        admin = sa.create_engine(whole, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+        with admin.connect() as conn:
+            conn.execute(sa.text("DO $$ BEGIN CREATE ROLE api_reader LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$"))
+            conn.execute(sa.text("GRANT SELECT ON ALL TABLES IN SCHEMA public TO api_reader"))
+        admin.dispose()
+        url = f"postgresql+psycopg://api_reader@{cluster.host}:{cluster.port}/{name}"
+        with pytest.raises(sa.exc.ProgrammingError, match="permission denied"):
+            sql(url, "DELETE FROM trades")
+    else:
+        url = f"sqlite:///file:{sa.engine.make_url(whole).database}?mode=ro&uri=true"
+        with pytest.raises(sa.exc.OperationalError, match="readonly"):
+            sql(url, "DELETE FROM trades")
+    with api_server(url) as (base, _):
+        body = ok(f"{base}/stats/overview")
+        assert {k: body[k] for k in report(whole)} == report(whole)
+        assert ok(f"{base}/stats/markets")["markets"]
