@@ -15,6 +15,7 @@ one computes share the next computation (the ETag and 304 still apply).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 from collections.abc import Callable, Hashable
@@ -74,9 +75,11 @@ class ResponseCache:
     database after its request came in), unless ``coalesce`` is off."""
 
     def __init__(self, app: ASGIApp, *, head: Callable[[], Hashable], ttl: int, count_sql: bool = False,
-                 coalesce: bool = True, maxsize: int = 4096) -> None:
+                 coalesce: bool = True, max_bytes: int = 64 << 20) -> None:
         self.app, self.head, self.ttl, self.count_sql, self.coalesce = app, head, ttl, count_sql, coalesce
-        self.responses: TTLCache[Hashable, Answer] | None = TTLCache(maxsize, ttl) if ttl > 0 else None
+        # bounded by the bodies' bytes: distinct valid queries (every start/end pair) cannot exhaust memory
+        self.responses: TTLCache[Hashable, Answer] | None = TTLCache(
+            max_bytes, ttl, getsizeof=lambda answer: len(answer.body) + 512) if ttl > 0 else None
         self.heads: TTLCache[str, Hashable] = TTLCache(1, max(ttl, 1))
         self.pending: dict[Hashable, asyncio.Event] = {}
         self.running: dict[Hashable, asyncio.Future[Answer]] = {}
@@ -120,7 +123,8 @@ class ResponseCache:
         try:
             answer = await self._run(scope, receive)
             if answer.status == 200:
-                self.responses[key] = answer
+                with contextlib.suppress(ValueError):  # an answer larger than the whole cache is not kept
+                    self.responses[key] = answer
             return answer
         finally:
             del self.pending[key]
