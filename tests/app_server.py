@@ -9,6 +9,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import IO, Any
 
 from tests.anvil import free_port, stop_process
@@ -16,12 +17,13 @@ from tests.synthetic import ROOT
 
 
 @contextmanager
-def app_server(database_url: str, *, output: IO[Any] | int = subprocess.DEVNULL,
-               start_timeout_s: float = 60) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """The app on ``database_url`` (no demo build, no RPC), headless; yields (base URL, server process)
-    once its health check answers, and stops it afterwards. Its output goes to ``output``."""
+def app_server(database_url: str, *, output: IO[Any] | int = subprocess.DEVNULL, start_timeout_s: float = 60,
+               env: dict[str, str] | None = None) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """The app on ``database_url`` (no demo build unless ``env`` sets BUILD_DEMO, no RPC), headless;
+    yields (base URL, server process) once its health check answers, and stops it afterwards. Its
+    output goes to ``output``; ``env`` adds to the environment."""
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": database_url, "BUILD_DEMO": "0"}
+    env = {**os.environ, "DATABASE_URL": database_url, "BUILD_DEMO": "0", **(env or {})}
     env.pop("RPC_URL", None)
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless", "true",
@@ -41,3 +43,30 @@ def app_server(database_url: str, *, output: IO[Any] | int = subprocess.DEVNULL,
         yield base, proc
     finally:
         stop_process(proc, timeout=30)
+
+
+def _parent(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat[stat.rindex(")") + 2:].split()[1])
+
+
+def processes(module: str, ancestor: int | None = None) -> set[int]:
+    """PIDs of the running ``python -m <module>`` processes descending from ``ancestor`` (default:
+    this process), from Linux's /proc; other work on the machine is not counted."""
+    root = os.getpid() if ancestor is None else ancestor
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            args = (entry / "cmdline").read_bytes().split(b"\0")
+            if b"-m" not in args or module.encode() not in args:
+                continue
+            pid = int(entry.name)
+            while pid > 1 and pid != root:
+                pid = _parent(pid)
+        except (OSError, ValueError, IndexError):
+            continue
+        if pid == root:
+            found.add(int(entry.name))
+    return found

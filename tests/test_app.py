@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import pytest
 import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
-from core import db
+from core import db, demo
 from core.indexer.run import ingest_stream
+from tests.app_server import processes
 from tests.apptest import FIRST_PAGE, open_app
 from tests.synthetic import MANIFEST, PERP, ROOT, SPOT, batches, history
 
@@ -123,9 +125,33 @@ def test_unopenable_database_is_one_clear_error(url: str, message: str, monkeypa
     assert "s3cret" not in at.error[0].value and "\n" not in at.error[0].value
 
 
-def test_empty_database_gets_the_demo_with_a_banner(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    at = run(database_url, PAGES[0], monkeypatch, BUILD_DEMO="1", DEMO_DAYS="1")
-    assert any("Demo data" in i.value for i in at.info)
-    cards = {m.label: m.value for m in at.metric}
-    assert cards["Trades"] != "0"
+def test_empty_database_shows_cards_while_the_demo_builds_once(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """New sessions on an empty database: the first gets a progress banner at once (the build runs
+    in the background), later ones get cards and charts while the build still runs; one build."""
+    first = run(database_url, PAGES[0], monkeypatch, BUILD_DEMO="1", DEMO_DAYS="4")
+    assert any("Building the demo database" in i.value for i in first.info)
+    build = demo.current_build(database_url)
+    assert build is not None and build.running
+    workers: set[int] = set()
+    deadline = time.monotonic() + 120
+    while True:
+        workers |= processes("core.simulator.worker")
+        at = run(database_url, PAGES[0], monkeypatch, BUILD_DEMO="1", DEMO_DAYS="4")  # a new session each time
+        if at.metric:
+            break
+        assert time.monotonic() < deadline, "no cards two minutes into the build"
+        time.sleep(0.5)
+    assert build.running, "cards shown before the build ended"
+    assert any("Building the demo database" in i.value for i in at.info)
+    assert {m.label: m.value for m in at.metric}["Trades"] != "0" and at.get("vega_lite_chart")
+    while build.running:
+        workers |= processes("core.simulator.worker")
+        time.sleep(0.2)
+    assert build.error is None and build.built is True
+    assert len(workers) == 1, f"one build for every session: simulator workers seen {workers}"
+    done = run(database_url, PAGES[0], monkeypatch, BUILD_DEMO="1", DEMO_DAYS="4")
+    assert not any("Building" in i.value for i in done.info)
+    assert any("Demo data" in i.value for i in done.info)
+    assert dollars({m.label: m.value for m in done.metric}["Total volume"]) > dollars({m.label: m.value for m in at.metric}["Total volume"])
     assert sql(database_url, "SELECT COUNT(*) FROM checkpoints WHERE deployment = 'demo'") == 1
+    assert demo.is_complete(db.make_engine(database_url), 4)
