@@ -9,46 +9,54 @@ from typing import Any
 import polars as pl
 import streamlit as st
 
-from core import charts, config, vault
+from core import charts, config, dashboard
 from core.fmt import format_usd
+from core.read import history as rh
 from core.utc import DAY, day_start
+from core.vault import METHODOLOGY, replay, scenarios, stats, sweep
 from core.vault import history as vh
 from core.vault import params as vp
-from core.vault import scenarios, stats
-from core.vault.replay import SWEEP_COLUMNS
+from core.vault.replay import SWEEP_COLUMNS, Result
 from pages import _common as common
 
 DOCS = vp.field_docs()
 FIELDS = {f.name: str(f.type) for f in dataclasses.fields(vp.VaultParams)}
-NUMERIC = [n for n, t in FIELDS.items() if t != "bool"]
-SUMMARY = [("final_nav_usd", "Final NAV", "usd"), ("apr", "APR", "pct"), ("max_drawdown", "Max drawdown", "pct"),
-           ("sharpe", "Sharpe", "num"), ("bad_debt_avoided_usd", "Bad debt avoided", "usd"),
-           ("liquidations_absorbed", "Liquidations absorbed", "int")]
+NUMERIC = [n for n, t in FIELDS.items() if t not in ("bool", "str")]
+SUMMARY = [("final_nav_usd", "Final NAV", "usd"), ("period_return", "Period return", "pct"), ("apr", "APR", "pct"),
+           ("max_drawdown", "Max drawdown", "pct"), ("worst_day_loss_pct", "Worst day", "pct"), ("sharpe", "Sharpe", "num"),
+           ("bad_debt_avoided_usd", "Bad debt avoided", "usd"), ("liquidations_absorbed", "Liquidations absorbed", "int")]
+#: The waterfall orders the editor offers (every preset's among them).
+WATERFALLS = list(dict.fromkeys([*(p.waterfall for p in vp.PRESETS.values()), "book>adl>insurance>vault>backstop",
+                                 "book>adl>backstop>vault>insurance"]))
+ASSUMED = ("unwind_hours", "slippage_coef", "mm_spread_capture", "thin_market_volume_share")
+balances_before = common.cached(dashboard.balances_before)
 
 
 @st.cache_resource(ttl=3600, max_entries=4)  # keyed by the newest indexed block: new rows, new entry
 def _history(url: str, chain_id: int, start: int | None, end: int | None, as_of: int) -> vh.History:
-    return vault.load(common._engine_for(url), chain_id, start, end)
+    return rh.load(common._engine_for(url), chain_id, start, end)
 
 
 @st.cache_data(ttl=300, max_entries=32)
 def _replay(url: str, chain_id: int, start: int | None, end: int | None, as_of: int,
-            fields: tuple[tuple[str, Any], ...]) -> vault.Result:
-    return vault.replay(_history(url, chain_id, start, end, as_of), vp.VaultParams(**dict(fields)))
+            fields: tuple[tuple[str, Any], ...]) -> Result:
+    return replay(_history(url, chain_id, start, end, as_of), vp.VaultParams(**dict(fields)))
 
 
 @st.cache_data(ttl=300, max_entries=8)
 def _sweep(url: str, chain_id: int, start: int | None, end: int | None, as_of: int, fields: tuple[tuple[str, Any], ...],
            x: tuple[str, tuple[Any, ...]], y: tuple[str, tuple[Any, ...]]) -> pl.DataFrame:
-    return vault.sweep(_history(url, chain_id, start, end, as_of), vp.VaultParams(**dict(fields)), x, y)
+    return sweep(_history(url, chain_id, start, end, as_of), vp.VaultParams(**dict(fields)), x, y)
 
 
 @st.cache_resource(ttl=300, max_entries=2)
 def _positions(url: str, chain_id: int, as_of: int) -> pl.DataFrame:
-    return vh.open_positions(common._engine_for(url), chain_id)
+    return rh.open_positions(common._engine_for(url), chain_id)
 
 
-def _fmt(value: float, kind: str) -> str:
+def _fmt(value: float | None, kind: str) -> str:
+    if value is None:
+        return "n/a"
     if kind == "usd":
         return format_usd(value)
     if kind == "pct":
@@ -73,6 +81,10 @@ def design_editor(side: str, default: str) -> vp.VaultParams | None:
             key = f"{side}_{name}"
             if kind == "bool":
                 st.checkbox(name, key=key, help=DOCS.get(name))
+            elif kind == "str":
+                if st.session_state[key] not in WATERFALLS:
+                    WATERFALLS.append(st.session_state[key])
+                st.selectbox(name, WATERFALLS, key=key, help=DOCS.get(name))
             else:
                 st.number_input(name, key=key, min_value=0.0, format="%.6g", help=DOCS.get(name),
                                 placeholder="no limit" if "None" in kind else None)
@@ -105,7 +117,7 @@ url = config.database_url()
 st.caption("Replays the liquidations of the selected time range (all markets: the vault backs the whole protocol) "
            "through two designs. Every figure comes from the indexed rows; the methodology says what is modelled.")
 with st.expander("Methodology: what is modelled, what is not"):
-    st.markdown(vault.METHODOLOGY)
+    st.markdown(METHODOLOGY)
 
 left, right = st.columns(2)
 with left:
@@ -127,10 +139,20 @@ labels = {"A": f"A · {st.session_state['A_preset']}", "B": f"B · {st.session_s
 
 st.caption(f"{hist.liquidations.height:,} liquidations over {hist.days:.1f} days; "
            f"bad debt as recorded (status quo): {format_usd(res_a.summary['bad_debt_status_quo_usd'])}.")
+st.caption("Recorded: every liquidation, its book leg and waterfall tiers, the oracle's marks, daily volume and fees. "
+           f"Assumed (no venue publishes them): {', '.join(ASSUMED)}, and every preset value its source calls "
+           "assumed. " + (res_a.summary["annualised_note"] + "." if res_a.summary["annualised_note"] else
+                          "APR is the period return × 365 / days; Sharpe from daily NAV closes."))
+with st.expander("Where each preset value comes from"):
+    src = pl.DataFrame([{"preset": name, "parameter": k, "value": str(getattr(vp.preset(name), k)), "source": v}
+                        for name in vp.PRESETS for k, v in vp.preset_sources(name).items()])
+    st.dataframe(src, hide_index=True, width="stretch")
 for side, res in (("A", res_a), ("B", res_b)):
     cols = st.columns(len(SUMMARY) + 1)
     for col, (k, label, kind) in zip(cols, SUMMARY, strict=False):
-        col.metric(f"{side}: {label}", _fmt(float(res.summary[k]), kind))
+        value = res.summary[k]
+        note = res.summary["annualised_note"] if k in ("apr", "sharpe") else ""
+        col.metric(f"{side}: {label}", _fmt(None if value is None else float(value), kind), help=note or None)
     cols[-1].metric(f"{side}: Cap hits", f"{sum(res.cap_hits.values()):,}", help="times a limit made the vault take less")
 
 nav = pl.concat([_labelled(res_a.nav, labels["A"]), _labelled(res_b.nav, labels["B"])])
@@ -207,7 +229,7 @@ if st.button("Run the stress test", key="stress_run"):
     st.session_state["stress_asked"] = True
 if target and st.session_state.get("stress_asked"):
     positions = _positions(url, view.chain_id, view.as_of)
-    insurance, backstop = common.cached("balances_before", view.chain_id, None)
+    insurance, backstop = balances_before(view.chain_id, None)
     try:
         sq, proposed = scenarios.run_shock(hist, positions, scenarios.Shock(target, shock / 100, int(minutes)),
                                            design_a, backstop_usd=backstop, insurance_usd=insurance)
@@ -215,8 +237,8 @@ if target and st.session_state.get("stress_asked"):
         st.error(str(e))
     else:
         rows = [("liquidations", sq.summary["liquidations"], proposed.summary["liquidations"]),
-                ("deficit (USD)", sq.summary["deficit_usd"], proposed.summary["deficit_usd"]),
-                ("absorbed by the vault (USD)", 0.0, proposed.summary["vault_loss_absorbed_usd"]),
+                ("deficit (USD)", sq.summary["shortfall_usd"], proposed.summary["shortfall_usd"]),
+                ("absorbed by the vault (USD)", 0.0, proposed.summary["vault_absorbed_usd"]),
                 ("insurance draw (USD)", sq.summary["insurance_draw_usd"], proposed.summary["insurance_draw_usd"]),
                 ("bad debt (USD)", sq.summary["bad_debt_proposed_usd"], proposed.summary["bad_debt_proposed_usd"]),
                 ("vault PnL (USD)", 0.0, proposed.summary["liquidation_pnl_usd"])]

@@ -1,42 +1,52 @@
 """The HLP-style vault what-if engine: replay indexed liquidations through vault designs.
 
 - :mod:`core.vault.params`: the design's parameters (a frozen dataclass) and the presets;
-- :mod:`core.vault.history`: what the replay reads from the database, loaded once;
+- :mod:`core.vault.history`: the History the replay works on (read by :mod:`core.read.history`);
+- :mod:`core.vault.book`: the vault's book, one method per step (settle, take over, mark, unwind, caps);
 - :mod:`core.vault.replay`: the replay, A-vs-B comparison and two-parameter sweeps;
 - :mod:`core.vault.scenarios`: stress shocks on the open positions;
 - :mod:`core.vault.stats`: APR, drawdown, Sharpe, high-water-mark fees, the depositor's path.
 
-Pure: no streamlit; the database is read only by :func:`core.vault.history.load`.
+Pure: no streamlit, no database; :func:`core.read.history.load` reads a :class:`History`.
 """
 
 METHODOLOGY = """
-**What is replayed.** Every indexed liquidation, in chain order. Its book leg stays as recorded; what it
-leaves — the loss beyond the position's collateral at mark (the *deficit*, which ADL, the BackstopVault,
-the InsuranceFund and socialization covered on chain) and any size the book could not fill — goes to the
-vault when the trigger (equity < k × maintenance margin) and every limit allow, partly when a limit
-binds, and otherwise down the recorded waterfall. ADL and today's BackstopVault absorb at most what they
-recorded; the InsuranceFund at most what it recorded plus what the vault saved it earlier.
+**What is replayed.** Every indexed liquidation, in chain order, with its recorded book leg and the tiers
+that covered its deficit (ADL, today's BackstopVault, the InsuranceFund, socialized debt). The design's
+`waterfall` orders who absorbs what is left; seed 001 §3.2's order is book → ADL → vault → insurance →
+socialize (today's BackstopVault keeps what it recorded, right after the vault). Recorded tiers absorb
+at most what they recorded (the fund also what the vault saved it earlier); the rest is socialized.
 
-**The vault.** Taking over at the bankruptcy price it books the deficit as a loss (or the margin left as
-a gain) and holds the unfilled size, closing it evenly over the unwind horizon at the recorded marks
-(their time-weighted average) less square-root slippage on the market's average daily volume. It
-earns the healthy-liquidation fee from equity left after today's penalty, a share of the recorded
-trading fees and a spread capture on recorded volume (credited daily). Limits use the NAV at the start
-of the UTC day (daily loss, per-market budgets; thin markets are those under a volume-share threshold)
-or the current NAV (cash, utilisation). A loss it cannot pay when a position closes becomes bad debt.
-Performance fees are charged daily above the high-water mark; APR is the simple annualised share-price
-return, Sharpe uses daily returns (risk-free 0).
+**The takeover.** A vault after the book takes what the book and the tiers before it left — the size not
+closed and the loss beyond the collateral — at the bankruptcy price, when equity < k × maintenance
+margin. A vault first (Hyperliquid's backstop, Lighter's close-out) takes the whole position at the first
+recorded mark where its equity, reconstructed from the position's size, entry price and collateral since
+it last changed, fell below k × maintenance margin, and keeps the equity left (the margin buffer).
 
-**Not modelled.** How traders, market makers or ADL'd counterparties would have behaved differently with
-a vault (the recorded flow is replayed as it was); the vault's own price impact on later marks;
-deposits and withdrawals other than the depositor calculator's; funding on positions the vault holds;
-gas. Stress shocks use today's waterfall rules as the simulator models them (book depth per minute, ADL
-up to profitable opposite size, BackstopVault 3% per liquidation / 10% a day, then the fund).
+**Holding and unwinding.** Taken positions close evenly over the unwind horizon, marked and realised every
+hour at the recorded marks; slippage is the square-root law on the vault's net closes per market over its
+unwind, against the market's average daily volume. Every loss of a takeover (absorbed, held, unwound)
+counts against the per-liquidation cap, the day's cap (× NAV at the UTC day's start) and the market's
+daily budget (thin markets smaller); a takeover is cut to what they allow, and when holding further would
+breach one the vault closes the rest at once, paying that close's slippage. A loss the vault cannot pay
+(its NAV at zero) is bad debt.
+
+**Income and figures.** A fee on healthy book liquidations (from the equity left after the recorded
+penalty), market making (a share of the day's recorded fees and a spread capture on its volume, credited
+at the day's end), a performance fee at each UTC midnight above the high-water mark (1.0 at inception).
+The period return is always shown; APR (period return × 365 / days) and Sharpe (daily NAV closes) only
+over 30 days or more.
+
+**Assumed, not recorded.** The unwind horizon, the slippage coefficient, the spread capture, what makes a
+market thin, and every preset value its source calls "assumed" (the page lists them). **Not modelled.**
+How traders, market makers or ADL'd counterparties would have behaved with a vault; the vault's own price
+impact on later marks; deposits and withdrawals other than the depositor calculator's; funding on
+positions the vault holds; gas. Stress shocks use today's rules (core.protocol, as the simulator).
 """
 
-from core.vault.history import History, HistoryError, load
+from core.vault.history import History, HistoryError
 from core.vault.params import PRESETS, ParamError, VaultParams, preset
 from core.vault.replay import Result, compare, replay, sweep
 
-__all__ = ["METHODOLOGY", "PRESETS", "History", "HistoryError", "ParamError", "Result", "VaultParams", "compare", "load", "preset",
+__all__ = ["METHODOLOGY", "PRESETS", "History", "HistoryError", "ParamError", "Result", "VaultParams", "compare", "preset",
            "replay", "sweep"]

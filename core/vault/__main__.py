@@ -1,7 +1,7 @@
 """``python -m core.vault``: replay the indexed history through a vault design and print the outcome.
 
-    python -m core.vault --database-url URL --preset NAME [--set field=value …] [--since DATE]
-                         [--until DATE] [--json]
+    python -m core.vault --database-url URL --preset NAME [--set field=value …] [--start YYYY-MM-DD]
+                         [--end YYYY-MM-DD] [--json]
 
 With ``--json`` the last line is one JSON object (the summary). Unknown presets, unknown fields, bad
 values and unreadable databases get one line on stderr and exit status 2.
@@ -19,13 +19,17 @@ from typing import Any
 import sqlalchemy as sa
 
 from core import config, db
-from core.vault.history import HistoryError, load
+from core.read.history import load
+from core.vault.history import HistoryError
 from core.vault.params import PRESETS, ParamError, parse_value, preset
 from core.vault.replay import replay
 
-KEYS = ("final_nav_usd", "apr", "max_drawdown", "sharpe", "liquidation_pnl_usd", "fee_income_usd", "mm_income_usd",
+KEYS = ("final_nav_usd", "period_return", "apr", "sharpe", "annualised_note", "max_drawdown", "worst_day_loss_pct",
+        "shortfall_usd", "vault_absorbed_usd", "adl_usd", "backstop_usd", "insurance_usd", "socialized_usd",
+        "kept_margin_usd", "unwind_pnl_usd", "slippage_usd", "liquidation_pnl_usd", "fees_income_usd", "fee_income_usd",
+        "mm_income_usd", "performance_fees_usd", "vault_bad_debt_usd", "worst_liquidation_loss_usd",
         "bad_debt_status_quo_usd", "bad_debt_proposed_usd", "bad_debt_avoided_usd", "insurance_draw_status_quo_usd",
-        "insurance_draw_usd", "liquidations", "liquidations_absorbed", "cap_hits")
+        "insurance_draw_usd", "liquidations", "liquidations_absorbed", "forced_closes", "cap_hits", "days")
 
 
 class UsageError(Exception):
@@ -67,14 +71,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--preset", default="proposed", help=f"one of: {', '.join(PRESETS)}")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
                     help="override a parameter (repeatable); 'none' lifts a limit; 5%% = 0.05")
-    ap.add_argument("--since", default=None, help="first UTC day replayed (YYYY-MM-DD)")
-    ap.add_argument("--until", default=None, help="last UTC day replayed, inclusive (YYYY-MM-DD)")
+    ap.add_argument("--start", default=None, help="first UTC day replayed (YYYY-MM-DD)")
+    ap.add_argument("--end", default=None, help="last UTC day replayed, inclusive (YYYY-MM-DD)")
     ap.add_argument("--json", action="store_true", help="end with one JSON object")
     args = ap.parse_args(argv)
     try:
         params = preset(args.preset).with_overrides(**_overrides(args.overrides))
-        start = _date(args.since) if args.since else None
-        end = _date(args.until) + 86_400 if args.until else None
+        start = _date(args.start) if args.start else None
+        end = _date(args.end) + 86_400 if args.end else None
+        if start is not None and end is not None and end <= start:
+            raise UsageError(f"--end {args.end} is before --start {args.start}")
         url = args.database_url or config.database_url()
         missing = _missing_sqlite_file(url)
         if missing:
@@ -92,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.preset}: {history.liquidations.height:,} liquidations over {history.days:.1f} days")
         for k in KEYS:
             v = s[k]
-            print(f"  {k:32} {v:,.4f}" if isinstance(v, float) else f"  {k:32} {v}")
+            print(f"  {k:32} {v:,.4f}" if isinstance(v, float) else f"  {k:32} {'n/a' if v is None else v}")
     else:
         print(json.dumps(s, sort_keys=True))
     return 0

@@ -1,8 +1,9 @@
-"""What the what-if replay reads from the indexed database: liquidations with their recorded
-waterfall, the oracle's marks, daily market volume and fees, and (for stress tests) open positions.
+"""What the what-if replay works on: one chain's liquidations with their recorded waterfall, the
+oracle's marks, daily market volume and fees, as a :class:`History` of polars frames.
 
-Everything is loaded once into a :class:`History` of polars frames; the replay never touches the
-database, so a sweep of many designs costs one load.
+:func:`core.read.history.load` builds one from the database (once; a sweep of many designs costs one
+load); tests, benchmarks and stress scenarios build them with :func:`assemble`. Nothing here opens a
+database.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ LIQUIDATION_SCHEMA = pl.Schema({
     "ts": pl.Int64(), "block_number": pl.Int64(), "log_index": pl.Int64(), "tx_hash": pl.String(),
     "account": pl.String(), "market": pl.String(), "is_long": pl.Boolean(),
     "size": pl.Float64(), "mark": pl.Float64(), "notional": pl.Float64(), "equity": pl.Float64(),
+    "entry_price": pl.Float64(), "collateral": pl.Float64(), "opened_ts": pl.Int64(),
     "book_filled": pl.Float64(), "adl_size": pl.Float64(),
     "adl_usd": pl.Float64(), "backstop_usd": pl.Float64(), "insurance_usd": pl.Float64(),
     "socialized_usd": pl.Float64(), "penalty_usd": pl.Float64(),
@@ -51,55 +53,20 @@ class History:
 
 
 def liquidation_frame(rows: pl.DataFrame) -> pl.DataFrame:
-    """``rows`` with exactly LIQUIDATION_SCHEMA's columns and dtypes, in chain order."""
+    """``rows`` with exactly LIQUIDATION_SCHEMA's columns and dtypes, in chain order.
+
+    Rows without the position's entry price and collateral (generated histories) get ones consistent
+    with their equity at mark (collateral = the equity left, at least 0); without ``opened_ts`` the
+    position's equity is known only at its liquidation."""
+    sign = pl.when(pl.col("is_long")).then(1.0).otherwise(-1.0)
+    if "collateral" not in rows.columns:
+        rows = rows.with_columns(collateral=pl.col("equity").clip(lower_bound=0.0))
+    if "entry_price" not in rows.columns:
+        rows = rows.with_columns(entry_price=pl.when(pl.col("size") > 0).then(
+            pl.col("mark") - (pl.col("equity") - pl.col("collateral")) / (sign * pl.col("size"))).otherwise(pl.col("mark")))
+    if "opened_ts" not in rows.columns:
+        rows = rows.with_columns(opened_ts=pl.lit(None, dtype=pl.Int64()))
     return rows.select([pl.col(n).cast(t) for n, t in LIQUIDATION_SCHEMA.items()]).sort("ts", "block_number", "log_index")
-
-
-def load(engine: Engine, chain_id: int | None = None, start: int | None = None, end: int | None = None) -> History:
-    """The history of ``chain_id`` (default: the only or first indexed chain) in [start, end)."""
-    try:
-        chains = read_stats.chain_ids(engine)
-    except sa.exc.SQLAlchemyError:
-        raise HistoryError("the database has no marginX tables: index a deployment or build the demo first") from None
-    if not chains:
-        raise HistoryError("the database has no indexed chain: index a deployment or build the demo first")
-    cid = chain_ids_pick(chains, chain_id)
-    L = schema.table_of(schema.Liquidation)
-    P = schema.table_of(schema.Price)
-    S = schema.table_of(schema.MarketStatsDaily)
-    deficit_tiers = ("adl_covered_usd", "backstop_loss_usd", "insurance_cover_usd", "socialized_usd")
-    liq_cols = [L.c.block_timestamp.label("ts"), L.c.block_number, L.c.log_index, L.c.tx_hash, L.c.account, L.c.market,
-                L.c.is_long, L.c.size, L.c.mark_price.label("mark"), L.c.notional_usd.label("notional"),
-                L.c.remaining_equity_usd.label("equity"), L.c.book_filled_size.label("book_filled"), L.c.adl_size,
-                *(L.c[c] for c in deficit_tiers), L.c.fee_collected_usd.label("penalty_usd")]
-    q = sa.select(*liq_cols).where(L.c.chain_id == cid)
-    pq = sa.select(P.c.market, P.c.block_timestamp.label("ts"), P.c.mark_price.label("mark")).where(P.c.chain_id == cid)
-    sq = sa.select(S.c.market, S.c.bucket.label("day"), S.c.volume_usd, S.c.fees_usd).where(S.c.chain_id == cid)
-    if start is not None:
-        q, pq, sq = q.where(L.c.block_timestamp >= start), pq.where(P.c.block_timestamp >= start), sq.where(S.c.bucket >= start)
-    if end is not None:
-        q, pq, sq = q.where(L.c.block_timestamp < end), pq.where(P.c.block_timestamp < end), sq.where(S.c.bucket < end)
-    f64, i64, s = pl.Float64(), pl.Int64(), pl.String()
-    with engine.connect() as conn:
-        raw = db.read_frame(conn, q, {
-            "ts": i64, "block_number": i64, "log_index": i64, "tx_hash": s, "account": s, "market": s,
-            "is_long": pl.Boolean(), "size": f64, "mark": f64, "notional": f64, "equity": f64, "book_filled": f64,
-            "adl_size": f64, "adl_covered_usd": f64, "backstop_loss_usd": f64, "insurance_cover_usd": f64,
-            "socialized_usd": f64, "penalty_usd": f64})
-        marks = db.read_frame(conn, pq, {"market": s, "ts": i64, "mark": f64})
-        daily = db.read_frame(conn, sq, {"market": s, "day": i64, "volume_usd": f64, "fees_usd": f64})
-    liqs = liquidation_frame(raw.rename({"adl_covered_usd": "adl_usd", "backstop_loss_usd": "backstop_usd",
-                                         "insurance_cover_usd": "insurance_usd"}))
-    markets = read_stats.markets(engine, cid)
-    return assemble(cid, liqs, marks, daily, markets, start, end)
-
-
-def chain_ids_pick(chains: list[int], chain_id: int | None) -> int:
-    if chain_id is None:
-        return chains[0]
-    if chain_id not in chains:
-        raise HistoryError(f"chain {chain_id} is not indexed in this database (indexed: {', '.join(map(str, chains))})")
-    return chain_id
 
 
 def assemble(chain_id: int, liquidations: pl.DataFrame, marks: pl.DataFrame, daily: pl.DataFrame,
@@ -135,6 +102,11 @@ class MarkBook:
             area = np.concatenate(([0.0], np.cumsum(px[:-1] * np.diff(ts))))
             self._series[str(market)] = (ts, px, area)
 
+    def series(self, market: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """The market's mark times and prices (None if it has no marks)."""
+        got = self._series.get(market)
+        return None if got is None else (got[0], got[1])
+
     def _integral(self, market: str, t: np.ndarray) -> np.ndarray:
         ts, px, area = self._series[market]
         k = np.clip(np.searchsorted(ts, t, side="right") - 1, 0, None)
@@ -160,16 +132,3 @@ class MarkBook:
         with np.errstate(divide="ignore", invalid="ignore"):
             avg = (self._integral(market, t1) - self._integral(market, t0)) / span
         return np.where(span > 0, avg, self.at(market, t0, default))
-
-
-def open_positions(engine: Engine, chain_id: int) -> pl.DataFrame:
-    """Positions open at the newest indexed block (their latest PositionUpdated has a size), from the
-    rollup's positions_latest table.
-
-    Columns: position_key, account, market, is_long, size, entry_price, collateral_usd."""
-    t = schema.table_of(schema.PositionLatest)
-    cols = ("position_key", "account", "market", "is_long", "size", "entry_price", "collateral_usd")
-    q = sa.select(*(t.c[c] for c in cols)).where(t.c.chain_id == chain_id, t.c.size > 0).order_by(t.c.position_key)
-    types = schema.frame_schema(schema.PositionLatest)
-    with engine.connect() as conn:
-        return db.read_frame(conn, q, {c: types[c] for c in cols})

@@ -1,8 +1,9 @@
 """The what-if vault's parameters: one frozen dataclass, one documented field each, and the presets.
 
-Each field's comment names where its value comes from. Sources: Hyperliquid docs ("Liquidations",
-"Vaults / HLP"), Extended docs ("Vault", "Liquidations"), Lighter docs ("LLP"), and seed 001 (§1
-marginX today, §3 the proposal). Where a venue publishes no number, the preset says "assumed".
+Each field's comment names where its default comes from, and :data:`SOURCES` quotes, for every value
+a preset sets, the sentence it comes from: Hyperliquid docs ("Liquidations"), Extended docs ("Vault"),
+seed 001 (§1 marginX today, §2 the venues, §3 the proposal) or "assumed" where no source gives a
+number.
 A what-if is a preset with overrides: ``preset("hyperliquid-hlp").with_overrides(vault_size_usd=5e6)``.
 """
 
@@ -12,6 +13,14 @@ import dataclasses
 import math
 from dataclasses import dataclass, fields
 from typing import Any
+
+from core import protocol
+
+#: The tiers a liquidation's loss can go to, besides socialization (always last).
+TIERS = ("book", "adl", "vault", "backstop", "insurance")
+#: Seed 001 §3.2: book → ADL → the vault → insurance fund → socialize; today's BackstopVault keeps
+#: what it recorded, right after the vault (the vault extends it, seed 001 §4 P0).
+SEED_WATERFALL = "book>adl>vault>backstop>insurance"
 
 
 class ParamError(ValueError):
@@ -23,35 +32,34 @@ class VaultParams:
     """One vault design. Percentages are fractions (0.05 = 5%); ``None`` for a limit means no limit."""
 
     # --- size and where the vault stands in the waterfall
-    vault_size_usd: float = 0.0  #: initial NAV in USD; 0 = no vault, the status quo as recorded (seed 001 §3: the unified vault's capital)
-    vault_before_adl: bool = True  #: the vault takes the residual before ADL (Hyperliquid, Lighter docs) or after it (marginX today, EVENTS.md)
-    insurance_senior: bool = True  #: the insurance fund pays after the vault (senior, EVENTS.md's tranche) or before it (junior; seed 001 §3 option)
+    vault_size_usd: float = 0.0  #: initial NAV in USD; 0 = no vault, the status quo as recorded (seed 001 §3.1: one depositor vault; size assumed)
+    waterfall: str = SEED_WATERFALL  #: who absorbs a liquidation, in order, before the rest is socialized; "vault" before "book" = the vault takes over at its trigger (seed 001 §3.2; Hyperliquid docs)
     # --- takeover
-    trigger_mm_fraction: float = 2 / 3  #: take over when equity < k × maintenance margin (Hyperliquid docs, Liquidations: k = 2/3)
-    maintenance_margin: float = 0.03  #: maintenance margin fraction of notional (seed 001 §1: 3%)
-    takeover_at_bankruptcy: bool = True  #: take positions at the bankruptcy price, eating the deficit and keeping any margin left (Hyperliquid docs), rather than at mark
-    unwind_hours: float = 4.0  #: taken-over positions close evenly over this horizon at the recorded marks (assumed; no venue publishes one)
-    slippage_coef: float = 0.5  #: square-root impact, cost = coef × √(notional / daily volume) × notional (square-root law; coef assumed)
+    trigger_mm_fraction: float = 1.0  #: take over when equity < k × maintenance margin (Hyperliquid docs, Liquidations: k = 2/3)
+    maintenance_margin: float = protocol.MAINTENANCE_MARGIN_BPS / 10_000  #: maintenance margin fraction of notional (seed 001 §1.1: 3%)
+    unwind_hours: float = 4.0  #: taken-over positions close evenly over this horizon, marked hourly (assumed; no venue publishes one)
+    slippage_coef: float = 0.05  #: square-root impact on the vault's total closes per market, cost = coef × √(Q / daily volume) × Q (square-root law: coef = Y × daily volatility, Y ≈ 1, crypto σ ≈ 5%/day; assumed)
     healthy_liquidation_fee: float = 0.0  #: fee to the vault on liquidations the book closes with equity left (Extended, Lighter docs: 1%)
-    # --- risk limits
-    daily_loss_cap_pct: float | None = None  #: losses absorbed per UTC day ≤ this × NAV at the day's start (seed 001 §3 limit)
-    per_market_daily_budget_pct: float | None = None  #: the same, per market (seed 001 §3 limit)
-    thin_market_daily_budget_pct: float | None = None  #: the per-market budget of thin markets, None = the normal one (seed 001 §3: smaller for thin markets)
+    # --- risk limits: every loss of a takeover (absorbed, held, unwound) counts; a breach closes the rest at once
+    daily_loss_cap_pct: float | None = None  #: takeover losses per UTC day ≤ this × NAV at the day's start (seed 001 §2.2/§3.5, Extended: 15%)
+    per_market_daily_budget_pct: float | None = None  #: the same, per market (seed 001 §3.5 Extended's per-market budget; fraction assumed)
+    thin_market_daily_budget_pct: float | None = None  #: the per-market budget of thin markets, None = the normal one (seed 001 §2.2: less liquid assets get a smaller share; fraction assumed)
     thin_market_volume_share: float = 0.10  #: a market is thin when its share of recorded volume is below this (assumed)
-    per_liquidation_cap_usd: float | None = None  #: loss absorbed from one liquidation ≤ this (seed 001 §3 limit)
-    max_utilization: float | None = None  #: open taken-over notional ≤ this × NAV (seed 001 §1: today's BackstopVault 80%)
+    per_liquidation_cap_usd: float | None = None  #: all-in loss of one takeover ≤ this (seed 001 §3.5 Extended's per-liquidation cap; amount assumed)
+    max_utilization: float | None = None  #: open taken-over notional ≤ this × NAV (seed 001 §1.3/§3.5: today's BackstopVault 80%)
     # --- market making (the MarketMakingVault's income folded in)
-    mm_fee_share: float = 0.0  #: share of the recorded trading fees paid to the vault (seed 001 §3: the MarketMakingVault's share)
+    mm_fee_share: float = 0.0  #: share of the recorded trading fees paid to the vault (seed 001 §3.3: fees --> NAV; share assumed)
     mm_spread_capture: float = 0.0  #: spread captured as a fraction of recorded volume, 0.00002 = 0.2 bp (assumed)
     # --- depositor terms
     withdrawal_lock_days: float = 0.0  #: a deposit can leave after this many days (Hyperliquid docs: 4; Extended docs: 1)
-    performance_fee: float = 0.0  #: fee on share-price gains above the high-water mark, charged daily (seed 001 §3 depositor terms)
-    withdraw_fee: float = 0.0  #: fee on the amount withdrawn (seed 001 §3 depositor terms)
+    performance_fee: float = 0.0  #: fee on share-price gains above the high-water mark (1.0 at inception), charged daily (seed 001 §3.4: 10%)
+    withdraw_fee: float = 0.0  #: fee on the amount withdrawn (seed 001 §3.4: 0.1%)
 
     def __post_init__(self) -> None:
+        check_waterfall(self.waterfall)
         for f in fields(self):
             v = getattr(self, f.name)
-            if isinstance(v, bool) or v is None:
+            if isinstance(v, (bool, str)) or v is None:
                 continue
             if not isinstance(v, (int, float)) or not math.isfinite(v):
                 raise ParamError(f"{f.name} must be a finite number, got {v!r}")
@@ -60,6 +68,16 @@ class VaultParams:
         for name in ("performance_fee", "withdraw_fee", "mm_fee_share", "thin_market_volume_share"):
             if getattr(self, name) > 1:
                 raise ParamError(f"{name} is a fraction between 0 and 1, got {getattr(self, name)}")
+
+    @property
+    def order(self) -> tuple[str, ...]:
+        """The waterfall's tiers in order."""
+        return tuple(self.waterfall.split(">"))
+
+    @property
+    def takes_over_first(self) -> bool:
+        """The vault takes whole positions at its trigger, before the book (Hyperliquid, Lighter)."""
+        return self.order[0] == "vault"
 
     @property
     def enabled(self) -> bool:
@@ -73,6 +91,14 @@ class VaultParams:
             if k not in known:
                 raise ParamError(f"unknown vault parameter {k!r}: choose one of {', '.join(sorted(known))}")
         return dataclasses.replace(self, **changes)
+
+
+def check_waterfall(text: str) -> None:
+    """ParamError unless ``text`` orders every tier once, the book first (or second, after the vault)."""
+    order = text.split(">")
+    if sorted(order) != sorted(TIERS) or order.index("book") > (1 if order[0] == "vault" else 0):
+        raise ParamError(f"waterfall orders {', '.join(TIERS)} once each, separated by '>', the book first "
+                         f"(or right after the vault), got {text!r}")
 
 
 def field_docs() -> dict[str, str]:
@@ -95,6 +121,9 @@ def parse_value(name: str, text: str) -> Any:
         raise ParamError(f"unknown vault parameter {name!r}: choose one of {', '.join(sorted(types))}")
     t = str(types[name])
     s = text.strip()
+    if t == "str":
+        check_waterfall(s)
+        return s
     if t == "bool":
         if s.lower() in ("true", "1", "yes"):
             return True
@@ -109,58 +138,108 @@ def parse_value(name: str, text: str) -> Any:
         raise ParamError(f"{name} must be a number, got {text!r}") from None
 
 
-_HLP = VaultParams(
-    vault_size_usd=2_000_000.0,  # assumed: sized against the demo's backstop + insurance capital
-    vault_before_adl=True,  # Hyperliquid: backstop liquidation by HLP; ADL only when HLP cannot
-    trigger_mm_fraction=2 / 3,  # Hyperliquid: equity < 2/3 of maintenance margin
-    takeover_at_bankruptcy=True,
-    unwind_hours=4.0,
-    healthy_liquidation_fee=0.0,  # Hyperliquid charges no liquidation fee; HLP keeps the margin buffer
-    daily_loss_cap_pct=None, per_market_daily_budget_pct=None, per_liquidation_cap_usd=None,
-    max_utilization=None,  # HLP publishes no limits
-    mm_fee_share=0.0, mm_spread_capture=0.00003,  # assumed: HLP quotes every book
-    withdrawal_lock_days=4.0,  # Hyperliquid: HLP deposits locked 4 days
-    performance_fee=0.0, withdraw_fee=0.0,
-)
+_HLP_ORDER = "vault>book>adl>backstop>insurance"
+_PLAIN = VaultParams()
+
+#: Each preset's values and the sentence each comes from ("assumed" where no source gives a number).
+SOURCES: dict[str, dict[str, tuple[Any, str]]] = {
+    "marginx-today": {
+        "vault_size_usd": (0.0, "EVENTS.md: today's BackstopVault and InsuranceFund only; no new vault"),
+        "waterfall": (SEED_WATERFALL, "EVENTS.md: book leg, ADLExecuted, VaultPnLUpdated, ShortfallCovered, "
+                      "DebtSocialized, in this order"),
+    },
+    "hyperliquid-hlp": {
+        "vault_size_usd": (2_000_000.0, "assumed: the demo's backstop + insurance capital, rounded"),
+        "waterfall": (_HLP_ORDER, "Hyperliquid docs, Liquidations: \"If the account equity drops below 2/3 of the "
+                      "maintenance margin without successful liquidation through the book, a backstop liquidation "
+                      "happens through the liquidator vault.\" ADL comes after (Hyperliquid docs, Auto-deleveraging: "
+                      "\"The liquidator has one last option\")"),
+        "trigger_mm_fraction": (2 / 3, "Hyperliquid docs, Liquidations: \"below 2/3 of the maintenance margin\""),
+        "healthy_liquidation_fee": (0.0, "Hyperliquid docs, Liquidations: \"During backstop liquidation, the "
+                                    "maintenance margin is not returned to the user\" (a buffer, no fee)"),
+        "mm_spread_capture": (0.00003, "assumed: seed 001 §2.1 \"provides liquidity via multiple market-making "
+                              "strategies\"; no figure published"),
+        "withdrawal_lock_days": (4.0, "seed 001 §2.1: \"4-day withdrawal lock from last deposit\""),
+    },
+    "extended-vault": {
+        "vault_size_usd": (2_000_000.0, "assumed: the same capital as the other vault presets"),
+        "waterfall": ("book>vault>adl>backstop>insurance", "Extended docs, Vault: \"The vault handles all "
+                      "liquidations on the exchange\"; it takes the loss of a position \"closed below the bankruptcy "
+                      "price\" after the order book"),
+        "healthy_liquidation_fee": (0.01, "Extended docs, Vault: \"earning a 1% liquidation fee in cases of healthy "
+                                    "liquidations\""),
+        "daily_loss_cap_pct": (0.15, "seed 001 §2.2: \"the vault can't be depleted by more than 15% in a day for "
+                               "liquidations\""),
+        "per_market_daily_budget_pct": (0.05, "seed 001 §2.2: \"each market may use only a fraction of vault balance "
+                                        "/ 24h\" (fraction assumed)"),
+        "thin_market_daily_budget_pct": (0.02, "seed 001 §2.2: \"less liquid assets get a smaller share\" (fraction "
+                                         "assumed)"),
+        "per_liquidation_cap_usd": (100_000.0, "seed 001 §2.2: \"a hard cap on the max absorbable loss per single "
+                                    "liquidation\" (amount assumed)"),
+        "mm_spread_capture": (0.00002, "assumed: Extended docs, Vault: \"The vault actively quotes on all markets\"; "
+                              "no figure published"),
+        "withdrawal_lock_days": (1.0, "Extended docs, Vault: \"A 24-hour lockup period applies to each deposit.\""),
+    },
+    "lighter-llp": {
+        "vault_size_usd": (2_000_000.0, "assumed: the same capital as the other vault presets"),
+        "waterfall": (_HLP_ORDER, "seed 001 §2.3: \"Close-out: below the close-out margin, LLP closes all positions "
+                      "and absorbs the remaining collateral\"; \"ADL is the last resort\""),
+        "trigger_mm_fraction": (2 / 3, "assumed: Lighter's close-out margin is below maintenance; its docs give no "
+                                "ratio, Hyperliquid's 2/3 is used"),
+        "healthy_liquidation_fee": (0.01, "seed 001 §2.3: \"if filled better than zero, it takes up to 1% fee → "
+                                    "LLP\""),
+        "mm_spread_capture": (0.00002, "assumed: seed 001 §2.3 \"liquidity provider, price generator\"; no figure "
+                              "published"),
+        "withdrawal_lock_days": (0.0, "assumed: seed 001 names no LLP lock"),
+    },
+    "proposed": {
+        "vault_size_usd": (2_000_000.0, "assumed: seed 001 gives no size; the demo's backstop + insurance capital"),
+        "waterfall": (SEED_WATERFALL, "seed 001 §3.2: \"1. Book\", \"2. ADL profitable counterparties\", \"3. HLP "
+                      "VAULT takes over the position\", \"4. InsuranceFund cover\", \"5. SOCIALIZE residual\""),
+        "trigger_mm_fraction": (1.0, "seed 001 §3.2: the vault takes every post-ADL residual \"as counterparty at "
+                                "bankruptcy price\" (no extra trigger: k = 1, the liquidation itself)"),
+        "healthy_liquidation_fee": (0.0, "seed 001 §3.2: \"filled --> penalty --> InsuranceFund\" (the penalty stays "
+                                    "with the fund)"),
+        "daily_loss_cap_pct": (0.15, "seed 001 §3.5: \"Daily global loss cap (≤15%/day)\""),
+        "per_market_daily_budget_pct": (0.05, "seed 001 §3.5: \"Per-market daily budget (fraction/24h, smaller for "
+                                        "illiquid)\" (fraction assumed)"),
+        "thin_market_daily_budget_pct": (0.02, "seed 001 §3.5: \"smaller for illiquid\" (fraction assumed)"),
+        "per_liquidation_cap_usd": (100_000.0, "seed 001 §3.5: \"Per-liquidation loss cap\" to \"bound a single "
+                                    "toxic unwind\" (amount assumed)"),
+        "max_utilization": (0.8, "seed 001 §3.5: \"MAX_UTILIZATION (OI vs vault size, 80%)\""),
+        "mm_fee_share": (0.2, "assumed: seed 001 §3.3 \"funding + spread + fees\" --> NAV; no share given"),
+        "mm_spread_capture": (0.00002, "assumed: seed 001 §3.3 \"quotes bids/asks\"; no figure given"),
+        "withdrawal_lock_days": (4.0, "seed 001 §3.4: \"lock window starts (e.g. 4 days, HLP-style)\""),
+        "performance_fee": (0.10, "seed 001 §3.4: \"Reuse BackstopVault's share math (dead-shares anti-inflation, "
+                            "10% performance fee, 0.1% withdraw fee)\""),
+        "withdraw_fee": (0.001, "seed 001 §3.4: \"0.1% withdraw fee\""),
+    },
+}
+
+
+def _source_of_default(name: str) -> str:
+    doc = field_docs().get(name, "")
+    return f"default ({doc.rsplit('(', 1)[-1].rstrip(')')})" if "(" in doc else "default"
+
+
+def preset_sources(name: str) -> dict[str, str]:
+    """Every field of preset ``name`` with where its value comes from (the default's source when the
+    preset does not set it)."""
+    given = SOURCES[preset_name(name)]
+    return {f.name: given[f.name][1] if f.name in given else _source_of_default(f.name) for f in fields(VaultParams)}
+
 
 PRESETS: dict[str, VaultParams] = {
-    # The status quo: no new vault; every liquidation's tiers exactly as recorded on chain.
-    "marginx-today": VaultParams(
-        vault_size_usd=0.0, vault_before_adl=False, insurance_senior=True,
-        max_utilization=0.8,  # today's BackstopVault: 80% utilisation
-    ),
-    "hyperliquid-hlp": _HLP,
-    "extended-vault": dataclasses.replace(
-        _HLP,
-        healthy_liquidation_fee=0.01,  # Extended: 1% liquidation fee to the vault
-        withdrawal_lock_days=1.0,  # Extended: 24 h
-        per_liquidation_cap_usd=250_000.0, daily_loss_cap_pct=0.10,  # assumed
-        mm_spread_capture=0.00002,
-    ),
-    "lighter-llp": dataclasses.replace(
-        _HLP,
-        healthy_liquidation_fee=0.01,  # Lighter: 1% liquidation fee to the LLP
-        withdrawal_lock_days=0.0,  # assumed
-        mm_spread_capture=0.00002,
-    ),
-    # Seed 001 §3: one depositor-owned vault taking the BackstopVault's, the InsuranceFund's shortfall
-    # and the MarketMakingVault's roles, before ADL, under explicit risk limits.
-    "proposed": VaultParams(
-        vault_size_usd=2_000_000.0,
-        vault_before_adl=True, insurance_senior=True,
-        trigger_mm_fraction=2 / 3, takeover_at_bankruptcy=True, unwind_hours=4.0, slippage_coef=0.5,
-        healthy_liquidation_fee=0.01,
-        daily_loss_cap_pct=0.05, per_market_daily_budget_pct=0.03, thin_market_daily_budget_pct=0.01,
-        per_liquidation_cap_usd=100_000.0, max_utilization=0.8,
-        mm_fee_share=0.2, mm_spread_capture=0.00002,
-        withdrawal_lock_days=1.0, performance_fee=0.10, withdraw_fee=0.001,
-    ),
+    name: VaultParams(**{k: v for k, (v, _) in values.items()}) for name, values in SOURCES.items()
 }
+
+
+def preset_name(name: str) -> str:
+    if name not in SOURCES:
+        raise ParamError(f"unknown preset {name!r}: choose one of {', '.join(SOURCES)}")
+    return name
 
 
 def preset(name: str) -> VaultParams:
     """The named preset; ParamError naming the known ones otherwise."""
-    try:
-        return PRESETS[name]
-    except KeyError:
-        raise ParamError(f"unknown preset {name!r}: choose one of {', '.join(PRESETS)}") from None
+    return PRESETS[preset_name(name)]

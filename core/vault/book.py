@@ -1,0 +1,404 @@
+"""The vault's book: what one design does with one history, one method per step.
+
+:class:`VaultBook` is walked by :func:`core.vault.replay.replay` in time order: :meth:`~VaultBook.settle`
+each liquidation down the design's waterfall (taking over through :meth:`~VaultBook.take_over`), and
+every hour :meth:`~VaultBook.mark` the open takeovers, :meth:`~VaultBook.unwind` the scheduled part,
+:meth:`~VaultBook.apply_caps` (closing at once what would breach a limit) and at each UTC midnight
+:meth:`~VaultBook.close_day` (performance fee on the high-water mark, the day's loss budgets).
+
+Money is booked once, in ``cash``; income that does not depend on the vault's decisions (healthy
+liquidation fees of the book, market making) is a step function of time kept by the replay, so the
+NAV at any hour is ``cash + income(t) + Σ open positions at their mark``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from core import protocol
+from core.utc import HOUR
+from core.vault.params import VaultParams
+
+CAP_KINDS = ("per_liquidation", "daily_loss", "market_budget", "utilization", "nav")
+
+
+@dataclass
+class Takeover:
+    """One position the vault holds: taken at ``entry`` (the mark at takeover), closed evenly until ``t_end``."""
+
+    row: int
+    market: str
+    sign: float
+    qty0: float
+    qty: float
+    entry: float
+    t0: float
+    t_end: float
+    pnl: float  #: all-in so far: kept margin − loss absorbed + the closed part's market PnL − slippage
+    mark: float
+
+    def value(self) -> float:
+        """The open part at its last mark."""
+        return self.sign * self.qty * (self.mark - self.entry)
+
+    def total(self) -> float:
+        return self.pnl + self.value()
+
+
+@dataclass
+class Outcome:
+    """What the design did with one liquidation (one row of the replay's liquidation frame)."""
+
+    deficit: float = 0.0  #: the loss this liquidation leaves under the design (Σ of the tiers)
+    vault: float = 0.0
+    adl: float = 0.0
+    backstop: float = 0.0
+    insurance: float = 0.0
+    socialized: float = 0.0
+    kept: float = 0.0
+    taken_size: float = 0.0
+    takeover_ts: int = -1
+    fee: float = 0.0
+    unwind_pnl: float = 0.0
+    slippage: float = 0.0
+    pnl: float = 0.0  #: the takeover's all-in PnL when it closed
+    forced: str = ""  #: the limit that closed it early, if one did
+
+
+@dataclass
+class Liq:
+    """One liquidation as the replay walks it (design-independent, prepared once per history)."""
+
+    row: int
+    ts: int
+    market: str
+    sign: float
+    size: float
+    mark: float
+    equity: float
+    residual: float
+    adl_size: float
+    adl: float
+    backstop: float
+    insurance: float
+    socialized: float
+    deficit: float
+    fee: float  #: the vault's fee if the book closes it healthily (0 otherwise)
+
+
+@dataclass
+class VaultBook:
+    """The vault's cash, open takeovers and limits under design ``p``."""
+
+    p: VaultParams
+    income: Callable[[float], float]  #: income credited at or before t (book fees, market making)
+    daily_volume: dict[str, float]
+    thin: dict[str, bool]
+    cash: float = 0.0
+    open: list[Takeover] = field(default_factory=list)
+    outcomes: dict[int, Outcome] = field(default_factory=dict)
+    closed_pnl: float = 0.0
+    market_closed: dict[str, float] = field(default_factory=dict)
+    traded: dict[str, list[tuple[float, float]]] = field(default_factory=dict)  #: per market: (time, notional) closed
+    nav0: float = 0.0
+    day_base: float = 0.0
+    market_base: dict[str, float] = field(default_factory=dict)
+    savings: float = 0.0  #: what the insurance fund did not pay, available to it later
+    hwm: float = 1.0  #: high-water mark of the share price, from inception
+    performance_fees: float = 0.0
+    vault_bad_debt: float = 0.0  #: losses the vault could not pay (its NAV hit zero)
+    fee_income: float = 0.0
+    hits: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CAP_KINDS, 0))
+    cash_events: list[tuple[float, float]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.cash = self.p.vault_size_usd
+        self.cash_events.append((-math.inf, self.cash))
+
+    # ------------------------------------------------------------------ state
+
+    def _book(self, cash_delta: float, t: float) -> None:
+        self.cash += cash_delta
+        self.cash_events.append((t, self.cash))
+
+    def nav(self, t: float) -> float:
+        return self.cash + self.income(t) + sum(tk.value() for tk in self.open)
+
+    def book_total(self, market: str | None = None) -> float:
+        """All-in PnL of every takeover so far (of one market), open ones at their last mark."""
+        if market is None:
+            return self.closed_pnl + sum(tk.total() for tk in self.open)
+        return self.market_closed.get(market, 0.0) + sum(tk.total() for tk in self.open if tk.market == market)
+
+    def _budget(self, market: str) -> float | None:
+        p = self.p
+        if self.thin.get(market, False) and p.thin_market_daily_budget_pct is not None:
+            return p.thin_market_daily_budget_pct
+        return p.per_market_daily_budget_pct
+
+    def rooms(self, market: str, t: float) -> list[tuple[str, float]]:
+        """What each loss limit still allows (USD) for a new takeover in ``market`` at ``t``."""
+        p = self.p
+        value = sum(tk.value() for tk in self.open)
+        out: list[tuple[str, float]] = [("nav", self.cash + self.income(t) + value)]
+        if p.per_liquidation_cap_usd is not None:
+            out.append(("per_liquidation", p.per_liquidation_cap_usd))
+        if p.daily_loss_cap_pct is not None:
+            total = self.closed_pnl + value + sum(tk.pnl for tk in self.open)
+            out.append(("daily_loss", p.daily_loss_cap_pct * self.nav0 - (self.day_base - total)))
+        budget = self._budget(market)
+        if budget is not None:
+            used = self.market_base.get(market, self.market_closed.get(market, 0.0)) - self.book_total(market)
+            out.append(("market_budget", budget * self.nav0 - used))
+        return out
+
+    def _fraction(self, market: str, t: float, ask: float, need: float) -> float:
+        """The share of a takeover the limits allow: ``ask`` is its loss at takeover, ``need`` its notional."""
+        f, kind = 1.0, None
+        rooms = self.rooms(market, t)
+        for name, room in rooms:
+            if room <= 0:
+                f, kind = 0.0, name
+                break
+            if ask > 0 and room < ask * f:
+                f, kind = room / ask, name
+        u = self.p.max_utilization
+        if u is not None and u <= 0:
+            f, kind = 0.0, "utilization"  # no exposure allowed: the vault takes nothing over
+        elif u is not None and need > 0 and f > 0:
+            room = u * rooms[0][1] - sum(tk.qty * tk.mark for tk in self.open)
+            if room < need * f:
+                f, kind = max(0.0, room) / need, "utilization"
+        if kind is not None:
+            self.hits[kind] += 1
+        return f
+
+    # ------------------------------------------------------------------ steps
+
+    def settle(self, liq: Liq, t: float, crossing: tuple[float, float, float] | None) -> Outcome:
+        """One liquidation down the design's waterfall. ``crossing`` is (time, mark, equity) of the first
+        mark where the trigger was crossed, or None."""
+        out = self.outcomes.setdefault(liq.row, Outcome())
+        order = self.p.order
+        if self.p.takes_over_first:
+            f = 0.0
+            if crossing is not None:
+                tc, mark, equity = crossing
+                f = self.take_over(liq, tc, mark, liq.size, max(-equity, 0.0), max(equity, 0.0), out)
+                out.deficit = f * max(-equity, 0.0)
+            rest = (1 - f) * liq.deficit
+            out.deficit += rest
+            self._socialize(self._tiers(liq, order[2:], rest, out), out)
+            self._fee(liq, (1 - f) * liq.fee, t, out)
+            return out
+        before = order[1:order.index("vault")]
+        after = order[order.index("vault") + 1:]
+        out.deficit = liq.deficit
+        left = self._tiers(liq, before, liq.deficit, out)
+        size = max(0.0, liq.residual - liq.adl_size) if "adl" in before else liq.residual
+        if crossing is not None and (left > 0 or size > 0):
+            kept = max(liq.equity, 0.0) * (size / liq.size) if liq.size > 0 else 0.0
+            f = self.take_over(liq, t, liq.mark, size, left, kept, out)
+            left -= f * left
+        self._socialize(self._tiers(liq, after, left, out), out)
+        self._fee(liq, liq.fee, t, out)
+        return out
+
+    def _tiers(self, liq: Liq, tiers: Iterable[str], loss: float, out: Outcome) -> float:
+        """``loss`` through recorded tiers in order (each at most what it recorded; the fund also what
+        it saved earlier); returns what is left."""
+        names = list(tiers)
+        cap = {"adl": liq.adl, "backstop": liq.backstop, "insurance": liq.insurance + self.savings}
+        taken, left = protocol.absorb(loss, [cap[n] for n in names])
+        for name, amount in zip(names, taken, strict=True):
+            setattr(out, name, getattr(out, name) + amount)
+        if "insurance" in names:
+            self.savings += liq.insurance - taken[names.index("insurance")]
+        return left
+
+    @staticmethod
+    def _socialize(left: float, out: Outcome) -> None:
+        out.socialized += left if left > 1e-9 else 0.0  # float dust of the subtractions is not debt
+
+    def _fee(self, liq: Liq, fee: float, t: float, out: Outcome) -> None:
+        if fee > 0:
+            out.fee += fee
+            self.fee_income += fee
+            self._book(fee, t)
+
+    def take_over(self, liq: Liq, t: float, mark: float, size: float, absorbed: float, kept: float,
+                  out: Outcome) -> float:
+        """Take ``size`` of ``liq``'s position at ``mark``, absorbing ``absorbed`` and keeping ``kept``, as far
+        as the limits allow; returns the share taken."""
+        f = self._fraction(liq.market, t, absorbed - kept, size * mark)
+        if f <= 0:
+            return 0.0
+        upfront = f * (kept - absorbed)
+        self._book(upfront, t)
+        out.vault += f * absorbed
+        out.kept += f * kept
+        out.taken_size += f * size
+        out.takeover_ts = int(t)
+        tk = Takeover(liq.row, liq.market, liq.sign, f * size, f * size, mark, t, t + self.p.unwind_hours * HOUR,
+                      upfront, mark)
+        self.open.append(tk)
+        if self.p.unwind_hours <= 0 or tk.qty <= 0:
+            self._execute({id(tk): tk.qty}, t)
+        return f
+
+    def mark(self, marks: dict[str, float]) -> None:
+        """Mark every open takeover at its market's mark (the last recorded one at this hour)."""
+        for tk in self.open:
+            px = marks.get(tk.market)
+            if px is not None and math.isfinite(px):
+                tk.mark = px
+
+    def unwind(self, t: float) -> dict[int, float]:
+        """The quantity each open takeover closes at ``t`` on its even schedule."""
+        horizon = self.p.unwind_hours * HOUR
+        out: dict[int, float] = {}
+        for tk in self.open:
+            target = tk.qty0 * max(0.0, tk.t_end - t) / horizon if horizon > 0 else 0.0
+            if tk.qty - target > 0:
+                out[id(tk)] = tk.qty - target if target > 0 else tk.qty
+        return out
+
+    def _recent(self, market: str, t: float) -> float:
+        """Notional the vault closed in ``market`` over the unwind window before ``t`` (at least an hour)."""
+        window = max(self.p.unwind_hours, 1.0) * HOUR
+        legs = self.traded.get(market)
+        if not legs:
+            return 0.0
+        while legs and legs[0][0] <= t - window:
+            legs.pop(0)
+        return sum(v for _, v in legs)
+
+    def slippage(self, closes: dict[int, float], t: float) -> dict[int, float]:
+        """Square-root impact on the vault's net closes per market, on top of what it closed there over the
+        unwind window: coef × ((A + N)^1.5 − A^1.5) / √(daily volume), shared pro rata by size."""
+        by_id = {id(tk): tk for tk in self.open}
+        flows: dict[str, list[tuple[int, float]]] = {}
+        for key, q in closes.items():
+            tk = by_id[key]
+            flows.setdefault(tk.market, []).append((key, tk.sign * q * tk.mark))
+        out: dict[int, float] = {}
+        for market, legs in flows.items():
+            vol = self.daily_volume.get(market, 0.0)
+            net = abs(sum(v for _, v in legs))
+            gross = sum(abs(v) for _, v in legs)
+            a = self._recent(market, t)
+            cost = self.p.slippage_coef * ((a + net) ** 1.5 - a**1.5) / math.sqrt(vol) if vol > 0 else 0.0
+            for key, v in legs:
+                out[key] = cost * abs(v) / gross if gross > 0 else 0.0
+        return out
+
+    def apply_caps(self, t: float, closes: dict[int, float]) -> dict[int, float]:
+        """Close at once every takeover whose limit the scheduled closes would leave breached (its own
+        cap, the day's, its market's budget, or a NAV below zero); returns the closes to execute."""
+        by_id = {id(tk): tk for tk in self.open}
+        for _ in range(len(self.open) + 1):
+            forced = self._breaches(t, self.slippage(closes, t))
+            new = {k: kind for k, kind in forced.items() if closes.get(k) != by_id[k].qty}
+            if not new:
+                break
+            for key, kind in new.items():
+                closes[key] = by_id[key].qty
+                out = self.outcomes[by_id[key].row]
+                if not out.forced:
+                    out.forced = kind
+                    self.hits[kind] += 1
+        return closes
+
+    def _breaches(self, t: float, slip: dict[int, float]) -> dict[int, str]:
+        p = self.p
+        after = {id(tk): tk.total() - slip.get(id(tk), 0.0) for tk in self.open}
+        out: dict[int, str] = {}
+        if p.per_liquidation_cap_usd is not None:
+            out.update({k: "per_liquidation" for k, v in after.items() if -v >= p.per_liquidation_cap_usd})
+        everyone = None
+        if self.cash + self.income(t) + sum(tk.value() for tk in self.open) - sum(slip.values()) < 0:
+            everyone = "nav"
+        elif p.daily_loss_cap_pct is not None:
+            total = self.closed_pnl + sum(after.values())
+            if self.day_base - total >= p.daily_loss_cap_pct * self.nav0:
+                everyone = "daily_loss"
+        if everyone is not None:
+            return {k: out.get(k, everyone) for k in after}
+        for market in {tk.market for tk in self.open}:
+            budget = self._budget(market)
+            if budget is None:
+                continue
+            total = self.market_closed.get(market, 0.0) + sum(after[id(tk)] for tk in self.open if tk.market == market)
+            if self.market_base.get(market, self.market_closed.get(market, 0.0)) - total >= budget * self.nav0:
+                out.update({id(tk): out.get(id(tk), "market_budget") for tk in self.open if tk.market == market})
+        return out
+
+    def step(self, t: float, marks: dict[str, float]) -> None:
+        """One hour: mark, unwind on schedule, close what a limit says, book it."""
+        if not self.open:
+            return
+        self.mark(marks)
+        closes = self.apply_caps(t, self.unwind(t))
+        self._execute(closes, t)
+
+    def _execute(self, closes: dict[int, float], t: float) -> None:
+        slip = self.slippage(closes, t)
+        for market in {tk.market for tk in self.open if id(tk) in closes}:
+            legs = [tk.sign * closes[id(tk)] * tk.mark for tk in self.open if id(tk) in closes and tk.market == market]
+            self.traded.setdefault(market, []).append((t, abs(sum(legs))))
+        delta = 0.0
+        for tk in self.open:
+            q = closes.get(id(tk), 0.0)
+            if q <= 0:
+                continue
+            realized = tk.sign * q * (tk.mark - tk.entry)
+            cost = slip.get(id(tk), 0.0)
+            tk.pnl += realized - cost
+            tk.qty = max(0.0, tk.qty - q)
+            out = self.outcomes[tk.row]
+            out.unwind_pnl += realized
+            out.slippage += cost
+            delta += realized - cost
+        self._book(delta, t)
+        for tk in [tk for tk in self.open if tk.qty <= 0]:
+            self._finish(tk)
+        nav = self.nav(t)
+        if nav < 0:  # the vault cannot lose more than it has: the rest is bad debt
+            self.vault_bad_debt += -nav
+            self._book(-nav, t)
+
+    def _finish(self, tk: Takeover) -> None:
+        self.open.remove(tk)
+        self.closed_pnl += tk.pnl
+        self.market_closed[tk.market] = self.market_closed.get(tk.market, 0.0) + tk.pnl
+        self.outcomes[tk.row].pnl += tk.pnl
+
+    def close_day(self, t: float) -> None:
+        """At a UTC midnight: the performance fee on gains above the high-water mark, then the new day's
+        loss budgets from the NAV after it."""
+        p = self.p
+        shares = p.vault_size_usd  # one share per USD at inception (share price 1.0)
+        nav = self.nav(t)
+        price = nav / shares if shares > 0 else 0.0
+        if p.performance_fee > 0 and price > self.hwm:
+            fee = p.performance_fee * (price - self.hwm) * shares
+            self.performance_fees += fee
+            self._book(-fee, t)
+            price -= fee / shares
+        self.hwm = max(self.hwm, price)
+        self.nav0 = self.nav(t)
+        self.day_base = self.book_total()
+        markets = set(self.market_closed) | {tk.market for tk in self.open}
+        self.market_base = {m: self.book_total(m) for m in markets}
+
+    def cash_at(self, grid: np.ndarray) -> np.ndarray:
+        """The cash balance at each time of ``grid`` (its last change at or before)."""
+        ts = np.array([t for t, _ in self.cash_events])
+        cash = np.array([c for _, c in self.cash_events])
+        k = np.searchsorted(ts, grid, side="right") - 1
+        return cash[np.clip(k, 0, None)]
+
