@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -14,6 +15,40 @@ from typing import IO, Any
 
 from tests.anvil import free_port, stop_process
 from tests.synthetic import ROOT
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+@contextmanager
+def chromium() -> Iterator[Any]:
+    """Debian's headless chromium driven by playwright (no browser download); yields the Browser."""
+    from playwright.sync_api import sync_playwright
+
+    binary = shutil.which("chromium")
+    assert binary, "Debian's chromium is installed by scripts/test.sh"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=binary, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def wait_until_idle(page: Any, timeout_ms: float = 60_000) -> None:
+    """Until the app has connected and no script run is in progress (the status widget is gone)."""
+    page.wait_for_selector('[data-testid="stAppViewContainer"]', timeout=timeout_ms)
+    page.wait_for_function('!document.querySelector(\'[data-testid="stStatusWidget"]\')', timeout=timeout_ms)
+
+
+#: JavaScript: the value shown on the card labelled ``arguments[0]`` (null when there is none).
+CARD_JS = """label => {
+  for (const m of document.querySelectorAll('[data-testid="stMetric"]')) {
+    const l = m.querySelector('[data-testid="stMetricLabel"]'), v = m.querySelector('[data-testid="stMetricValue"]');
+    if (l && v && l.innerText.trim() === label) return v.innerText.trim();
+  }
+  return null;
+}"""
 
 
 @contextmanager
