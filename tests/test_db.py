@@ -10,7 +10,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import polars as pl
 import pytest
 import sqlalchemy as sa
 from sqlmodel import SQLModel
@@ -21,6 +20,7 @@ from core.period import Filters
 from core.read import stats as read
 from core.simulator import build_database
 from tests.postgres import Cluster
+from tests.support.tables import frames
 from tests.synthetic import MANIFEST, PERP, ROOT, SPOT, batches, history
 
 
@@ -114,33 +114,6 @@ def test_exclusive_holds_across_threads(database_url: str) -> None:
 # --------------------------------------------------------------------------- SQLite == PostgreSQL
 
 
-def _models() -> dict[str, type[SQLModel]]:
-    """Every table model, by table name."""
-    found, todo = {}, list(SQLModel.__subclasses__())
-    while todo:
-        cls = todo.pop()
-        todo += cls.__subclasses__()
-        if isinstance(getattr(cls, "__table__", None), sa.Table):
-            found[schema.table_of(cls).name] = cls
-    assert set(found) == set(SQLModel.metadata.tables)
-    return found
-
-
-def typed_tables(url: str) -> dict[str, pl.DataFrame]:
-    """Every table as a frame typed by its schema, in key order (checkpoint wall-clock time excluded)."""
-    engine = db.make_engine(url)
-    out = {}
-    with engine.connect() as conn:
-        for name, model in _models().items():
-            t = schema.table_of(model)
-            cols = [c for c in t.columns if c.name != "updated_at"]
-            types = schema.frame_schema(model)
-            out[name] = db.read_frame(conn, sa.select(*cols).order_by(*t.primary_key.columns),
-                                      {c.name: types[c.name] for c in cols})
-    engine.dispose()
-    return out
-
-
 def reports(url: str) -> list[dict[str, Any]]:
     """core.report over the whole history, one market, and a date range."""
     engine = db.make_engine(url)
@@ -176,7 +149,7 @@ def test_same_history_same_tables_and_report_on_sqlite_and_postgresql(
             ingest_stream(db.make_engine(url), MANIFEST, batches(history(4), [30, 31, 100]))
         else:  # the demo path: crash, squeeze and every waterfall tier
             build_database(url, seed=2, days=2, trades_per_day=400, parallel=False)
-    lite_tables, pg_tables = typed_tables(lite), typed_tables(pg)
+    lite_tables, pg_tables = frames(lite), frames(pg)
     assert lite_tables["trades"].height > 100 and lite_tables["stats_daily"].height > 0
     if build == "synthetic":
         assert max(int(v) for v in lite_tables["trades"]["price_raw"]) > 2**63

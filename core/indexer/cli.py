@@ -17,10 +17,10 @@ from typing import NoReturn
 
 from core import config, db
 from core.indexer.errors import IndexerError
-from core.read.status import stored_counts
 from core.indexer.manifest import load_manifest
 from core.indexer.rpc import RPC
-from core.indexer.run import Indexer
+from core.indexer.run import BATCH_LOGS, FETCH_THREADS, Indexer
+from core.read.status import stored_counts
 
 
 class _Parser(argparse.ArgumentParser):
@@ -51,6 +51,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk-blocks", type=int, default=2_000, help="first eth_getLogs span; adapts to the node")
     p.add_argument("--max-chunk-blocks", type=int, default=100_000,
                    help="never ask eth_getLogs for more blocks than this (a node's documented range cap)")
+    p.add_argument("--fetch-threads", type=int, default=FETCH_THREADS,
+                   help=f"eth_getLogs ranges asked of the node at once (default {FETCH_THREADS})")
+    p.add_argument("--batch-logs", type=int, default=BATCH_LOGS,
+                   help=f"logs decoded and committed together while catching up (default {BATCH_LOGS:,})")
     p.add_argument("--reorg-window", type=int, default=256, help="recent stored blocks re-checked for reorgs")
     p.add_argument("--rpc-timeout", type=float, default=30.0, help="seconds to wait for one node answer (default 30)")
     p.add_argument("--rpc-retries", type=int, default=6,
@@ -61,8 +65,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if min(args.chunk_blocks, args.max_chunk_blocks, args.reorg_window) < 1:
-        print("error: --chunk-blocks, --max-chunk-blocks and --reorg-window must be >= 1", file=sys.stderr)
+    if min(args.chunk_blocks, args.max_chunk_blocks, args.reorg_window, args.fetch_threads) < 1 or args.batch_logs < 0:
+        print("error: --chunk-blocks, --max-chunk-blocks, --reorg-window and --fetch-threads must be >= 1, "
+              "--batch-logs >= 0", file=sys.stderr)
         return 2
     if not args.rpc_timeout > 0 or args.rpc_retries < 0:
         print("error: --rpc-timeout must be > 0 and --rpc-retries >= 0", file=sys.stderr)
@@ -96,7 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         engine = db.make_engine(database_url)
         indexer = Indexer(manifest, rpc, engine, reorg_window=args.reorg_window, stop=stop,
                           initial_span=min(args.chunk_blocks, args.max_chunk_blocks), max_span=args.max_chunk_blocks,
-                          progress_stream=sys.stderr if sys.stderr.isatty() else None)
+                          progress_stream=sys.stderr if sys.stderr.isatty() else None,
+                          fetch_threads=args.fetch_threads, batch_logs=args.batch_logs)
         if args.follow:
             result = indexer.follow(confirmations=args.confirmations, poll_interval=args.poll_interval,
                                     from_block=args.from_block)

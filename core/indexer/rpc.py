@@ -22,6 +22,7 @@ import itertools
 import json
 import random
 import re
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -115,13 +116,22 @@ class RPC:
         self.backoff = backoff
         self.max_retry_after = max_retry_after
         self.sleep = sleep
-        self.session = requests.Session()
-        self.session.headers.update({"Content-Type": "application/json", "Accept": "application/json"})
+        self._local = threading.local()  # one HTTP session per thread: the indexer fetches ranges in parallel
         self.ids = itertools.count(1)
         self.answered = False  # has the node ever answered with JSON (tells a wrong URL from a hiccup)
         self.calls = 0
 
     # -- transport ---------------------------------------------------------------------------
+    @property
+    def session(self) -> requests.Session:
+        """This thread's HTTP session (keep-alive connections are not shared between threads)."""
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.headers.update({"Content-Type": "application/json", "Accept": "application/json"})
+            self._local.session = session
+        return session
+
     def _node_text(self, text: str, limit: int = 200) -> str:
         """A node's error message fit for one line of output: whitespace collapsed, at most 200
         characters, and any part of the RPC URL that may be a credential cut out (nodes echo keys)."""
