@@ -24,7 +24,8 @@ def imports_of(path: Path) -> set[str]:
 
 
 def modules(pattern: str) -> list[Path]:
-    found = sorted(ROOT.glob(pattern))
+    """Files matching ``pattern``; a package's ``__main__`` (its command line, a front end like the pages) apart."""
+    found = sorted(p for p in ROOT.glob(pattern) if p.name != "__main__.py")
     assert found, pattern
     return found
 
