@@ -10,7 +10,8 @@ runs its own computation); *uncached, one client* (the cost of one computation).
 each path (``/stats/overview`` and ``/stats/volume?range=all``), ``--clients`` keep-alive HTTP/1.1
 connections each send one request after another for ``--seconds`` seconds; one request per path
 warms the server first (for the cached server this fills the cache). Reports requests/s, latency
-p50/p99/max, non-200 answers and the server's CPU seconds. The clients are asyncio on raw sockets
+p50/p99/max, non-200 answers, the server's CPU seconds and the machine's 1-minute load average
+at the end of the run (other work on the machine moves every figure). The clients are asyncio on raw sockets
 (a few µs per request), in this process, on the same machine: their CPU competes with the server's.
 
 Targets (issue #14): cached ≥ 1,000 requests/s on 2 cores; uncached p99 < 100 ms at 10M trades;
@@ -88,7 +89,7 @@ def measure(base: str, pid: int, path: str, clients: int, seconds: float) -> dic
     cpu0 = _cpu_seconds(pid)
     latencies, statuses, wall = asyncio.run(_load(base, path, clients, seconds))
     cpu = _cpu_seconds(pid) - cpu0
-    return {"path": path, "clients": clients, "requests": len(latencies), "seconds": round(wall, 2),
+    return {"path": path, "clients": clients, "load_average_1m": round(os.getloadavg()[0], 2), "requests": len(latencies), "seconds": round(wall, 2),
             "requests_per_s": round(len(latencies) / wall, 1),
             "p50_ms": round(_quantile(latencies, 0.5) * 1e3, 2), "p99_ms": round(_quantile(latencies, 0.99) * 1e3, 2),
             "max_ms": round(max(latencies) * 1e3, 2), "errors": sum(1 for s in statuses if s != 200),
@@ -112,7 +113,7 @@ def main() -> int:
                 results["runs"].append(run)
                 print(f"{mode:22} {n:3} clients {path:24} {run['requests_per_s']:9,.1f} req/s  p50 {run['p50_ms']:8.2f} ms  "
                       f"p99 {run['p99_ms']:8.2f} ms  max {run['max_ms']:8.2f} ms  errors {run['errors']}  "
-                      f"server CPU {run['server_cpu_s']:.1f} s", file=sys.stderr if args.json else sys.stdout, flush=True)
+                      f"server CPU {run['server_cpu_s']:.1f} s  load {run['load_average_1m']}", file=sys.stderr if args.json else sys.stdout, flush=True)
     if args.json:
         print(json.dumps(results))
     return 0
