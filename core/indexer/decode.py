@@ -1,14 +1,8 @@
 """decode: raw ``eth_getLogs`` logs → typed, unit-converted frames, one per table.
 
-Decoding is columnar: every event of EVENTS.md has only static 32-byte words in its data (except
-`MarketCreated`'s symbol), so a word is a fixed slice of the hex ``data`` string and a whole batch
-of logs is decoded at once instead of one ABI call per log: well-formed logs as one byte matrix per
-event (hex decoded by binascii, words checked and sliced with numpy), anything else with polars
-expressions that also say what is wrong with it.
-
-Which column comes from which parameter is a *positional* mapping (``COLUMNS``): parameter names in
-the ABI never matter, only their order and types, so a deployment whose ABI names fields
-differently indexes the same. Units follow EVENTS.md and are applied here, once.
+The words of most events decode column by column (:mod:`core.indexer.columnar`), `MarketCreated`
+(a dynamic string) log by log here, and a liquidation's legs are joined to it
+(:mod:`core.indexer.waterfall`).
 
 A log with a known topic0 whose topics/data do not decode (wrong length, values out of range,
 non-hex) is returned in ``Decoded.undecodable`` with a reason — counted, stored, never fatal.
@@ -17,120 +11,28 @@ A log from an address that is not the deployment's emitter for that event is cou
 
 from __future__ import annotations
 
-import binascii
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any
 
 import eth_abi
-import numpy as np
 import polars as pl
-import pyarrow as pa
 from sqlmodel import SQLModel
 
 from core import schema
 from core.abi import EventSpec, event_specs
+from core.arrow_pool import hex_strings, owned_series
+from core.indexer.columnar import COLUMNS, NEGATED, UNDECODABLE_SCHEMA, Unit, decode_event, undecodable
 from core.indexer.manifest import Manifest
+from core.indexer.raw import RAW_LOG_SCHEMA, logs_to_frame
+from core.indexer.waterfall import join_waterfall
 
-USD_DECIMALS = 6
-FIXED_DECIMALS = 18
-INT64_MAX = 2**63 - 1
-
-
-class Unit(Enum):
-    """How a 32-byte word becomes a column value."""
-
-    ADDRESS = "address"  # lower-case 0x-hex
-    HASH = "hash"  # bytes32 as 0x-hex
-    BOOL = "bool"
-    INT = "int"  # small integer (uint8, timestamps) as Int64
-    USD = "usd"  # 6-decimal fixed point → float dollars
-    USD_RAW = "usd_raw"  # 6-decimal fixed point → Int64 micro-USD (exact)
-    E18 = "e18"  # 1e18 fixed point → float
-    E18_RAW = "e18_raw"  # 1e18 fixed point → exact decimal string
-
-
-# table column ← (parameter position in the event's ABI, unit). Columns not listed are null.
-COLUMNS: dict[str, dict[str, tuple[int, Unit]]] = {
-    "Trade": {
-        "market": (0, Unit.ADDRESS), "maker": (1, Unit.ADDRESS), "taker": (2, Unit.ADDRESS),
-        "taker_is_buy": (3, Unit.BOOL), "price": (4, Unit.E18), "size": (5, Unit.E18),
-        "maker_fee_usd": (6, Unit.USD), "taker_fee_usd": (7, Unit.USD), "fill_type": (8, Unit.INT),
-        "price_raw": (4, Unit.E18_RAW), "size_raw": (5, Unit.E18_RAW),
-    },
-    "PositionUpdated": {
-        "position_key": (0, Unit.HASH), "account": (1, Unit.ADDRESS), "market": (2, Unit.ADDRESS),
-        "is_long": (3, Unit.BOOL), "size_delta": (4, Unit.E18), "size": (5, Unit.E18),
-        "price": (6, Unit.E18), "entry_price": (7, Unit.E18), "collateral_usd": (8, Unit.USD),
-        "realized_pnl_usd": (9, Unit.USD), "funding_paid_usd": (10, Unit.USD), "fee_usd": (11, Unit.USD),
-        "size_raw": (5, Unit.E18_RAW),
-    },
-    "PositionLiquidated": {
-        "position_key": (0, Unit.HASH), "account": (1, Unit.ADDRESS), "market": (2, Unit.ADDRESS),
-        "is_long": (3, Unit.BOOL), "size": (4, Unit.E18), "entry_price": (5, Unit.E18),
-        "liquidation_price": (6, Unit.E18), "mark_price": (7, Unit.E18), "collateral_usd": (8, Unit.USD),
-        "liquidation_fee_usd": (9, Unit.USD), "remaining_equity_usd": (10, Unit.USD),
-        "liquidator": (11, Unit.ADDRESS),
-    },
-    "ADLExecuted": {
-        "market": (0, Unit.ADDRESS), "account": (1, Unit.ADDRESS), "liquidated_position_key": (2, Unit.HASH),
-        "is_long": (3, Unit.BOOL), "size_reduced": (4, Unit.E18), "price": (5, Unit.E18),
-        "realized_pnl_usd": (6, Unit.USD),
-    },
-    "OpenInterestUpdated": {
-        "market": (0, Unit.ADDRESS), "long_open_interest": (1, Unit.E18), "short_open_interest": (2, Unit.E18),
-        "long_open_interest_raw": (1, Unit.E18_RAW), "short_open_interest_raw": (2, Unit.E18_RAW),
-    },
-    "FundingUpdated": {
-        "market": (0, Unit.ADDRESS), "funding_rate": (1, Unit.E18), "cumulative_funding_index": (2, Unit.E18),
-        "ts": (3, Unit.INT),
-    },
-    "PriceUpdated": {
-        "market": (0, Unit.ADDRESS), "index_price": (1, Unit.E18), "mark_price": (2, Unit.E18), "ts": (3, Unit.INT),
-    },
-    "InsuranceFundDeposit": {
-        "account": (0, Unit.ADDRESS), "amount_usd": (1, Unit.USD), "balance_usd": (2, Unit.USD),
-        "amount_raw": (1, Unit.USD_RAW), "balance_raw": (2, Unit.USD_RAW),
-    },
-    "InsuranceFundWithdraw": {
-        "account": (0, Unit.ADDRESS), "amount_usd": (1, Unit.USD), "balance_usd": (2, Unit.USD),
-        "amount_raw": (1, Unit.USD_RAW), "balance_raw": (2, Unit.USD_RAW),
-    },
-    "LiquidationFeeCollected": {
-        "market": (0, Unit.ADDRESS), "position_key": (1, Unit.HASH), "amount_usd": (2, Unit.USD),
-        "balance_usd": (3, Unit.USD), "amount_raw": (2, Unit.USD_RAW), "balance_raw": (3, Unit.USD_RAW),
-    },
-    "ShortfallCovered": {
-        "market": (0, Unit.ADDRESS), "position_key": (1, Unit.HASH), "amount_usd": (2, Unit.USD),
-        "balance_usd": (3, Unit.USD), "amount_raw": (2, Unit.USD_RAW), "balance_raw": (3, Unit.USD_RAW),
-    },
-    "Deposit": {
-        "sender": (0, Unit.ADDRESS), "owner": (1, Unit.ADDRESS), "value_change_usd": (2, Unit.USD),
-        "shares": (3, Unit.USD), "value_change_raw": (2, Unit.USD_RAW),
-    },
-    "Withdraw": {
-        "sender": (0, Unit.ADDRESS), "receiver": (1, Unit.ADDRESS), "owner": (2, Unit.ADDRESS),
-        "value_change_usd": (3, Unit.USD), "shares": (4, Unit.USD), "value_change_raw": (3, Unit.USD_RAW),
-    },
-    "VaultPnLUpdated": {
-        "position_key": (0, Unit.HASH), "value_change_usd": (1, Unit.USD),
-        "total_vault_value_usd": (2, Unit.USD), "value_change_raw": (1, Unit.USD_RAW),
-        "total_vault_value_raw": (2, Unit.USD_RAW),
-    },
-    "DebtSocialized": {"amount_usd": (0, Unit.USD), "amount_raw": (0, Unit.USD_RAW), "ts": (1, Unit.INT)},
-}
-
-# Columns negated after decoding (a Withdraw lowers the vault's value).
-NEGATED: dict[str, tuple[str, ...]] = {"Withdraw": ("value_change_usd", "value_change_raw")}
+# Importable from here as before (the simulator's raw path uses them).
+__all__ = ["COLUMNS", "NEGATED", "RAW_LOG_SCHEMA", "Decoded", "Unit", "decode_chunk", "decode_logs", "hex_strings",
+           "join_waterfall", "logs_to_frame", "owned_series"]
 
 MARKET_TYPES = {0: "spot", 1: "perp"}
-RAW_LOG_SCHEMA = pl.Schema({
-    "address": pl.String, "topic0": pl.String, "topic1": pl.String, "topic2": pl.String,
-    "topic3": pl.String, "n_topics": pl.Int64, "data": pl.String, "block_number": pl.Int64,
-    "block_hash": pl.String, "tx_hash": pl.String, "log_index": pl.Int64,
-})
-UNDECODABLE_SCHEMA = schema.frame_schema(schema.UndecodableLog)
+
 
 
 @dataclass
@@ -143,343 +45,6 @@ class Decoded:
     foreign: int = 0  # logs from addresses that are not this deployment's emitter of that event
     new_markets: dict[str, str] = field(default_factory=dict)  # market address → symbol
 
-
-def logs_to_frame(logs: list[dict[str, Any]]) -> pl.DataFrame:
-    """Raw JSON-RPC log objects → one columnar frame (hex kept as lower-case strings)."""
-    def topic(i: int) -> list[str | None]:
-        return [t[i] if len(t) > i else None for t in (lg["topics"] for lg in logs)]
-
-    frame = pl.DataFrame(
-        {
-            "address": [lg["address"] for lg in logs],
-            "topic0": topic(0), "topic1": topic(1), "topic2": topic(2), "topic3": topic(3),
-            "n_topics": [len(lg["topics"]) for lg in logs],
-            "data": [lg["data"] for lg in logs],
-            "block_number": [lg["blockNumber"] for lg in logs],
-            "block_hash": [lg["blockHash"] for lg in logs],
-            "tx_hash": [lg["transactionHash"] for lg in logs],
-            "log_index": [lg["logIndex"] for lg in logs],
-        },
-        schema_overrides={k: pl.String for k in ("topic0", "topic1", "topic2", "topic3")},
-    )
-    hex_int = lambda c: pl.col(c).str.slice(2).str.to_integer(base=16)  # noqa: E731
-    return frame.with_columns(
-        # data and topics 1-3 are decoded as bytes (hex case does not matter); these are compared as text
-        pl.col("address", "topic0", "block_hash", "tx_hash").str.to_lowercase(),
-        hex_int("block_number").alias("block_number"),
-        hex_int("log_index").alias("log_index"),
-    ).select(RAW_LOG_SCHEMA.names()).unique(subset=["block_number", "log_index"], keep="first", maintain_order=True)
-
-
-def _word(spec: EventSpec, position: int) -> pl.Expr:
-    """The 32-byte word of parameter ``position`` (from a topic or from data), as Binary."""
-    param = spec.params[position]
-    if param.indexed:
-        return pl.col(f"_t{1 + spec.indexed.index(param)}")
-    return pl.col("_d").bin.slice(32 * spec.data.index(param), 32)
-
-
-_Z12, _Z16, _Z31, _F16 = b"\0" * 12, b"\0" * 16, b"\0" * 31, b"\xff" * 16
-
-
-def _low128(w: pl.Expr) -> pl.Expr:
-    return w.bin.slice(16, 16).bin.reinterpret(dtype=pl.Int128, endianness="big")
-
-
-def _valid(abi_type: str, w: pl.Expr) -> pl.Expr:
-    """Whether the word is a canonical encoding of ``abi_type`` that fits a signed 128-bit integer."""
-    if abi_type == "address":
-        ok = w.bin.slice(0, 12) == _Z12
-    elif abi_type in ("bool", "uint8"):
-        ok = w.bin.slice(0, 31) == _Z31
-        if abi_type == "bool":
-            ok = ok & (w.bin.slice(31, 1).bin.reinterpret(dtype=pl.UInt8) <= 1)
-    elif abi_type == "bytes32":
-        ok = w.is_not_null()
-    elif abi_type.startswith("uint"):
-        ok = (w.bin.slice(0, 16) == _Z16) & (_low128(w) >= 0)
-    elif abi_type.startswith("int"):
-        high, low = w.bin.slice(0, 16), _low128(w)
-        ok = ((high == _Z16) & (low >= 0)) | ((high == _F16) & (low < 0))
-    else:
-        raise ValueError(f"unsupported ABI type {abi_type}")
-    return ok.fill_null(False)
-
-
-def _value(abi_type: str, unit: Unit, w: pl.Expr) -> pl.Expr:
-    if unit is Unit.ADDRESS:
-        return pl.lit("0x") + w.bin.slice(12, 20).bin.encode("hex")
-    if unit is Unit.HASH:
-        return pl.lit("0x") + w.bin.encode("hex")
-    if unit is Unit.BOOL:
-        return w.bin.slice(31, 1).bin.reinterpret(dtype=pl.UInt8) == 1
-    raw = _low128(w)
-    if unit is Unit.INT:
-        return raw.cast(pl.Int64, strict=False)
-    if unit in (Unit.USD, Unit.E18):
-        return raw.cast(pl.Float64)  # still unscaled: see _scale
-    if unit is Unit.USD_RAW:
-        return raw.cast(pl.Int64, strict=False)
-    if unit is Unit.E18_RAW:
-        return raw.cast(pl.String)
-    raise ValueError(unit)
-
-
-SCALES = {Unit.USD: 10.0**USD_DECIMALS, Unit.E18: 10.0**FIXED_DECIMALS}
-
-
-def _scale(rows: pl.DataFrame, event: str) -> pl.DataFrame:
-    """Divide fixed-point columns by their scale with numpy's correctly rounded division.
-
-    polars turns division by a literal into multiplication by its reciprocal for arrays longer
-    than one, which is off by an ulp for some values: the same log would then decode to different
-    floats depending on how many logs came with it, and re-indexing would not be reproducible.
-    """
-    scaled = [
-        owned_series(rows[col].to_numpy() / SCALES[unit], col)
-        for col, (_pos, unit) in COLUMNS[event].items() if unit in SCALES
-    ]
-    return rows.with_columns(scaled) if scaled else rows
-
-
-def _decode_event(spec: EventSpec, logs: pl.DataFrame, model: type[SQLModel]) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Decode the logs of one event; returns (rows in the table's frame schema, undecodable logs).
-
-    Well-formed logs (the right number of 0x-prefixed 32-byte topics and data words, every value in
-    range) take :func:`_decode_words`; the rest, and a batch with any non-hex digit, take
-    :func:`_decode_checked`, which also names what is wrong. Both give the same rows."""
-    n_words = len(spec.data)
-    shape = (pl.col("n_topics") == 1 + len(spec.indexed)) & pl.col("data").str.starts_with("0x") & (
-        pl.col("data").str.len_bytes() == 2 + 64 * n_words)
-    for i in range(1, 1 + len(spec.indexed)):
-        shape = shape & pl.col(f"topic{i}").str.starts_with("0x") & (pl.col(f"topic{i}").str.len_bytes() == 66)
-    logs = logs.with_columns(shape.fill_null(False).alias("_shape"))
-    fast = logs.filter(pl.col("_shape")).drop("_shape")
-    rest = logs.filter(~pl.col("_shape")).drop("_shape")
-    rows, rejected = _decode_words(spec, fast, model)
-    if rejected.height:
-        rest = pl.concat([rest, rejected])
-    if rest.height == 0:
-        return rows, _undecodable(rest.with_columns(pl.lit(None, dtype=pl.String).alias("_reason")), spec.name)
-    checked_rows, bad = _decode_checked(spec, rest, model)
-    return (pl.concat([rows, checked_rows]) if rows.height else checked_rows), bad
-
-
-#: byte → its two lower-case hex digits as one little-endian uint16 (one gather per byte).
-_HEX16 = np.array([ord(f"{b:02x}"[0]) | ord(f"{b:02x}"[1]) << 8 for b in range(256)], dtype="<u2")
-
-
-def _arrow_buffer(nbytes: int) -> tuple[pa.Buffer, np.ndarray]:
-    """A buffer from Arrow's memory pool and a writable uint8 view of it.
-
-    Frames built on it never hold memory owned by a Python object. Memory polars takes over
-    zero-copy from numpy or ``pa.py_buffer`` needs the GIL to be freed, and polars may free it on
-    one of its pool threads while the main thread holds the GIL and waits on that pool (pickling a
-    frame does): a deadlock, seen with the simulator's worker at 10M trades. Arrow-pool memory is
-    freed without the GIL."""
-    buf = pa.allocate_buffer(nbytes)
-    return buf, np.frombuffer(buf, dtype=np.uint8)
-
-
-def owned_series(values: np.ndarray, name: str = "") -> pl.Series:
-    """A 1-d numeric numpy array → a polars Series on a copy in Arrow-pool memory (see :func:`_arrow_buffer`)."""
-    values = np.ascontiguousarray(values)
-    buf, view = _arrow_buffer(values.nbytes)
-    view[:] = values.view(np.uint8).ravel()
-    return pl.Series(name, pa.Array.from_buffers(pa.from_numpy_dtype(values.dtype), len(values), [None, buf]))
-
-
-def hex_strings(words: np.ndarray) -> pl.Series:
-    """Rows of bytes (n × k uint8) → a String series of "0x" + 2k lower-case hex digits."""
-    n, k = words.shape
-    width = 2 + 2 * k
-    char_buf, flat = _arrow_buffer(n * width)
-    chars = flat.reshape(n, width)
-    chars[:, 0], chars[:, 1] = ord("0"), ord("x")
-    chars[:, 2:] = _HEX16[words].view(np.uint8).reshape(n, 2 * k)
-    offset_buf, offset_bytes = _arrow_buffer(8 * (n + 1))
-    offset_bytes.view(np.int64)[:] = np.arange(0, (n + 1) * width, width, dtype=np.int64)
-    return pl.Series(pl.from_arrow(pa.LargeStringArray.from_buffers(n, offset_buf, char_buf)))
-
-
-def _hex_matrix(column: pl.Series, width: int) -> np.ndarray:
-    """Strings of exactly ``width`` characters "0x…" (checked by the caller) → bytes, n × (width − 2) / 2.
-
-    Raises binascii.Error on any non-hex digit."""
-    n = len(column)
-    if n == 0 or width == 2:
-        return np.zeros((n, (width - 2) // 2), dtype=np.uint8)
-    arr = column.to_arrow()
-    if arr.type != pa.large_string():
-        arr = arr.cast(pa.large_string())
-    first = int(np.frombuffer(arr.buffers()[1], dtype=np.int64, count=1, offset=8 * arr.offset)[0])
-    chars = np.frombuffer(arr.buffers()[2], dtype=np.uint8, count=n * width, offset=first).reshape(n, width)
-    return np.frombuffer(binascii.a2b_hex(np.ascontiguousarray(chars[:, 2:])), dtype=np.uint8).reshape(n, -1)
-
-
-def _int128(words: np.ndarray) -> pl.Series:
-    """The low 16 bytes of each 32-byte word as Int128 (the same conversion as :func:`_low128`)."""
-    buf, low = _arrow_buffer(16 * len(words))
-    low.reshape(len(words), 16)[:] = words[:, 16:]
-    binary = pl.Series(pl.from_arrow(pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), len(words), [None, buf])))
-    return binary.cast(pl.Binary).bin.reinterpret(dtype=pl.Int128, endianness="big")
-
-
-def _fits(abi_type: str, w: np.ndarray) -> np.ndarray:
-    """Numpy twin of :func:`_valid`: the word is a canonical ``abi_type`` that fits a signed 128-bit integer."""
-    if abi_type == "address":
-        return ~w[:, :12].any(axis=1)
-    if abi_type in ("bool", "uint8"):
-        ok = ~w[:, :31].any(axis=1)
-        return ok & (w[:, 31] <= 1) if abi_type == "bool" else ok
-    if abi_type == "bytes32":
-        return np.ones(len(w), dtype=bool)
-    if abi_type.startswith("uint"):
-        return ~w[:, :16].any(axis=1) & (w[:, 16] < 0x80)
-    if abi_type.startswith("int"):
-        negative = w[:, 16] >= 0x80
-        return np.where(negative, (w[:, :16] == 0xFF).all(axis=1), ~w[:, :16].any(axis=1))
-    raise ValueError(f"unsupported ABI type {abi_type}")
-
-
-def _fits64(w: np.ndarray) -> np.ndarray:
-    """The (128-bit valid) value fits a signed 64-bit integer: bytes 16–23 only sign-extend byte 24."""
-    negative = w[:, 24] >= 0x80
-    return np.where(negative, (w[:, 16:24] == 0xFF).all(axis=1), ~w[:, 16:24].any(axis=1))
-
-
-def _decode_words(spec: EventSpec, logs: pl.DataFrame, model: type[SQLModel]) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The fast path for logs whose topics and data have the right shape: hex → one byte matrix
-    (binascii), range checks and fixed-width fields in numpy, 128-bit integers through polars' own
-    Int128 casts. Returns (rows, logs it rejects for :func:`_decode_checked` to explain)."""
-    mapping = COLUMNS[spec.name]
-    target = schema.frame_schema(model)
-    if logs.height == 0:
-        return pl.DataFrame(schema=target), logs
-    try:
-        data = _hex_matrix(logs["data"], 2 + 64 * len(spec.data))
-        topics = [_hex_matrix(logs[f"topic{i}"], 66) for i in range(1, 1 + len(spec.indexed))]
-    except (binascii.Error, ValueError):  # a non-hex digit somewhere: let the checked path say where
-        return pl.DataFrame(schema=target), logs
-
-    def word(position: int) -> np.ndarray:
-        param = spec.params[position]
-        if param.indexed:
-            return topics[spec.indexed.index(param)]
-        k = spec.data.index(param)
-        return data[:, 32 * k: 32 * k + 32]
-
-    ok = np.ones(logs.height, dtype=bool)
-    for pos in {pos for pos, _ in mapping.values()}:
-        ok &= _fits(spec.params[pos].type, word(pos))
-    for pos, unit in mapping.values():
-        if unit in (Unit.USD_RAW, Unit.INT):
-            ok &= _fits64(word(pos))
-    rejected = logs.filter(pl.Series(~ok)) if not ok.all() else logs.clear()
-    if not ok.any():
-        return pl.DataFrame(schema=target), rejected
-    if not ok.all():
-        logs = logs.filter(pl.Series(ok))
-        data = data[ok]
-        topics = [t[ok] for t in topics]
-
-    wide: dict[int, pl.Series] = {}  # position → Int128, shared by a float and its *_raw column
-    columns: list[pl.Series] = []
-    for name, dtype in target.items():
-        if name in ("chain_id", "tx_hash", "log_index", "block_number", "block_timestamp"):
-            columns.append(logs[name].cast(dtype))
-            continue
-        if name not in mapping:
-            columns.append(pl.repeat(spec.name if name == "event" else None, logs.height, dtype=dtype, eager=True).alias(name))
-            continue
-        pos, unit = mapping[name]
-        w = word(pos)
-        if unit is Unit.ADDRESS:
-            value = hex_strings(np.ascontiguousarray(w[:, 12:]))
-        elif unit is Unit.HASH:
-            value = hex_strings(np.ascontiguousarray(w))
-        elif unit is Unit.BOOL:
-            value = pl.Series(w[:, 31] == 1)
-        elif unit in (Unit.INT, Unit.USD_RAW):
-            value = owned_series(np.ascontiguousarray(w[:, 24:]).view(">i8").ravel().astype(np.int64))
-        else:
-            if pos not in wide:
-                wide[pos] = _int128(w)
-            value = wide[pos].cast(pl.String if unit is Unit.E18_RAW else pl.Float64)
-        if name in NEGATED.get(spec.name, ()):
-            value = -value
-        columns.append(value.cast(dtype).alias(name))
-    rows = _scale(pl.DataFrame(columns), spec.name)
-    if "notional_usd" in target and spec.name == "Trade":
-        rows = rows.with_columns((pl.col("price") * pl.col("size")).alias("notional_usd"))
-    return rows, rejected
-
-
-def _decode_checked(spec: EventSpec, logs: pl.DataFrame, model: type[SQLModel]) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Decode any logs of one event with polars expressions, naming why each rejected log is rejected."""
-    n_data = len(spec.data)
-    as_bytes = lambda c: pl.col(c).str.strip_prefix("0x").str.decode("hex", strict=False)  # noqa: E731
-    logs = logs.with_columns(
-        as_bytes("data").alias("_d"), *(as_bytes(f"topic{i}").alias(f"_t{i}") for i in range(1, 1 + len(spec.indexed)))
-    )
-    shape_ok = (pl.col("n_topics") == 1 + len(spec.indexed)) & (pl.col("_d").bin.size() == 32 * n_data)
-    for i in range(1, 1 + len(spec.indexed)):
-        shape_ok = shape_ok & (pl.col(f"_t{i}").bin.size() == 32)
-    shape_ok = shape_ok.fill_null(False)
-    mapping = COLUMNS[spec.name]
-    # (condition that must hold, reason when it does not), in the order they are reported
-    checks: list[tuple[pl.Expr, str]] = [
-        (shape_ok, f"expected {1 + len(spec.indexed)} topics and {32 * n_data} data bytes for {spec.signature}")]
-    for pos in sorted({pos for pos, _ in mapping.values()}):
-        p = spec.params[pos]
-        checks.append((_valid(p.type, _word(spec, pos)), f"parameter {pos} ({p.type}) out of range for {spec.signature}"))
-    for pos, unit in mapping.values():
-        if unit in (Unit.USD_RAW, Unit.INT):
-            p = spec.params[pos]
-            checks.append((_value(p.type, unit, _word(spec, pos)).is_not_null().fill_null(False),
-                           f"parameter {pos} ({p.type}) exceeds 64 bits for {spec.signature}"))
-    # One AND over all rows; the (slower) reason chain only runs on the rare bad rows.
-    checked = logs.with_columns(pl.all_horizontal([c for c, _ in checks]).alias("_ok"))
-    good = checked.filter(pl.col("_ok"))
-    bad = checked.filter(~pl.col("_ok"))
-    if bad.height:
-        reason = pl.when(~checks[0][0]).then(pl.lit(checks[0][1]))
-        for cond, text in checks[1:]:
-            reason = reason.when(~cond).then(pl.lit(text))
-        bad = bad.with_columns(reason.otherwise(pl.lit("invalid")).alias("_reason"))
-    else:
-        bad = bad.with_columns(pl.lit(None, dtype=pl.String).alias("_reason"))
-
-    target = schema.frame_schema(model)
-    exprs: list[pl.Expr] = []
-    for name, dtype in target.items():
-        if name in ("chain_id", "tx_hash", "log_index", "block_number", "block_timestamp"):
-            exprs.append(pl.col(name).cast(dtype))
-        elif name == "event":
-            exprs.append(pl.lit(spec.name, dtype=pl.String).alias(name))
-        elif name in mapping:
-            pos, unit = mapping[name]
-            value = _value(spec.params[pos].type, unit, _word(spec, pos))
-            if name in NEGATED.get(spec.name, ()):
-                value = -value
-            exprs.append(value.cast(dtype).alias(name))
-        elif name == "notional_usd":
-            exprs.append(pl.lit(None, dtype=dtype).alias(name))  # filled below from price × size
-        else:
-            exprs.append(pl.lit(None, dtype=dtype).alias(name))
-    rows = _scale(good.select(exprs), spec.name)
-    if "notional_usd" in target and spec.name == "Trade":
-        rows = rows.with_columns((pl.col("price") * pl.col("size")).alias("notional_usd"))
-    return rows, _undecodable(bad, spec.name)
-
-
-def _undecodable(bad: pl.DataFrame, event: str) -> pl.DataFrame:
-    return bad.select(
-        pl.col("chain_id").cast(pl.Int64), "block_number", "log_index", "tx_hash", "address",
-        pl.lit(event).alias("event"), pl.col("_reason").alias("reason"),
-        pl.concat_str([pl.col(f"topic{i}") for i in range(4)], separator=",", ignore_nulls=True).alias("topics"),
-        "data",
-    ).cast(dict(UNDECODABLE_SCHEMA))  # type: ignore[arg-type]
 
 
 def _decode_market_created(spec: EventSpec, logs: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -510,7 +75,8 @@ def _decode_market_created(spec: EventSpec, logs: pl.DataFrame) -> tuple[pl.Data
     good = pl.DataFrame(rows, schema=market_schema)
     bad_frame = pl.DataFrame(bad, schema={**logs.schema, "_reason": pl.String}) if bad else logs.clear().with_columns(
         pl.lit(None, dtype=pl.String).alias("_reason"))
-    return good, _undecodable(bad_frame, spec.name)
+    return good, undecodable(bad_frame, spec.name)
+
 
 
 def decode_logs(
@@ -567,7 +133,7 @@ def decode_logs(
         if mine.height == 0:
             continue
         model = schema.EVENT_TABLES[spec.name]
-        rows, bad = _decode_event(spec, mine, model)
+        rows, bad = decode_event(spec, mine, model)
         undecodable.append(bad)
         if rows.height:
             out.counts[spec.name] = rows.height
@@ -582,12 +148,14 @@ def decode_logs(
     return out
 
 
+
 def decode_chunk(raw: pl.DataFrame, blocks: pl.DataFrame, manifest: Manifest, markets: Iterable[str]) -> Decoded:
     """:func:`decode_logs` for one fetched chunk of ``manifest``'s deployment, with its blocks frame
     (number, hash, timestamp) as the timestamps."""
     return decode_logs(raw, chain_id=manifest.chain_id, contracts=manifest.contracts, markets=set(markets),
                        timestamps=blocks.select(pl.col("number").alias("block_number"),
                                                 pl.col("timestamp").alias("block_timestamp")))
+
 
 
 def _in_chain_order(frame: pl.DataFrame) -> bool:
@@ -597,89 +165,3 @@ def _in_chain_order(frame: pl.DataFrame) -> bool:
     step = (block.diff() > 0) | ((block.diff() == 0) & (log.diff() > 0))
     return bool(frame.select(step.fill_null(True).all()).item())
 
-
-_LEG_COLUMNS = ("book_filled_size", "adl_size", "adl_covered_usd", "backstop_loss_usd", "insurance_cover_usd",
-                "socialized_usd", "fee_collected_usd")
-
-
-def _sum(values: pl.Expr) -> pl.Expr:
-    """Σ in row order, one addition after another (a group keeps its rows' order).
-
-    ``Expr.sum`` picks its kernel by the frame's layout and thread count (pairwise on a sorted slice,
-    sequential on gathered rows), so the same legs could sum to floats an ulp apart on another
-    machine or from another batch layout; a running sum's last value is the same everywhere."""
-    return values.cum_sum().last()
-
-
-def join_waterfall(frames: dict[type[SQLModel], pl.DataFrame]) -> pl.DataFrame:
-    """One row per PositionLiquidated with the legs of its transaction (see schema.Liquidation)."""
-    liq = frames[schema.Liquidation].drop(*_LEG_COLUMNS, "notional_usd")
-    key = ["tx_hash", "liq_log_index"]
-    pls = liq.select("tx_hash", pl.col("log_index").alias("liq_log_index"), "position_key", "market",
-                     "mark_price").sort("liq_log_index")
-
-    def assign(legs: pl.DataFrame) -> pl.DataFrame:
-        """Attach each leg to the first PositionLiquidated at or after it in the same transaction."""
-        return legs.sort("log_index").join_asof(
-            pls, left_on="log_index", right_on="liq_log_index", by="tx_hash", strategy="forward", check_sortedness=False,
-            suffix="_liq",
-        ).filter(pl.col("liq_log_index").is_not_null())
-
-    empty = lambda: pl.DataFrame(schema={"tx_hash": pl.String, "liq_log_index": pl.Int64, "v": pl.Float64})  # noqa: E731
-    sums: dict[str, pl.DataFrame] = {}
-    trades = frames.get(schema.Trade)
-    sums["book_filled_size"] = (
-        assign(trades.filter(pl.col("fill_type") == 1).select("tx_hash", "log_index", "market", "size"))
-        .filter(pl.col("market") == pl.col("market_liq")).group_by(key).agg(_sum(pl.col("size")).alias("v"))
-        if trades is not None else empty()
-    )
-    adl = frames.get(schema.ADLEvent)
-    adl_legs = (
-        assign(adl.select("tx_hash", "log_index", "liquidated_position_key", "size_reduced", "price"))
-        .filter(pl.col("liquidated_position_key") == pl.col("position_key"))
-        if adl is not None else None
-    )
-    sums["adl_size"] = (
-        adl_legs.group_by(key).agg(_sum(pl.col("size_reduced")).alias("v")) if adl_legs is not None else empty()
-    )
-    sums["adl_covered_usd"] = (
-        adl_legs.group_by(key).agg(
-            _sum(pl.col("size_reduced") * (pl.col("price") - pl.col("mark_price")).abs()).alias("v"))
-        if adl_legs is not None else empty()
-    )
-    vault = frames.get(schema.BackstopVaultEvent)
-    sums["backstop_loss_usd"] = (
-        assign(vault.filter(pl.col("event") == "VaultPnLUpdated").select(
-            "tx_hash", "log_index", pl.col("position_key").alias("leg_key"), "value_change_usd"))
-        .filter(pl.col("leg_key") == pl.col("position_key"))
-        .group_by(key).agg((-_sum(pl.col("value_change_usd"))).alias("v"))
-        if vault is not None else empty()
-    )
-    fund = frames.get(schema.InsuranceFundEvent)
-    sums["insurance_cover_usd"] = (
-        assign(fund.filter(pl.col("event") == "ShortfallCovered").select(
-            "tx_hash", "log_index", pl.col("position_key").alias("leg_key"), "amount_usd"))
-        .filter(pl.col("leg_key") == pl.col("position_key"))
-        .group_by(key).agg(_sum(pl.col("amount_usd")).alias("v"))
-        if fund is not None else empty()
-    )
-    debt = frames.get(schema.SocializedDebt)
-    sums["socialized_usd"] = (
-        assign(debt.select("tx_hash", "log_index", "amount_usd")).group_by(key).agg(_sum(pl.col("amount_usd")).alias("v"))
-        if debt is not None else empty()
-    )
-    # The fee is booked after PositionLiquidated: match it backwards by transaction and position key.
-    if fund is not None:
-        fees = fund.filter(pl.col("event") == "LiquidationFeeCollected").select("tx_hash", "log_index", "position_key", "amount_usd").sort("log_index")
-        sums["fee_collected_usd"] = fees.join_asof(
-            pls.rename({"market": "market_liq"}).drop("mark_price"), left_on="log_index", right_on="liq_log_index",
-            by=["tx_hash", "position_key"], strategy="backward", check_sortedness=False,
-        ).filter(pl.col("liq_log_index").is_not_null()).group_by(key).agg(_sum(pl.col("amount_usd")).alias("v"))
-    else:
-        sums["fee_collected_usd"] = empty()
-
-    out = liq.with_columns(pl.col("log_index").alias("liq_log_index"))
-    for col in _LEG_COLUMNS:
-        out = out.join(sums[col].rename({"v": col}), on=key, how="left").with_columns(pl.col(col).fill_null(0.0))
-    out = out.with_columns((pl.col("size") * pl.col("liquidation_price")).alias("notional_usd"))
-    return out.select(schema.frame_schema(schema.Liquidation).names()).cast(dict(schema.frame_schema(schema.Liquidation)))  # type: ignore[arg-type]

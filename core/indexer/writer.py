@@ -46,6 +46,7 @@ from sqlalchemy.engine import Engine
 from core import db
 from core.config import ROOT
 from core.indexer import load
+from core.pipe import start_sender
 
 if TYPE_CHECKING:  # decode's imports (eth_abi, numpy) are not needed to write rows: the writer process skips them
     from core.indexer.decode import Decoded
@@ -163,30 +164,6 @@ class BatchWriter:
             raise db.DatabaseError(line.removeprefix("error "))
         raise db.DatabaseError(f"the writer process stopped unexpectedly ({reason}): nothing after the last "
                                "checkpoint was stored; run the indexer again to resume")
-
-
-def start_sender(stream: BinaryIO, pending: queue.Queue[bytes | None], name: str) -> threading.Thread:
-    """A thread writing what is put in ``pending`` to ``stream`` (a pipe) until ``None``, then closing it.
-
-    The blocked write releases the GIL, so the producing thread goes on meanwhile; once the reader
-    has gone, the thread keeps taking items (and drops them) so that the producer never blocks."""
-    def send() -> None:
-        broken = False
-        while (data := pending.get()) is not None:
-            if not broken:
-                try:
-                    stream.write(data)
-                    stream.flush()
-                except OSError:
-                    broken = True
-        try:
-            stream.close()
-        except OSError:
-            pass
-
-    sender = threading.Thread(target=send, name=name, daemon=True)
-    sender.start()
-    return sender
 
 
 def _to_ipc(frame: pl.DataFrame) -> bytes:
