@@ -19,7 +19,7 @@ from core import config, db
 from core.indexer.errors import IndexerError
 from core.indexer.manifest import load_manifest
 from core.indexer.rpc import RPC
-from core.indexer.run import BATCH_LOGS, FETCH_THREADS, Indexer
+from core.indexer.run import BATCH_LOGS, FETCH_THREADS, Indexer, RunResult
 from core.read.status import stored_counts
 
 
@@ -63,23 +63,25 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def _flag_error(args: argparse.Namespace) -> str | None:
+    """The first flag value out of range, as the one-line message (None: all fine)."""
     if min(args.chunk_blocks, args.max_chunk_blocks, args.reorg_window, args.fetch_threads) < 1 or args.batch_logs < 0:
-        print("error: --chunk-blocks, --max-chunk-blocks, --reorg-window and --fetch-threads must be >= 1, "
-              "--batch-logs >= 0", file=sys.stderr)
-        return 2
+        return "--chunk-blocks, --max-chunk-blocks, --reorg-window and --fetch-threads must be >= 1, --batch-logs >= 0"
     if not args.rpc_timeout > 0 or args.rpc_retries < 0:
-        print("error: --rpc-timeout must be > 0 and --rpc-retries >= 0", file=sys.stderr)
-        return 2
+        return "--rpc-timeout must be > 0 and --rpc-retries >= 0"
     for flag in ("from_block", "to_block", "confirmations"):
         value = getattr(args, flag)
         if value is not None and value < 0:
-            print(f"error: --{flag.replace('_', '-')} must be >= 0, got {value}", file=sys.stderr)
-            return 2
+            return f"--{flag.replace('_', '-')} must be >= 0, got {value}"
     if args.from_block is not None and args.to_block is not None and args.from_block > args.to_block:
-        print(f"error: --from-block {args.from_block} is after --to-block {args.to_block}: swap them or drop one",
-              file=sys.stderr)
+        return f"--from-block {args.from_block} is after --to-block {args.to_block}: swap them or drop one"
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if (problem := _flag_error(args)) is not None:
+        print(f"error: {problem}", file=sys.stderr)
         return 2
     stop = threading.Event()
 
@@ -118,22 +120,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("aborted", file=sys.stderr)
         return 130
+    _report(result, stored, as_json=args.json)
+    return 0
+
+
+def _report(result: RunResult, stored: dict[str, int], *, as_json: bool) -> None:
+    """What the run did: notes on stderr, the summary (one line, JSON with --json) on stdout."""
     if result.undecodable:
         print(f"warning: {result.undecodable} logs could not be decoded (kept in table undecodable_logs)", file=sys.stderr)
     if result.foreign:
         print(f"note: {result.foreign} logs came from addresses outside this deployment and were ignored", file=sys.stderr)
     for block in result.rewinds:
         print(f"reorg: rewound to block {block} and re-indexed", file=sys.stderr)
-    summary = {
-        "chain_id": result.chain_id,
-        "last_block": result.last_block,
-        "indexed_this_run": dict(sorted(result.indexed.items())),
-        "stored": dict(sorted(stored.items())),
-        "undecodable": result.undecodable,
-    }
-    if args.json:
-        print(json.dumps(summary))
+    if as_json:
+        print(json.dumps({"chain_id": result.chain_id, "last_block": result.last_block,
+                          "indexed_this_run": dict(sorted(result.indexed.items())), "stored": dict(sorted(stored.items())),
+                          "undecodable": result.undecodable}))
     else:
         print(f"indexed through block {result.last_block}: "
               + (", ".join(f"{k} {v}" for k, v in sorted(result.indexed.items())) or "nothing new"))
-    return 0

@@ -259,6 +259,51 @@ def _fits64(w: np.ndarray) -> np.ndarray:
     return np.where(negative, (w[:, 16:24] == 0xFF).all(axis=1), ~w[:, 16:24].any(axis=1))
 
 
+class _Words:
+    """One event's logs as byte matrices: ``word(position)`` is the 32-byte word of a parameter."""
+
+    def __init__(self, spec: EventSpec, logs: pl.DataFrame) -> None:
+        """Raises binascii.Error (or ValueError) on any non-hex digit."""
+        self.spec = spec
+        self.data = _hex_matrix(logs["data"], 2 + 64 * len(spec.data))
+        self.topics = [_hex_matrix(logs[f"topic{i}"], 66) for i in range(1, 1 + len(spec.indexed))]
+
+    def word(self, position: int) -> np.ndarray:
+        param = self.spec.params[position]
+        if param.indexed:
+            return self.topics[self.spec.indexed.index(param)]
+        k = self.spec.data.index(param)
+        return self.data[:, 32 * k: 32 * k + 32]
+
+    def valid(self, mapping: dict[str, tuple[int, Unit]]) -> np.ndarray:
+        """Rows whose every mapped word is canonical, in range, and (for 64-bit columns) fits."""
+        ok = np.ones(len(self.data), dtype=bool)
+        for pos in {pos for pos, _ in mapping.values()}:
+            ok &= _fits(self.spec.params[pos].type, self.word(pos))
+        for pos, unit in mapping.values():
+            if unit in (Unit.USD_RAW, Unit.INT):
+                ok &= _fits64(self.word(pos))
+        return ok
+
+    def keep(self, rows: np.ndarray) -> None:
+        self.data = self.data[rows]
+        self.topics = [t[rows] for t in self.topics]
+
+
+def _word_series(unit: Unit, w: np.ndarray, wide: pl.Series | None) -> pl.Series:
+    """A column of ``unit`` from words (n × 32 bytes); ``wide``: their Int128 values, for the scaled units."""
+    if unit is Unit.ADDRESS:
+        return hex_strings(np.ascontiguousarray(w[:, 12:]))
+    if unit is Unit.HASH:
+        return hex_strings(np.ascontiguousarray(w))
+    if unit is Unit.BOOL:
+        return pl.Series(w[:, 31] == 1)
+    if unit in (Unit.INT, Unit.USD_RAW):
+        return owned_series(np.ascontiguousarray(w[:, 24:]).view(">i8").ravel().astype(np.int64))
+    assert wide is not None
+    return wide.cast(pl.String if unit is Unit.E18_RAW else pl.Float64)
+
+
 def _decode_words(spec: EventSpec, logs: pl.DataFrame, model: type[SQLModel]) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The fast path for logs whose topics and data have the right shape: hex → one byte matrix
     (binascii), range checks and fixed-width fields in numpy, 128-bit integers through polars' own
@@ -268,32 +313,16 @@ def _decode_words(spec: EventSpec, logs: pl.DataFrame, model: type[SQLModel]) ->
     if logs.height == 0:
         return pl.DataFrame(schema=target), logs
     try:
-        data = _hex_matrix(logs["data"], 2 + 64 * len(spec.data))
-        topics = [_hex_matrix(logs[f"topic{i}"], 66) for i in range(1, 1 + len(spec.indexed))]
+        words = _Words(spec, logs)
     except (binascii.Error, ValueError):  # a non-hex digit somewhere: let the checked path say where
         return pl.DataFrame(schema=target), logs
-
-    def word(position: int) -> np.ndarray:
-        param = spec.params[position]
-        if param.indexed:
-            return topics[spec.indexed.index(param)]
-        k = spec.data.index(param)
-        return data[:, 32 * k: 32 * k + 32]
-
-    ok = np.ones(logs.height, dtype=bool)
-    for pos in {pos for pos, _ in mapping.values()}:
-        ok &= _fits(spec.params[pos].type, word(pos))
-    for pos, unit in mapping.values():
-        if unit in (Unit.USD_RAW, Unit.INT):
-            ok &= _fits64(word(pos))
+    ok = words.valid(mapping)
     rejected = logs.filter(pl.Series(~ok)) if not ok.all() else logs.clear()
     if not ok.any():
         return pl.DataFrame(schema=target), rejected
     if not ok.all():
         logs = logs.filter(pl.Series(ok))
-        data = data[ok]
-        topics = [t[ok] for t in topics]
-
+        words.keep(ok)
     wide: dict[int, pl.Series] = {}  # position → Int128, shared by a float and its *_raw column
     columns: list[pl.Series] = []
     for name, dtype in target.items():
@@ -304,43 +333,28 @@ def _decode_words(spec: EventSpec, logs: pl.DataFrame, model: type[SQLModel]) ->
             columns.append(pl.repeat(spec.name if name == "event" else None, logs.height, dtype=dtype, eager=True).alias(name))
             continue
         pos, unit = mapping[name]
-        w = word(pos)
-        if unit is Unit.ADDRESS:
-            value = hex_strings(np.ascontiguousarray(w[:, 12:]))
-        elif unit is Unit.HASH:
-            value = hex_strings(np.ascontiguousarray(w))
-        elif unit is Unit.BOOL:
-            value = pl.Series(w[:, 31] == 1)
-        elif unit in (Unit.INT, Unit.USD_RAW):
-            value = owned_series(np.ascontiguousarray(w[:, 24:]).view(">i8").ravel().astype(np.int64))
-        else:
-            if pos not in wide:
-                wide[pos] = _int128(w)
-            value = wide[pos].cast(pl.String if unit is Unit.E18_RAW else pl.Float64)
-        if name in NEGATED.get(spec.name, ()):
-            value = -value
-        columns.append(value.cast(dtype).alias(name))
-    rows = _scale(pl.DataFrame(columns), spec.name)
-    if "notional_usd" in target and spec.name == "Trade":
-        rows = rows.with_columns((pl.col("price") * pl.col("size")).alias("notional_usd"))
-    return rows, rejected
+        if unit in SCALES or unit is Unit.E18_RAW:
+            wide.setdefault(pos, _int128(words.word(pos)))
+        value = _word_series(unit, words.word(pos), wide.get(pos))
+        columns.append((-value if name in NEGATED.get(spec.name, ()) else value).cast(dtype).alias(name))
+    return _with_notional(_scale(pl.DataFrame(columns), spec.name), spec.name), rejected
 
 
-def _decode_checked(spec: EventSpec, logs: pl.DataFrame, model: type[SQLModel]) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Decode any logs of one event with polars expressions, naming why each rejected log is rejected."""
+def _with_notional(rows: pl.DataFrame, event: str) -> pl.DataFrame:
+    """A Trade's notional: price × size (after scaling)."""
+    return rows.with_columns((pl.col("price") * pl.col("size")).alias("notional_usd")) if event == "Trade" else rows
+
+
+def _checks(spec: EventSpec) -> list[tuple[pl.Expr, str]]:
+    """(condition that must hold, reason when it does not) over the ``_d``/``_t*`` byte columns, in the
+    order they are reported."""
     n_data = len(spec.data)
-    as_bytes = lambda c: pl.col(c).str.strip_prefix("0x").str.decode("hex", strict=False)  # noqa: E731
-    logs = logs.with_columns(
-        as_bytes("data").alias("_d"), *(as_bytes(f"topic{i}").alias(f"_t{i}") for i in range(1, 1 + len(spec.indexed)))
-    )
     shape_ok = (pl.col("n_topics") == 1 + len(spec.indexed)) & (pl.col("_d").bin.size() == 32 * n_data)
     for i in range(1, 1 + len(spec.indexed)):
         shape_ok = shape_ok & (pl.col(f"_t{i}").bin.size() == 32)
-    shape_ok = shape_ok.fill_null(False)
     mapping = COLUMNS[spec.name]
-    # (condition that must hold, reason when it does not), in the order they are reported
-    checks: list[tuple[pl.Expr, str]] = [
-        (shape_ok, f"expected {1 + len(spec.indexed)} topics and {32 * n_data} data bytes for {spec.signature}")]
+    checks = [(shape_ok.fill_null(False),
+               f"expected {1 + len(spec.indexed)} topics and {32 * n_data} data bytes for {spec.signature}")]
     for pos in sorted({pos for pos, _ in mapping.values()}):
         p = spec.params[pos]
         checks.append((_valid(p.type, _word(spec, pos)), f"parameter {pos} ({p.type}) out of range for {spec.signature}"))
@@ -349,21 +363,14 @@ def _decode_checked(spec: EventSpec, logs: pl.DataFrame, model: type[SQLModel]) 
             p = spec.params[pos]
             checks.append((_value(p.type, unit, _word(spec, pos)).is_not_null().fill_null(False),
                            f"parameter {pos} ({p.type}) exceeds 64 bits for {spec.signature}"))
-    # One AND over all rows; the (slower) reason chain only runs on the rare bad rows.
-    checked = logs.with_columns(pl.all_horizontal([c for c, _ in checks]).alias("_ok"))
-    good = checked.filter(pl.col("_ok"))
-    bad = checked.filter(~pl.col("_ok"))
-    if bad.height:
-        reason = pl.when(~checks[0][0]).then(pl.lit(checks[0][1]))
-        for cond, text in checks[1:]:
-            reason = reason.when(~cond).then(pl.lit(text))
-        bad = bad.with_columns(reason.otherwise(pl.lit("invalid")).alias("_reason"))
-    else:
-        bad = bad.with_columns(pl.lit(None, dtype=pl.String).alias("_reason"))
+    return checks
 
-    target = schema.frame_schema(model)
+
+def _column_exprs(spec: EventSpec, model: type[SQLModel]) -> list[pl.Expr]:
+    """The table's columns from the byte columns of rows that passed :func:`_checks` (unscaled)."""
+    mapping = COLUMNS[spec.name]
     exprs: list[pl.Expr] = []
-    for name, dtype in target.items():
+    for name, dtype in schema.frame_schema(model).items():
         if name in ("chain_id", "tx_hash", "log_index", "block_number", "block_timestamp"):
             exprs.append(pl.col(name).cast(dtype))
         elif name == "event":
@@ -371,16 +378,33 @@ def _decode_checked(spec: EventSpec, logs: pl.DataFrame, model: type[SQLModel]) 
         elif name in mapping:
             pos, unit = mapping[name]
             value = _value(spec.params[pos].type, unit, _word(spec, pos))
-            if name in NEGATED.get(spec.name, ()):
-                value = -value
-            exprs.append(value.cast(dtype).alias(name))
-        elif name == "notional_usd":
-            exprs.append(pl.lit(None, dtype=dtype).alias(name))  # filled below from price × size
-        else:
+            exprs.append((-value if name in NEGATED.get(spec.name, ()) else value).cast(dtype).alias(name))
+        else:  # not in the event (notional_usd: filled from price × size after scaling)
             exprs.append(pl.lit(None, dtype=dtype).alias(name))
-    rows = _scale(good.select(exprs), spec.name)
-    if "notional_usd" in target and spec.name == "Trade":
-        rows = rows.with_columns((pl.col("price") * pl.col("size")).alias("notional_usd"))
+    return exprs
+
+
+def _hex_bytes(column: str) -> pl.Expr:
+    return pl.col(column).str.strip_prefix("0x").str.decode("hex", strict=False)
+
+
+def _decode_checked(spec: EventSpec, logs: pl.DataFrame, model: type[SQLModel]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Decode any logs of one event with polars expressions, naming why each rejected log is rejected."""
+    logs = logs.with_columns(_hex_bytes("data").alias("_d"),
+                             *(_hex_bytes(f"topic{i}").alias(f"_t{i}") for i in range(1, 1 + len(spec.indexed))))
+    checks = _checks(spec)
+    # One AND over all rows; the (slower) reason chain only runs on the rare bad rows.
+    checked = logs.with_columns(pl.all_horizontal([c for c, _ in checks]).alias("_ok"))
+    good = checked.filter(pl.col("_ok"))
+    bad = checked.filter(~pl.col("_ok"))
+    reason: pl.Expr = pl.lit(None, dtype=pl.String)
+    if bad.height:
+        chain = pl.when(~checks[0][0]).then(pl.lit(checks[0][1]))
+        for cond, text in checks[1:]:
+            chain = chain.when(~cond).then(pl.lit(text))  # type: ignore[assignment]
+        reason = chain.otherwise(pl.lit("invalid"))
+    bad = bad.with_columns(reason.alias("_reason"))
+    rows = _with_notional(_scale(good.select(_column_exprs(spec, model)), spec.name), spec.name)
     return rows, undecodable(bad, spec.name)
 
 

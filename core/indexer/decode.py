@@ -79,6 +79,21 @@ def _decode_market_created(spec: EventSpec, logs: pl.DataFrame) -> tuple[pl.Data
 
 
 
+def _decode_markets(out: Decoded, created: pl.DataFrame, spec: EventSpec, registry: str) -> pl.DataFrame:
+    """Decode the batch's `MarketCreated` logs from the registry into ``out``; the undecodable ones."""
+    if not created.height:
+        return undecodable(created.with_columns(pl.lit(None, dtype=pl.String).alias("_reason")), spec.name)
+    from_registry = created.filter(pl.col("address") == registry)
+    out.foreign += created.height - from_registry.height
+    rows, bad = _decode_market_created(spec, from_registry)
+    if rows.height:
+        rows = rows.unique(subset=["market"], keep="first", maintain_order=True)
+        out.frames[schema.Market] = rows
+        out.counts["MarketCreated"] = rows.height
+        out.new_markets = dict(zip(rows["market"].to_list(), rows["symbol"].to_list(), strict=True))
+    return bad
+
+
 def decode_logs(
     raw: pl.DataFrame,
     *,
@@ -109,18 +124,8 @@ def decode_logs(
     out.foreign += frame.height - known.height
     undecodable: list[pl.DataFrame] = []
 
-    created = known.filter(pl.col("_event") == "MarketCreated")
-    if created.height:
-        registry = contracts.get("MarketRegistry", "").lower()
-        from_registry = created.filter(pl.col("address") == registry)
-        out.foreign += created.height - from_registry.height
-        rows, bad = _decode_market_created(specs["MarketCreated"], from_registry)
-        undecodable.append(bad)
-        if rows.height:
-            rows = rows.unique(subset=["market"], keep="first", maintain_order=True)
-            out.frames[schema.Market] = rows
-            out.counts["MarketCreated"] = rows.height
-            out.new_markets = dict(zip(rows["market"].to_list(), rows["symbol"].to_list(), strict=True))
+    undecodable.append(_decode_markets(out, known.filter(pl.col("_event") == "MarketCreated"), specs["MarketCreated"],
+                                       contracts.get("MarketRegistry", "").lower()))
     all_markets = markets | set(out.new_markets)
 
     for name, group in known.filter(pl.col("_event") != "MarketCreated").group_by("_event"):
@@ -146,7 +151,6 @@ def decode_logs(
         if "log_index" in f.columns and not _in_chain_order(f):
             out.frames[model] = f.sort("block_number", "log_index")
     return out
-
 
 
 def decode_chunk(raw: pl.DataFrame, blocks: pl.DataFrame, manifest: Manifest, markets: Iterable[str]) -> Decoded:

@@ -24,6 +24,20 @@ class Manifest:
     contracts: dict[str, str]  # role → lower-case address
 
 
+def _address(contracts: dict[str, object], role: str, where: str) -> str:
+    """contracts[role], checked (present, 20-byte hex, EIP-55 when mixed-case), lower-cased."""
+    if role not in contracts:
+        raise IndexerError(f"manifest {where} is missing contracts.{role}")
+    address = contracts[role]
+    if not isinstance(address, str) or not _ADDRESS.match(address):
+        raise IndexerError(f"manifest {where}: contracts.{role} is not a 0x-prefixed 20-byte hex address: {str(address)[:60]!r}")
+    mixed_case = address[2:] != address[2:].lower() and address[2:] != address[2:].upper()
+    if mixed_case and not is_checksum_address(address):  # EIP-55: a mixed-case address carries a checksum
+        raise IndexerError(f"manifest {where}: contracts.{role} {address} fails its EIP-55 checksum, so a character "
+                           "is probably mistyped: copy the address again from the deployment")
+    return address.lower()
+
+
 def parse_manifest(raw: object, where: str) -> Manifest:
     """Validate a decoded manifest object; IndexerError names the first problem found.
 
@@ -52,18 +66,7 @@ def parse_manifest(raw: object, where: str) -> Manifest:
     if extra:
         raise IndexerError(f"manifest {where}: contracts.{str(extra[0])[:40]} is not a marginX contract: the contracts are "
                            f"{', '.join(MANIFEST_CONTRACTS)} (markets are found from MarketCreated)")
-    out: dict[str, str] = {}
-    for role in MANIFEST_CONTRACTS:
-        if role not in contracts:
-            raise IndexerError(f"manifest {where} is missing contracts.{role}")
-        address = contracts[role]
-        if not isinstance(address, str) or not _ADDRESS.match(address):
-            raise IndexerError(f"manifest {where}: contracts.{role} is not a 0x-prefixed 20-byte hex address: {str(address)[:60]!r}")
-        mixed_case = address[2:] != address[2:].lower() and address[2:] != address[2:].upper()
-        if mixed_case and not is_checksum_address(address):  # EIP-55: a mixed-case address carries a checksum
-            raise IndexerError(f"manifest {where}: contracts.{role} {address} fails its EIP-55 checksum, so a character "
-                               "is probably mistyped: copy the address again from the deployment")
-        out[role] = address.lower()
+    out = {role: _address(contracts, role, where) for role in MANIFEST_CONTRACTS}
     return Manifest(name=name, chain_id=chain_id, start_block=start_block, contracts=out)
 
 
