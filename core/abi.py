@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import cache, cached_property
 from pathlib import Path
 
-from eth_utils import keccak
+from eth_utils.crypto import keccak
 
 ABI_DIR = Path(__file__).resolve().parent.parent / "data" / "abi"
 
@@ -118,9 +118,9 @@ def encode_event(spec: EventSpec, args: tuple[object, ...]) -> tuple[list[str], 
             data_types.append(param.type)
             data_values.append(value)
     if any(t in ("string", "bytes") or t.endswith("]") for t in data_types):
-        import eth_abi
+        from eth_abi.abi import encode
 
-        return topics, "0x" + eth_abi.encode(data_types, data_values).hex()
+        return topics, "0x" + encode(data_types, data_values).hex()
     for t, v in zip(data_types, data_values, strict=True):
         statics.append(_word_hex(t, v))
     return topics, "0x" + "".join(statics)

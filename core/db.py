@@ -85,7 +85,8 @@ def make_engine(url: str, *, create: bool = True) -> Engine:
                 pass
     except sa.exc.SQLAlchemyError as e:
         engine.dispose()
-        reason = (str(e.orig).strip().splitlines() or [""])[0] if getattr(e, "orig", None) is not None else type(e).__name__
+        orig = getattr(e, "orig", None)
+        reason = (str(orig).strip().splitlines() or [""])[0] if orig is not None else type(e).__name__
         raise DatabaseError(f"cannot open database {redact_db_url(url)}: {reason}") from e
     except OSError as e:  # the schema lock file beside a SQLite database (e.g. a read-only directory)
         engine.dispose()

@@ -225,7 +225,7 @@ def _hex_matrix(column: pl.Series, width: int) -> np.ndarray:
         arr = arr.cast(pa.large_string())
     first = int(np.frombuffer(arr.buffers()[1], dtype=np.int64, count=1, offset=8 * arr.offset)[0])
     chars = np.frombuffer(arr.buffers()[2], dtype=np.uint8, count=n * width, offset=first).reshape(n, width)
-    return np.frombuffer(binascii.a2b_hex(np.ascontiguousarray(chars[:, 2:])), dtype=np.uint8).reshape(n, -1)
+    return np.frombuffer(binascii.a2b_hex(np.ascontiguousarray(chars[:, 2:]).data), dtype=np.uint8).reshape(n, -1)
 
 
 def _int128(words: np.ndarray) -> pl.Series:
@@ -239,9 +239,9 @@ def _int128(words: np.ndarray) -> pl.Series:
 def _fits(abi_type: str, w: np.ndarray) -> np.ndarray:
     """Numpy twin of :func:`_valid`: the word is a canonical ``abi_type`` that fits a signed 128-bit integer."""
     if abi_type == "address":
-        return ~w[:, :12].any(axis=1)
+        return np.asarray(~w[:, :12].any(axis=1))
     if abi_type in ("bool", "uint8"):
-        ok = ~w[:, :31].any(axis=1)
+        ok = np.asarray(~w[:, :31].any(axis=1))
         return ok & (w[:, 31] <= 1) if abi_type == "bool" else ok
     if abi_type == "bytes32":
         return np.ones(len(w), dtype=bool)

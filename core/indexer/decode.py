@@ -15,8 +15,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import eth_abi
 import polars as pl
+from eth_abi.abi import decode as abi_decode
 from sqlmodel import SQLModel
 
 from core import schema
@@ -56,8 +56,8 @@ def _decode_market_created(spec: EventSpec, logs: pl.DataFrame) -> tuple[pl.Data
         try:
             if log["n_topics"] != 2 or log["topic1"] is None:
                 raise ValueError("wrong number of topics")
-            (market_word,) = eth_abi.decode(["address"], bytes.fromhex(log["topic1"][2:]))
-            symbol_bytes, market_type, base, quote = eth_abi.decode(data_types, bytes.fromhex(log["data"][2:]))
+            (market_word,) = abi_decode(["address"], bytes.fromhex(log["topic1"][2:]))
+            symbol_bytes, market_type, base, quote = abi_decode(data_types, bytes.fromhex(log["data"][2:]))
         except Exception as e:  # any malformed encoding is reported, never fatal
             bad.append({**log, "_reason": f"cannot decode {spec.signature}: {type(e).__name__}"})
             continue

@@ -50,8 +50,10 @@ def batch_frames(chain_id: int, decoded: Decoded, blocks: pl.DataFrame) -> Frame
 def commit_frames(engine: Engine, chain_id: int, frames: Frames, checkpoint: db.CheckpointRow | None,
                   refresh_rollups: bool) -> None:
     """``frames``, the checkpoint (if given) and (if asked) the rollups, in one transaction."""
-    db.write_rows(engine, frames, checkpoint,
-                  after=(lambda conn: rollup.refresh_in(conn, chain_id)) if refresh_rollups else None)
+    def refresh(conn: Connection) -> None:
+        rollup.refresh_in(conn, chain_id)
+
+    db.write_rows(engine, frames, checkpoint, after=refresh if refresh_rollups else None)
 
 
 def commit_batch(engine: Engine, *, chain_id: int, deployment: str, decoded: Decoded, blocks: pl.DataFrame,

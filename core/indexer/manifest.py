@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from eth_utils import is_checksum_address
+from eth_utils.address import is_checksum_address
 
 from core.indexer.errors import IndexerError
 

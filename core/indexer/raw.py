@@ -14,6 +14,11 @@ RAW_LOG_SCHEMA = pl.Schema({
 
 
 
+def _hex_int(column: str) -> pl.Expr:
+    """A 0x-hex quantity column as an integer column of the same name."""
+    return pl.col(column).str.slice(2).str.to_integer(base=16)
+
+
 def logs_to_frame(logs: list[dict[str, Any]]) -> pl.DataFrame:
     """Raw JSON-RPC log objects → one columnar frame (hex kept as lower-case strings)."""
     def topic(i: int) -> list[str | None]:
@@ -32,10 +37,8 @@ def logs_to_frame(logs: list[dict[str, Any]]) -> pl.DataFrame:
         },
         schema_overrides={k: pl.String for k in ("topic0", "topic1", "topic2", "topic3")},
     )
-    hex_int = lambda c: pl.col(c).str.slice(2).str.to_integer(base=16)  # noqa: E731
     return frame.with_columns(
         # data and topics 1-3 are decoded as bytes (hex case does not matter); these are compared as text
         pl.col("address", "topic0", "block_hash", "tx_hash").str.to_lowercase(),
-        hex_int("block_number").alias("block_number"),
-        hex_int("log_index").alias("log_index"),
+        _hex_int("block_number"), _hex_int("log_index"),
     ).select(RAW_LOG_SCHEMA.names()).unique(subset=["block_number", "log_index"], keep="first", maintain_order=True)

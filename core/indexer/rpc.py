@@ -154,8 +154,8 @@ class RPC:
                 raise RangeTooLargeError(message, suggested_width=width)
             if code in (-32005, -32603, -32000, -32002, -32099) or _TRANSIENT.search(message):
                 raise TransientRPCError(f"{method}: node error {code!s:.20}: {message}")
-            hint = f" (the node does not offer {method}: use one that does)" if code == -32601 else ""
-            raise IndexerError(f"{method} failed on {self.safe_url}: node error {code!s:.20}: {message}{hint}")
+            offer = f" (the node does not offer {method}: use one that does)" if code == -32601 else ""
+            raise IndexerError(f"{method} failed on {self.safe_url}: node error {code!s:.20}: {message}{offer}")
         if "result" not in response:
             raise TransientRPCError(f"{method}: response without result")
         return response["result"]

@@ -275,9 +275,9 @@ class Indexer:
         required = ["address", "data", "block_number", "block_hash", "tx_hash", "log_index"]
         if raw.select(pl.any_horizontal(pl.col(required).is_null()).any()).item():
             raise MalformedAnswerError(f"{where}: a log without {'/'.join(required)}")
-        lo, hi = raw["block_number"].min(), raw["block_number"].max()
-        if lo < start or hi > stop:  # type: ignore[operator]
-            raise MalformedAnswerError(f"{where}: a log from block {lo if lo < start else hi}")  # type: ignore[operator]
+        lo, hi = int(raw["block_number"].min()), int(raw["block_number"].max())  # type: ignore[arg-type]
+        if lo < start or hi > stop:
+            raise MalformedAnswerError(f"{where}: a log from block {lo if lo < start else hi}")
         if not raw.select(pl.col("block_hash").str.len_chars().eq(66).all()).item():
             raise MalformedAnswerError(f"{where}: a log with a malformed block hash")
         stamps = {lg["blockHash"].lower(): lg["blockTimestamp"] for lg in logs if isinstance(lg.get("blockTimestamp"), str)} \

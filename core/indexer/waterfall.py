@@ -22,6 +22,11 @@ def _sum(values: pl.Expr) -> pl.Expr:
 
 
 
+def empty() -> pl.DataFrame:
+    """No leg sums: (tx_hash, liq_log_index, v)."""
+    return pl.DataFrame(schema={"tx_hash": pl.String, "liq_log_index": pl.Int64, "v": pl.Float64})
+
+
 def join_waterfall(frames: dict[type[SQLModel], pl.DataFrame]) -> pl.DataFrame:
     """One row per PositionLiquidated with the legs of its transaction (see schema.Liquidation)."""
     liq = frames[schema.Liquidation].drop(*_LEG_COLUMNS, "notional_usd")
@@ -36,7 +41,6 @@ def join_waterfall(frames: dict[type[SQLModel], pl.DataFrame]) -> pl.DataFrame:
             suffix="_liq",
         ).filter(pl.col("liq_log_index").is_not_null())
 
-    empty = lambda: pl.DataFrame(schema={"tx_hash": pl.String, "liq_log_index": pl.Int64, "v": pl.Float64})  # noqa: E731
     sums: dict[str, pl.DataFrame] = {}
     trades = frames.get(schema.Trade)
     sums["book_filled_size"] = (
