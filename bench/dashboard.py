@@ -1,6 +1,6 @@
 """Overview cost: rollups (what the app does) vs a plain SQL GROUP BY over the raw trades (the peer).
 
-    python bench/dashboard.py --trades 1000000 [--database-url URL] [--json]
+    .venv/bin/python -m bench.dashboard --trades 1000000 [--database-url URL] [--json]
 
 Builds (once, under bench/out/) a simulated 90-day database with about N trades, unless a
 database URL is given. Then times every Overview figure and series:
@@ -19,14 +19,13 @@ import sys
 import time
 from pathlib import Path
 
+import sqlalchemy as sa
+
+from core import dashboard, db
+from core.period import Filters
+from core.read import stats as read
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import sqlalchemy as sa  # noqa: E402
-
-from core import dashboard, db  # noqa: E402
-from core.period import Filters  # noqa: E402
-from core.read import stats as read  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
 DAYS = 90

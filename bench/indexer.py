@@ -1,6 +1,6 @@
 """Indexer throughput: decode+load from recorded raw logs, and the full RPC path against anvil.
 
-    python bench/indexer.py [--events 1000000] [--rpc-events 50000] [--repeat N] [--in-process] [--json]
+    .venv/bin/python -m bench.indexer [--events 1000000] [--rpc-events 50000] [--repeat N] [--in-process] [--json]
 
 1. decode+load: a realistic mix of EVENTS.md logs (trades, position updates, prices, OI, funding,
    fund/vault flows, whole liquidations) is recorded once to bench/out/ as eth_getLogs-shaped JSON
@@ -23,7 +23,6 @@ import json
 import os
 import random
 import resource
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,13 +30,12 @@ from typing import Any
 
 import polars as pl
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from core import db, rollup
+from core.abi import encode_event, event_specs
+from core.indexer.manifest import Manifest
+from core.indexer.run import ingest_stream
 
-from core import db, rollup  # noqa: E402
-from core.abi import encode_event, event_specs  # noqa: E402
-from core.indexer.manifest import Manifest  # noqa: E402
-from core.indexer.run import ingest_stream  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 OUT = ROOT / "bench" / "out"
 E6, E18 = 10**6, 10**18
@@ -162,10 +160,10 @@ def bench_decode_load(n_events: int, batch: int, parallel: bool = True) -> dict[
 def bench_rpc(n_events: int) -> dict[str, float]:
     from web3 import Web3
 
-    from core.contracts import MarketSpec, deploy
     from core.indexer.manifest import parse_manifest
     from core.indexer.rpc import RPC
     from core.indexer.run import Indexer
+    from core.simulator.contracts import MarketSpec, deploy
     from tests.anvil import run_anvil
 
     rng = random.Random(2)

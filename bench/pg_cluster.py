@@ -1,6 +1,6 @@
 """A throw-away PostgreSQL cluster for the benchmarks, alive until this process is stopped.
 
-    python bench/pg_cluster.py --dir /work/bench-data/pg --urls-out /work/bench-data/pg-urls.json scale_1m scale_10m
+    .venv/bin/python -m bench.pg_cluster --dir /work/bench-data/pg --urls-out /work/bench-data/pg-urls.json scale_1m scale_10m
 
 Starts ``tests/postgres.py``'s cluster (Debian's server binaries, 127.0.0.1 on a free port, fsync off,
 shared_buffers 64 MB, run as ``postgres`` under root) with its files under ``--dir`` (keep it out of the
@@ -14,13 +14,12 @@ import argparse
 import json
 import os
 import signal
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """Scale: the whole app's figures at N simulated trades, on one backend (SQLite or PostgreSQL).
 
-    python bench/scale.py --trades 10000000 --database-url URL [--reuse] [--json] [--steps build,rollup,pages,vault,app]
+    .venv/bin/python -m bench.scale --trades 10000000 --database-url URL [--reuse] [--json] [--steps build,rollup,pages,vault,app]
 
 For the database at URL (keep big ones outside the repository):
 1. build: N simulated trades (90 days at N/90 a day, seed 1) through ``core.simulator.build_database``
@@ -33,15 +33,11 @@ import hashlib
 import json
 import os
 import shutil
-import sys
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 import sqlalchemy as sa
 
@@ -51,6 +47,8 @@ from core.period import Filters, trailing_window
 from core.read import stats as read
 from core.read import status
 from tests.app_server import app_server  # the same server the browser test starts
+
+ROOT = Path(__file__).resolve().parent.parent
 
 #: The typed core calls behind each page, by the name the figures print.
 PAGE_CALLS: dict[str, Any] = {
