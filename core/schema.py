@@ -1,15 +1,18 @@
-"""The one place the database schema lives: SQLModel tables, their natural keys and indexes.
+"""The one place the database schema lives: SQLModel tables, their keys and indexes.
 
 Conventions (shared by every table):
-- Every event row carries its natural key ``(chain_id, tx_hash, log_index)`` and where it sits in
-  the chain (``block_number``, ``block_timestamp`` in UTC seconds), so each table can be queried by
-  time × market without joins and rows above a reorged block can be deleted table by table.
+- Every event row carries where it sits in the chain (``chain_id``, ``block_number``,
+  ``log_index``: its primary key, see :class:`EventRow`), its transaction (``tx_hash``) and its
+  block's time (``block_timestamp``, UTC seconds), so each table can be queried by time × market
+  without joins and rows above a reorged block can be deleted table by table.
 - Addresses and hashes are lower-case 0x-hex strings.
 - Fixed-point chain integers are converted once at decode (EVENTS.md units): USD amounts are
   floats in dollars, prices and sizes floats in whole units. Where exact sums matter the raw
   integer is kept beside the float: ``*_raw`` USD columns hold micro-USD (6 decimals) as
   BIGINT; ``*_raw`` price/size columns hold the 1e18 fixed-point integer as a decimal string,
   because it does not fit a 64-bit column.
+- Rollup tables (``ROLLUP_TABLES``) are derived from the event tables by core/rollup.py, keyed by
+  chain and bucket (an hour or a UTC day, its start in seconds) or by trader / position.
 
 Next to the tables, :func:`frame_schema` gives the polars schema of the frame that feeds each one;
 the loader checks frames against it before writing.
@@ -280,8 +283,8 @@ class Checkpoint(SQLModel, table=True):
 class MarketStats(SQLModel):
     """Per market and time bucket (hour or UTC day, ``bucket`` = its start in seconds): what pages need.
 
-    Rollups are derived data: rebuilt from the event tables for any bucket touched by new blocks
-    or a reorg (core/rollup.py), so pages cost O(buckets × markets), not O(trades).
+    Rollups are derived data: each commit's rows are folded into the buckets they touch, a reorg
+    rebuilds from the start of its day (core/rollup.py), so pages cost O(buckets × markets), not O(trades).
     """
 
     chain_id: int = Field(primary_key=True, sa_type=sa.BigInteger)
@@ -363,8 +366,8 @@ class DailyActiveTraders(SQLModel, table=True):
 
 
 class TraderTotal(SQLModel, table=True):
-    """Per market and trader: trader_daily summed over all days, kept by adding each refreshed day's
-    rows and taking away the ones it replaces, so whole-history trader figures need not scan every
+    """Per market and trader: trader_daily summed over all days, kept by adding each commit's trades
+    (and taking away the days a rewind replaces), so whole-history trader figures need not scan every
     trader-day. Volumes are sums of floats kept incrementally: equal to trader_daily's to ~1e-12."""
 
     __tablename__ = "trader_totals"
@@ -378,8 +381,9 @@ class TraderTotal(SQLModel, table=True):
 
 
 class TraderCounts(SQLModel, table=True):
-    """The unfiltered Overview's trader cards as of the newest indexed block, computed by each refresh:
-    both are distinct counts over many rows, too slow to compute per page view at 10M trades."""
+    """The unfiltered Overview's trader cards as of the newest indexed block, stored by each refresh
+    from trader_last_trade (a range count and a row count): as distinct counts over the raw trades
+    they are too slow per page view at 10M trades."""
 
     __tablename__ = "trader_counts"
     chain_id: int = Field(primary_key=True, sa_type=sa.BigInteger)
