@@ -36,6 +36,7 @@ DEFAULT_RANGE = "30d"
 TYPES = ("all", "perp", "spot")
 STALE_AFTER_S = 600
 LIVE_EVERY_S = 5  # how often an open page asks whether the database moved on
+FIRST_DATA_EVERY_S = 1.5  # the same while a demo build has not landed its first day: the first cards sooner
 DRAWN = "_drawn_from"  # session key: the commit (and build state) the page's figures were read at
 DRAWN_AT = "_drawn_at"  # session key: when (monotonic seconds) the page was last drawn in full
 READY = "_data_ready"  # session key: the database holds rows with their rollups
@@ -169,7 +170,7 @@ def _demo_banner(page: str) -> None:
     """The demo explained once per session (on the first page opened, until dismissed); a badge after."""
     first = st.session_state.setdefault("demo_banner_page", page)
     if first == page and not st.session_state.get("demo_banner_dismissed"):
-        text, close = st.columns([30, 1], vertical_alignment="center")
+        text, close = st.columns([9, 1], vertical_alignment="center")
         text.info(
             "**Demo data**: a seeded simulation of marginX, not a real chain. To analyse a real deployment, "
             "index it (`python -m core.indexer --rpc-url … --manifest …`) into a database and point the app at it "
@@ -177,7 +178,7 @@ def _demo_banner(page: str) -> None:
             "See the README.",
             icon=":material/info:",
         )
-        close.button("", icon=":material/close:", key="demo_banner_dismiss", help="Dismiss (a badge in the sidebar stays)",
+        close.button("Dismiss", icon=":material/close:", key="demo_banner_dismiss", help="A badge in the sidebar stays",
                      on_click=_dismiss_demo_banner, type="tertiary")
     st.sidebar.badge("Demo data", icon=":material/science:", color="orange",
                      help="A seeded simulation of marginX, not a real chain (see the README to index one).")
@@ -319,14 +320,16 @@ def _live(chain_id: int | None = None, as_of: int | None = None) -> None:
     newest commit redraws the page (filters and scroll stay) when the database moved on."""
     on = st.toggle("Live", value=True, key="live",
                    help=f"Redraw this page by itself when the database gains a newer block (checked every {LIVE_EVERY_S} s).")
-    st.fragment(run_every=LIVE_EVERY_S if on else None)(_freshness)(chain_id, as_of)
+    build = demo.current_build(config.database_url())
+    every = FIRST_DATA_EVERY_S if build is not None and build.running and not st.session_state.get(READY) else LIVE_EVERY_S
+    st.fragment(run_every=every if on else None)(_freshness)(chain_id, as_of, every)
 
 
-def _freshness(chain_id: int | None, as_of: int | None) -> None:
+def _freshness(chain_id: int | None, as_of: int | None, every: float) -> None:
     commit = live.newest_commit(engine())
     # Only on the poll's own runs (the page's full run has just drawn): redraw the whole page with
     # the newer figures; widgets keep their state and the browser its scroll.
-    polled = time.monotonic() - st.session_state.get(DRAWN_AT, 0.0) >= LIVE_EVERY_S * 0.8
+    polled = time.monotonic() - st.session_state.get(DRAWN_AT, 0.0) >= every * 0.8
     if polled and st.session_state.get("live", True) and \
             _state(commit, demo.current_build(config.database_url())) != st.session_state.get(DRAWN):
         st.rerun()
