@@ -1,6 +1,6 @@
 """Vault what-if engine speed: a year of liquidations replayed, and a 100-configuration sweep.
 
-    python bench/vault.py [--json] [--liquidations 100000] [--days 365] [--configs 100] [--seed 1] [--profile]
+    .venv/bin/python -m bench.vault [--json] [--liquidations 100000] [--days 365] [--configs 100] [--seed 1] [--profile]
 
 No database is needed: a realistic synthetic history is built in memory and handed to
 ``core.vault.history.assemble`` (what ``core.vault.history.load`` returns after its SQL reads), so
@@ -40,18 +40,15 @@ import resource
 import statistics
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from core.vault.history import DAY, LIQUIDATION_SCHEMA, History, MarkBook, assemble  # noqa: E402
-from core.vault.params import preset  # noqa: E402
-from core.vault.replay import compare, replay, sweep  # noqa: E402
+from core.utc import DAY
+from core.vault.history import History, MarkBook, assemble
+from core.vault.params import preset
+from core.vault.replay import compare, replay, sweep
 
 START = 1_704_067_200  # 2024-01-01 00:00 UTC
 BLOCK_SECONDS = 2
@@ -228,7 +225,7 @@ def build(n_liq: int, days: int, seed: int) -> tuple[pl.DataFrame, pl.DataFrame,
         "equity": equity, "book_filled": book_filled, "adl_size": adl_size, "adl_usd": adl_usd,
         "backstop_usd": backstop, "insurance_usd": insurance, "socialized_usd": socialized, "penalty_usd": penalty,
     }).with_columns(log_index=pl.int_range(pl.len()).over("block_number").cast(pl.Int64))
-    liqs = liqs.select(list(LIQUIDATION_SCHEMA.names()))
+    # Entry price and collateral follow from the equity at mark (core.vault.history.liquidation_frame).
     marks = pl.concat([pl.DataFrame({"market": ids[m], "ts": s["ts"], "mark": s["px"]}) for m, s in enumerate(series)])
 
     rows = []
@@ -324,7 +321,7 @@ def main() -> None:
     print(f"bad debt: recorded {recorded:,.0f} USD; status quo replayed {status_quo.summary['bad_debt_proposed_usd']:,.0f}; "
           f"proposed {s['bad_debt_proposed_usd']:,.0f} (avoided {s['bad_debt_avoided_usd']:,.0f}); "
           f"hyperliquid-hlp {r_hlp.summary['bad_debt_proposed_usd']:,.0f}")
-    print(f"proposed: {s['liquidations_absorbed']:,} absorbed, vault loss {s['vault_loss_absorbed_usd']:,.0f} USD, "
+    print(f"proposed: {s['liquidations_absorbed']:,} absorbed, vault loss {s['vault_absorbed_usd']:,.0f} USD, "
           f"final NAV {s['final_nav_usd']:,.0f}, APR {s['apr']:.1%}, max drawdown {s['max_drawdown']:.1%}, "
           f"cap hits {s['cap_hits']}; income: healthy-liquidation fees {s['fee_income_usd']:,.0f}, market making "
           f"{s['mm_income_usd']:,.0f}, liquidation PnL {s['liquidation_pnl_usd']:,.0f} USD")

@@ -10,6 +10,10 @@
 Pure: no streamlit, no database; :func:`core.read.history.load` reads a :class:`History`.
 """
 
+from core.vault.history import History, HistoryError
+from core.vault.params import PRESETS, ParamError, VaultParams, preset
+from core.vault.replay import Result, compare, replay, sweep
+
 METHODOLOGY = """
 **What is replayed.** Every indexed liquidation, in chain order, with its recorded book leg and the tiers
 that covered its deficit (ADL, today's BackstopVault, the InsuranceFund, socialized debt). The design's
@@ -44,9 +48,6 @@ impact on later marks; deposits and withdrawals other than the depositor calcula
 positions the vault holds; gas. Stress shocks use today's rules (core.protocol, as the simulator).
 """
 
-from core.vault.history import History, HistoryError
-from core.vault.params import PRESETS, ParamError, VaultParams, preset
-from core.vault.replay import Result, compare, replay, sweep
 
 __all__ = ["METHODOLOGY", "PRESETS", "History", "HistoryError", "ParamError", "Result", "VaultParams", "compare", "preset",
            "replay", "sweep"]

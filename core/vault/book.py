@@ -14,7 +14,8 @@ NAV at any hour is ``cash + income(t) + Σ open positions at their mark``.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,7 +27,7 @@ from core.vault.params import VaultParams
 CAP_KINDS = ("per_liquidation", "daily_loss", "market_budget", "utilization", "nav")
 
 
-@dataclass
+@dataclass(eq=False)  # one object per position: closes are keyed by it
 class Takeover:
     """One position the vault holds: taken at ``entry`` (the mark at takeover), closed evenly until ``t_end``."""
 
@@ -87,7 +88,23 @@ class Liq:
     insurance: float
     socialized: float
     deficit: float
-    fee: float  #: the vault's fee if the book closes it healthily (0 otherwise)
+
+
+@dataclass
+class _Open:
+    """Sums over the open takeovers: value at mark, all-in PnL (total and per market), notional."""
+
+    value: float = 0.0
+    total: float = 0.0
+    exposure: float = 0.0
+    market: dict[str, float] = field(default_factory=dict)
+
+    def add(self, tk: Takeover, sign: float = 1.0) -> None:
+        v = tk.value()
+        self.value += sign * v
+        self.total += sign * (tk.pnl + v)
+        self.exposure += sign * tk.qty * tk.mark
+        self.market[tk.market] = self.market.get(tk.market, 0.0) + sign * (tk.pnl + v)
 
 
 @dataclass
@@ -103,7 +120,8 @@ class VaultBook:
     outcomes: dict[int, Outcome] = field(default_factory=dict)
     closed_pnl: float = 0.0
     market_closed: dict[str, float] = field(default_factory=dict)
-    traded: dict[str, list[tuple[float, float]]] = field(default_factory=dict)  #: per market: (time, notional) closed
+    traded: dict[str, deque[tuple[float, float]]] = field(default_factory=dict)  #: per market: (time, notional) closed
+    traded_sum: dict[str, float] = field(default_factory=dict)  #: Σ of ``traded`` per market
     nav0: float = 0.0
     day_base: float = 0.0
     market_base: dict[str, float] = field(default_factory=dict)
@@ -114,8 +132,12 @@ class VaultBook:
     fee_income: float = 0.0
     hits: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CAP_KINDS, 0))
     cash_events: list[tuple[float, float]] = field(default_factory=list)
+    _agg: _Open | None = None  #: sums over the open takeovers, None when a mark or close changed them
 
     def __post_init__(self) -> None:
+        order = self._order = self.p.order
+        self._first = self.p.takes_over_first
+        self._around = (order[1:order.index("vault")], order[order.index("vault") + 1:])  # the tiers before/after it
         self.cash = self.p.vault_size_usd
         self.cash_events.append((-math.inf, self.cash))
 
@@ -125,14 +147,23 @@ class VaultBook:
         self.cash += cash_delta
         self.cash_events.append((t, self.cash))
 
+    def _open_sums(self) -> _Open:
+        if self._agg is None:
+            agg = _Open()
+            for tk in self.open:
+                agg.add(tk)
+            self._agg = agg
+        return self._agg
+
     def nav(self, t: float) -> float:
-        return self.cash + self.income(t) + sum(tk.value() for tk in self.open)
+        return self.cash + self.income(t) + self._open_sums().value
 
     def book_total(self, market: str | None = None) -> float:
         """All-in PnL of every takeover so far (of one market), open ones at their last mark."""
+        agg = self._open_sums()
         if market is None:
-            return self.closed_pnl + sum(tk.total() for tk in self.open)
-        return self.market_closed.get(market, 0.0) + sum(tk.total() for tk in self.open if tk.market == market)
+            return self.closed_pnl + agg.total
+        return self.market_closed.get(market, 0.0) + agg.market.get(market, 0.0)
 
     def _budget(self, market: str) -> float | None:
         p = self.p
@@ -143,13 +174,11 @@ class VaultBook:
     def rooms(self, market: str, t: float) -> list[tuple[str, float]]:
         """What each loss limit still allows (USD) for a new takeover in ``market`` at ``t``."""
         p = self.p
-        value = sum(tk.value() for tk in self.open)
-        out: list[tuple[str, float]] = [("nav", self.cash + self.income(t) + value)]
+        out: list[tuple[str, float]] = [("nav", self.nav(t))]
         if p.per_liquidation_cap_usd is not None:
             out.append(("per_liquidation", p.per_liquidation_cap_usd))
         if p.daily_loss_cap_pct is not None:
-            total = self.closed_pnl + value + sum(tk.pnl for tk in self.open)
-            out.append(("daily_loss", p.daily_loss_cap_pct * self.nav0 - (self.day_base - total)))
+            out.append(("daily_loss", p.daily_loss_cap_pct * self.nav0 - (self.day_base - self.book_total())))
         budget = self._budget(market)
         if budget is not None:
             used = self.market_base.get(market, self.market_closed.get(market, 0.0)) - self.book_total(market)
@@ -170,7 +199,7 @@ class VaultBook:
         if u is not None and u <= 0:
             f, kind = 0.0, "utilization"  # no exposure allowed: the vault takes nothing over
         elif u is not None and need > 0 and f > 0:
-            room = u * rooms[0][1] - sum(tk.qty * tk.mark for tk in self.open)
+            room = u * rooms[0][1] - self._open_sums().exposure
             if room < need * f:
                 f, kind = max(0.0, room) / need, "utilization"
         if kind is not None:
@@ -179,12 +208,15 @@ class VaultBook:
 
     # ------------------------------------------------------------------ steps
 
-    def settle(self, liq: Liq, t: float, crossing: tuple[float, float, float] | None) -> Outcome:
-        """One liquidation down the design's waterfall. ``crossing`` is (time, mark, equity) of the first
-        mark where the trigger was crossed, or None."""
-        out = self.outcomes.setdefault(liq.row, Outcome())
-        order = self.p.order
-        if self.p.takes_over_first:
+    def settle(self, liq: Liq, t: float, crossing: tuple[float, float, float] | None, fee: float) -> Outcome:
+        """One liquidation down the design's waterfall, at ``t`` (its recorded time, or when a vault that
+        takes over first crossed its trigger). ``crossing`` is (time, mark, equity) of the first mark where
+        the trigger was crossed, or None; ``fee`` the vault's fee if the book closes it healthily."""
+        out = self.outcomes.get(liq.row)
+        if out is None:
+            out = self.outcomes[liq.row] = Outcome()
+        order = self._order
+        if self._first:
             f = 0.0
             if crossing is not None:
                 tc, mark, equity = crossing
@@ -192,11 +224,11 @@ class VaultBook:
                 out.deficit = f * max(-equity, 0.0)
             rest = (1 - f) * liq.deficit
             out.deficit += rest
-            self._socialize(self._tiers(liq, order[2:], rest, out), out)
-            self._fee(liq, (1 - f) * liq.fee, t, out)
+            if rest > 0 or liq.insurance > 0:
+                self._socialize(self._tiers(liq, order[2:], rest, out), out)
+            self._fee((1 - f) * fee, t, out)
             return out
-        before = order[1:order.index("vault")]
-        after = order[order.index("vault") + 1:]
+        before, after = self._around
         out.deficit = liq.deficit
         left = self._tiers(liq, before, liq.deficit, out)
         size = max(0.0, liq.residual - liq.adl_size) if "adl" in before else liq.residual
@@ -205,26 +237,30 @@ class VaultBook:
             f = self.take_over(liq, t, liq.mark, size, left, kept, out)
             left -= f * left
         self._socialize(self._tiers(liq, after, left, out), out)
-        self._fee(liq, liq.fee, t, out)
+        self._fee(fee, t, out)
         return out
 
-    def _tiers(self, liq: Liq, tiers: Iterable[str], loss: float, out: Outcome) -> float:
+    def _tiers(self, liq: Liq, names: tuple[str, ...], loss: float, out: Outcome) -> float:
         """``loss`` through recorded tiers in order (each at most what it recorded; the fund also what
         it saved earlier); returns what is left."""
-        names = list(tiers)
-        cap = {"adl": liq.adl, "backstop": liq.backstop, "insurance": liq.insurance + self.savings}
-        taken, left = protocol.absorb(loss, [cap[n] for n in names])
+        caps = [liq.adl if n == "adl" else liq.backstop if n == "backstop" else liq.insurance + self.savings
+                for n in names]
+        taken, left = protocol.absorb(loss, caps)
         for name, amount in zip(names, taken, strict=True):
-            setattr(out, name, getattr(out, name) + amount)
-        if "insurance" in names:
-            self.savings += liq.insurance - taken[names.index("insurance")]
+            if name == "adl":
+                out.adl += amount
+            elif name == "backstop":
+                out.backstop += amount
+            else:
+                out.insurance += amount
+                self.savings += liq.insurance - amount
         return left
 
     @staticmethod
     def _socialize(left: float, out: Outcome) -> None:
         out.socialized += left if left > 1e-9 else 0.0  # float dust of the subtractions is not debt
 
-    def _fee(self, liq: Liq, fee: float, t: float, out: Outcome) -> None:
+    def _fee(self, fee: float, t: float, out: Outcome) -> None:
         if fee > 0:
             out.fee += fee
             self.fee_income += fee
@@ -246,8 +282,10 @@ class VaultBook:
         tk = Takeover(liq.row, liq.market, liq.sign, f * size, f * size, mark, t, t + self.p.unwind_hours * HOUR,
                       upfront, mark)
         self.open.append(tk)
+        if self._agg is not None:
+            self._agg.add(tk)
         if self.p.unwind_hours <= 0 or tk.qty <= 0:
-            self._execute({id(tk): tk.qty}, t)
+            self._execute({tk: tk.qty}, t)
         return f
 
     def mark(self, marks: dict[str, float]) -> None:
@@ -256,15 +294,16 @@ class VaultBook:
             px = marks.get(tk.market)
             if px is not None and math.isfinite(px):
                 tk.mark = px
+        self._agg = None
 
-    def unwind(self, t: float) -> dict[int, float]:
+    def unwind(self, t: float) -> dict[Takeover, float]:
         """The quantity each open takeover closes at ``t`` on its even schedule."""
         horizon = self.p.unwind_hours * HOUR
-        out: dict[int, float] = {}
+        out: dict[Takeover, float] = {}
         for tk in self.open:
             target = tk.qty0 * max(0.0, tk.t_end - t) / horizon if horizon > 0 else 0.0
             if tk.qty - target > 0:
-                out[id(tk)] = tk.qty - target if target > 0 else tk.qty
+                out[tk] = tk.qty - target if target > 0 else tk.qty
         return out
 
     def _recent(self, market: str, t: float) -> float:
@@ -274,105 +313,120 @@ class VaultBook:
         if not legs:
             return 0.0
         while legs and legs[0][0] <= t - window:
-            legs.pop(0)
-        return sum(v for _, v in legs)
+            self.traded_sum[market] -= legs.popleft()[1]
+        return max(0.0, self.traded_sum[market])
 
-    def slippage(self, closes: dict[int, float], t: float) -> dict[int, float]:
+    def slippage(self, closes: dict[Takeover, float], t: float) -> dict[Takeover, float]:
         """Square-root impact on the vault's net closes per market, on top of what it closed there over the
         unwind window: coef × ((A + N)^1.5 − A^1.5) / √(daily volume), shared pro rata by size."""
-        by_id = {id(tk): tk for tk in self.open}
-        flows: dict[str, list[tuple[int, float]]] = {}
-        for key, q in closes.items():
-            tk = by_id[key]
-            flows.setdefault(tk.market, []).append((key, tk.sign * q * tk.mark))
-        out: dict[int, float] = {}
-        for market, legs in flows.items():
+        net: dict[str, float] = {}
+        gross: dict[str, float] = {}
+        for tk, q in closes.items():
+            v = tk.sign * q * tk.mark
+            net[tk.market] = net.get(tk.market, 0.0) + v
+            gross[tk.market] = gross.get(tk.market, 0.0) + abs(v)
+        rate: dict[str, float] = {}
+        for market, flow in net.items():
             vol = self.daily_volume.get(market, 0.0)
-            net = abs(sum(v for _, v in legs))
-            gross = sum(abs(v) for _, v in legs)
             a = self._recent(market, t)
-            cost = self.p.slippage_coef * ((a + net) ** 1.5 - a**1.5) / math.sqrt(vol) if vol > 0 else 0.0
-            for key, v in legs:
-                out[key] = cost * abs(v) / gross if gross > 0 else 0.0
-        return out
+            cost = self.p.slippage_coef * ((a + abs(flow)) ** 1.5 - a**1.5) / math.sqrt(vol) if vol > 0 else 0.0
+            rate[market] = cost / gross[market] if gross[market] > 0 else 0.0
+        return {tk: rate[tk.market] * abs(q * tk.mark) for tk, q in closes.items()}
 
-    def apply_caps(self, t: float, closes: dict[int, float]) -> dict[int, float]:
+    def apply_caps(self, t: float, closes: dict[Takeover, float]) -> tuple[dict[Takeover, float], dict[Takeover, float]]:
         """Close at once every takeover whose limit the scheduled closes would leave breached (its own
-        cap, the day's, its market's budget, or a NAV below zero); returns the closes to execute."""
-        by_id = {id(tk): tk for tk in self.open}
+        cap, the day's, its market's budget, or a NAV below zero); returns the closes and their slippage."""
+        slip = self.slippage(closes, t)
         for _ in range(len(self.open) + 1):
-            forced = self._breaches(t, self.slippage(closes, t))
-            new = {k: kind for k, kind in forced.items() if closes.get(k) != by_id[k].qty}
+            forced = self._breaches(t, slip)
+            new = {tk: kind for tk, kind in forced.items() if closes.get(tk) != tk.qty}
             if not new:
                 break
-            for key, kind in new.items():
-                closes[key] = by_id[key].qty
-                out = self.outcomes[by_id[key].row]
+            for tk, kind in new.items():
+                closes[tk] = tk.qty
+                out = self.outcomes[tk.row]
                 if not out.forced:
                     out.forced = kind
                     self.hits[kind] += 1
-        return closes
+            slip = self.slippage(closes, t)
+        return closes, slip
 
-    def _breaches(self, t: float, slip: dict[int, float]) -> dict[int, str]:
+    def _breaches(self, t: float, slip: dict[Takeover, float]) -> dict[Takeover, str]:
         p = self.p
-        after = {id(tk): tk.total() - slip.get(id(tk), 0.0) for tk in self.open}
-        out: dict[int, str] = {}
+        if self.nav(t) - sum(slip.values()) < 0:
+            return dict.fromkeys(self.open, "nav")
+        if p.per_liquidation_cap_usd is None and p.daily_loss_cap_pct is None and self._budget_free():
+            return {}
+        after = {tk: tk.total() - slip.get(tk, 0.0) for tk in self.open}
+        out: dict[Takeover, str] = {}
         if p.per_liquidation_cap_usd is not None:
             out.update({k: "per_liquidation" for k, v in after.items() if -v >= p.per_liquidation_cap_usd})
-        everyone = None
-        if self.cash + self.income(t) + sum(tk.value() for tk in self.open) - sum(slip.values()) < 0:
-            everyone = "nav"
-        elif p.daily_loss_cap_pct is not None:
+        if p.daily_loss_cap_pct is not None:
             total = self.closed_pnl + sum(after.values())
             if self.day_base - total >= p.daily_loss_cap_pct * self.nav0:
-                everyone = "daily_loss"
-        if everyone is not None:
-            return {k: out.get(k, everyone) for k in after}
+                return {k: out.get(k, "daily_loss") for k in after}
         for market in {tk.market for tk in self.open}:
             budget = self._budget(market)
             if budget is None:
                 continue
-            total = self.market_closed.get(market, 0.0) + sum(after[id(tk)] for tk in self.open if tk.market == market)
+            total = self.market_closed.get(market, 0.0) + sum(after[tk] for tk in self.open if tk.market == market)
             if self.market_base.get(market, self.market_closed.get(market, 0.0)) - total >= budget * self.nav0:
-                out.update({id(tk): out.get(id(tk), "market_budget") for tk in self.open if tk.market == market})
+                out.update({tk: out.get(tk, "market_budget") for tk in self.open if tk.market == market})
         return out
+
+    def _budget_free(self) -> bool:
+        return self.p.per_market_daily_budget_pct is None and self.p.thin_market_daily_budget_pct is None
 
     def step(self, t: float, marks: dict[str, float]) -> None:
         """One hour: mark, unwind on schedule, close what a limit says, book it."""
         if not self.open:
             return
         self.mark(marks)
-        closes = self.apply_caps(t, self.unwind(t))
-        self._execute(closes, t)
+        closes, slip = self.apply_caps(t, self.unwind(t))
+        self._execute(closes, t, slip)
 
-    def _execute(self, closes: dict[int, float], t: float) -> None:
-        slip = self.slippage(closes, t)
-        for market in {tk.market for tk in self.open if id(tk) in closes}:
-            legs = [tk.sign * closes[id(tk)] * tk.mark for tk in self.open if id(tk) in closes and tk.market == market]
-            self.traded.setdefault(market, []).append((t, abs(sum(legs))))
+    def _execute(self, closes: dict[Takeover, float], t: float, slip: dict[Takeover, float] | None = None) -> None:
+        if slip is None:
+            slip = self.slippage(closes, t)
+        net: dict[str, float] = {}
+        for tk, q in closes.items():
+            net[tk.market] = net.get(tk.market, 0.0) + tk.sign * q * tk.mark
+        for market, flow in net.items():
+            self.traded.setdefault(market, deque()).append((t, abs(flow)))
+            self.traded_sum[market] = self.traded_sum.get(market, 0.0) + abs(flow)
+        agg = self._agg
         delta = 0.0
-        for tk in self.open:
-            q = closes.get(id(tk), 0.0)
+        for tk, q in closes.items():
             if q <= 0:
                 continue
+            if agg is not None:
+                agg.add(tk, -1.0)
             realized = tk.sign * q * (tk.mark - tk.entry)
-            cost = slip.get(id(tk), 0.0)
+            cost = slip.get(tk, 0.0)
             tk.pnl += realized - cost
             tk.qty = max(0.0, tk.qty - q)
+            if agg is not None and tk.qty > 0:
+                agg.add(tk)
             out = self.outcomes[tk.row]
             out.unwind_pnl += realized
             out.slippage += cost
             delta += realized - cost
         self._book(delta, t)
-        for tk in [tk for tk in self.open if tk.qty <= 0]:
-            self._finish(tk)
+        done = [tk for tk in closes if tk.qty <= 0]
+        for tk in done:
+            if agg is not None and closes[tk] <= 0:  # nothing to close (no size): still counted as open
+                agg.add(tk, -1.0)
+        if done:
+            finished = set(done)
+            self.open = [tk for tk in self.open if tk not in finished]
+            for tk in done:
+                self._finish(tk)
         nav = self.nav(t)
         if nav < 0:  # the vault cannot lose more than it has: the rest is bad debt
             self.vault_bad_debt += -nav
             self._book(-nav, t)
 
     def _finish(self, tk: Takeover) -> None:
-        self.open.remove(tk)
         self.closed_pnl += tk.pnl
         self.market_closed[tk.market] = self.market_closed.get(tk.market, 0.0) + tk.pnl
         self.outcomes[tk.row].pnl += tk.pnl

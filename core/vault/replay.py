@@ -30,6 +30,7 @@ The model (each step is one method of :class:`core.vault.book.VaultBook`):
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import math
 from collections.abc import Sequence
@@ -97,6 +98,7 @@ class Prepared:
         self.touched = np.flatnonzero((self.deficit > 0) | (self.residual > 0))
         self._crossings: dict[tuple[float, float], dict[int, tuple[float, float, float]]] = {}
         self._grid_marks: dict[tuple[int, int], dict[str, list[float]]] = {}
+        self._liqs: dict[int, Liq] = {}
 
     def healthy_fees(self, rate: float) -> np.ndarray:
         """The vault's fee on each liquidation the book closed with equity left (0 elsewhere)."""
@@ -145,12 +147,16 @@ class Prepared:
                                                             * (px[j] - c["entry_price"][r])))
         return out
 
-    def liq(self, i: int, fee: float) -> Liq:
-        c = self.cols
-        return Liq(i, int(c["ts"][i]), self.market[i], float(self.sign[i]), float(c["size"][i]), float(c["mark"][i]),
-                   float(c["equity"][i]), float(self.residual[i]), float(c["adl_size"][i]), float(c["adl_usd"][i]),
-                   float(c["backstop_usd"][i]), float(c["insurance_usd"][i]), float(c["socialized_usd"][i]),
-                   float(self.deficit[i]), fee)
+    def liq(self, i: int) -> Liq:
+        got = self._liqs.get(i)
+        if got is None:
+            c = self.cols
+            got = self._liqs[i] = Liq(
+                i, int(c["ts"][i]), self.market[i], float(self.sign[i]), float(c["size"][i]), float(c["mark"][i]),
+                float(c["equity"][i]), float(self.residual[i]), float(c["adl_size"][i]), float(c["adl_usd"][i]),
+                float(c["backstop_usd"][i]), float(c["insurance_usd"][i]), float(c["socialized_usd"][i]),
+                float(self.deficit[i]))
+        return got
 
     def grid_marks(self, grid: np.ndarray) -> dict[str, list[float]]:
         """Each market's last recorded mark at each grid hour (NaN before its first mark)."""
@@ -220,10 +226,11 @@ class _Income:
         order = np.argsort(times, kind="stable")
         self.ts = times[order].astype(float)
         self.cum = np.cumsum(amounts[order])
+        self._ts, self._cum = self.ts.tolist(), self.cum.tolist()  # scalar look-ups: bisect on lists
 
     def __call__(self, t: float) -> float:
-        k = int(np.searchsorted(self.ts, t, side="right"))
-        return float(self.cum[k - 1]) if k else 0.0
+        k = bisect.bisect_right(self._ts, t)
+        return float(self._cum[k - 1]) if k else 0.0
 
     def at(self, grid: np.ndarray) -> np.ndarray:
         k = np.searchsorted(self.ts, grid, side="right")
@@ -262,12 +269,14 @@ def replay(history: History, p: VaultParams, *, marks: MarkBook | None = None,
     px = prep.grid_marks(grid)
     unreal = np.zeros(grid.size)
     fee_cum = np.zeros(grid.size)
+    ts = prep.cols["ts"]
+    act = [crossed[i][0] if p.takes_over_first and i in crossed else float(ts[i]) for i in order]
+    fee_of = fees.tolist()
     j = 0
     for h, g in enumerate(grid.tolist()):
-        while j < len(order) and (crossed[order[j]][0] if p.takes_over_first and order[j] in crossed
-                                  else prep.cols["ts"][order[j]]) < g:
+        while j < len(order) and act[j] < g:
             i = order[j]
-            book.settle(prep.liq(i, float(fees[i])), float(prep.cols["ts"][i]), crossed.get(i))
+            book.settle(prep.liq(i), act[j], crossed.get(i), fee_of[i])
             j += 1
         if book.open:
             book.step(g, {m: px[m][h] for m in {tk.market for tk in book.open}})
@@ -348,8 +357,9 @@ def _status_quo(history: History, p: VaultParams, prep: Prepared, mm: pl.DataFra
                   cap_hits=dict(book.hits))
 
 
-def _returns(history: History, p: VaultParams, nav: pl.DataFrame) -> dict[str, Any]:
-    """Period return, drawdown, the worst day, and APR/Sharpe only over ≥ 30 daily points."""
+def _returns(history: History, p: VaultParams, nav: pl.DataFrame, wiped: bool) -> dict[str, Any]:
+    """Period return, drawdown, the worst day, and APR/Sharpe only over ≥ 30 daily points (Sharpe not
+    at all once the NAV reached zero: returns on what is left are not the depositors')."""
     if not p.enabled or nav.height == 0:
         return {"period_return": 0.0, "apr": None, "sharpe": None, "max_drawdown": 0.0, "worst_day_loss_pct": 0.0,
                 "annualised_note": "no vault"}
@@ -364,11 +374,11 @@ def _returns(history: History, p: VaultParams, nav: pl.DataFrame) -> dict[str, A
     return {
         "period_return": period,
         "apr": period * 365.0 / days if enough else None,
-        "sharpe": stats.sharpe(closes / p.vault_size_usd) if enough else None,
+        "sharpe": stats.sharpe(closes / p.vault_size_usd) if enough and not wiped else None,
         "max_drawdown": stats.max_drawdown(price),
         "worst_day_loss_pct": float(max(0.0, falls.max(initial=0.0))),
-        "annualised_note": "" if enough else
-        f"APR and Sharpe need ≥ {MIN_DAYS_ANNUALISED} days of daily points; this window has {days:.1f}",
+        "annualised_note": (f"APR and Sharpe need ≥ {MIN_DAYS_ANNUALISED} days of daily points; this window has "
+                            f"{days:.1f}") if not enough else "Sharpe: n/a, the vault's NAV reached zero" if wiped else "",
     }
 
 
@@ -388,7 +398,7 @@ def _summary(history: History, p: VaultParams, prep: Prepared, rows: pl.DataFram
         "vault_size_usd": p.vault_size_usd,
         "final_nav_usd": float(nav["nav_usd"][-1]) if nav.height else 0.0,
         "share_price": float(nav["share_price"][-1]) if nav.height else 0.0,
-        **_returns(history, p, nav),
+        **_returns(history, p, nav, book.vault_bad_debt > 0),
         "shortfall_usd": total("deficit_usd"),
         "vault_absorbed_usd": total("vault_loss"),
         "adl_usd": total("adl"),

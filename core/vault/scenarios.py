@@ -59,7 +59,7 @@ def default_depth(history: History, market: str) -> float:
     if liq.height == 0:
         return 0.0
     per_block = liq.group_by("block_number").agg((pl.col("book_filled") * pl.col("mark")).sum().alias("usd"))
-    return float(per_block["usd"].max())
+    return float(per_block["usd"].to_numpy().max())
 
 
 def shocked_liquidations(history: History, positions: pl.DataFrame, shock: Shock, *, maintenance_margin: float,
