@@ -11,7 +11,7 @@ import polars as pl
 from sqlalchemy.engine import Engine
 
 from core import metrics
-from core.metrics import accounts, funds, risk
+from core.metrics import accounts, funds, revenue, risk
 from core.metrics import funding as funding_metrics
 from core.period import Filters, Granularity
 from core.read import accounts as read_accounts
@@ -61,7 +61,10 @@ def _headline(engine: Engine, chain_id: int, f: Filters) -> tuple[dict[str, Any]
         "insurance_fund_usd": fund,
         "backstop_vault_usd": vault,
         "open_interest_usd": metrics.open_interest_usd(latest, markets),
+        "fees_taker_usd": float(stats["taker_fees_usd"].sum()),
+        "fees_maker_usd": float(stats["maker_fees_usd"].sum()),
         "liquidation_fees_usd": read_funds.liquidation_fees(engine, chain_id, f),
+        "volume_by_fill_type_usd": revenue.volume_by_fill_type(stats),
         "backstop_share_price": backstop_share_price(engine, chain_id, f.end),
     }
     return figures, metrics.daily_totals(stats, protocol, by_market_debt=by_market)
@@ -330,3 +333,22 @@ def funding(engine: Engine, chain_id: int, f: Filters) -> dict[str, pl.DataFrame
     premium = funding_metrics.premium_series(read_funding.premium_hourly(engine, chain_id, f)).join(perps, on="market")
     return {"series": named(funding_metrics.funding_series(updates)), "summary": named(funding_metrics.funding_summary(updates)),
             "premium": named(premium)}
+
+
+def revenue_and_pnl(engine: Engine, chain_id: int, f: Filters, granularity: Granularity) -> dict[str, pl.DataFrame]:
+    """Fees by kind per bucket and per market with the protocol's net, volume by fill type and by taker
+    side per bucket and market, and traders' PnL per bucket (core.metrics.revenue). Liquidation fees
+    and traders' profitable/losing counts are per UTC day whatever the granularity."""
+    stats = metrics.with_symbols(market_stats(engine, chain_id, f, granularity), read.markets(engine, chain_id))
+    daily = stats if granularity == "day" else metrics.with_symbols(market_stats(engine, chain_id, f, "day"),
+                                                                    read.markets(engine, chain_id))
+    liq_days = read_funds.liquidation_fees_per(engine, chain_id, f, by="bucket")
+    if granularity == "week":
+        liq_days = liq_days.with_columns(metrics.week_start(pl.col("bucket")))
+    return {
+        "fees": revenue.fees_daily(stats if granularity != "hour" else daily, liq_days),
+        "fees_by_market": revenue.fees_by_market(stats, read_funds.liquidation_fees_per(engine, chain_id, f, by="market")),
+        "fill_volume": revenue.fill_volumes(stats),
+        "taker_sides": revenue.taker_sides(stats),
+        "traders_pnl": revenue.traders_pnl_daily(daily, read.trader_pnl_days(engine, chain_id, f)),
+    }

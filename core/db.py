@@ -103,6 +103,7 @@ def _create_schema(engine: Engine) -> None:
     and then finds every table there."""
     with exclusive(engine, "schema"):
         SQLModel.metadata.create_all(engine)
+        _drop_outdated_rollups(engine)
         # create_all adds missing tables, not the indexes a newer schema gave an existing table.
         # (A table of other columns, another app's, is left alone: writing to it names the problem.)
         existing = sa.inspect(engine)
@@ -112,6 +113,29 @@ def _create_schema(engine: Engine) -> None:
             for index in table.indexes:
                 if index.name not in have and {c.name for c in index.columns} <= columns:
                     index.create(engine, checkfirst=True)
+
+
+def _drop_outdated_rollups(engine: Engine) -> None:
+    """Rollups are derived data: when a rollup table was made by an older version (its columns a proper
+    subset of the schema's, every key column among them), drop every rollup table and the rollup state,
+    so the next refresh rebuilds them all from the raw rows (never a mix of old and new rollups)."""
+    existing = sa.inspect(engine)
+    outdated = []
+    for model in schema.ROLLUP_TABLES:
+        table = schema.table_of(model)
+        have = {c["name"] for c in existing.get_columns(table.name)}
+        want = {c.name for c in table.columns}
+        if have < want and {c.name for c in table.primary_key.columns} <= have:
+            outdated.append(table.name)
+    if not outdated:
+        return
+    tables = [schema.table_of(m) for m in schema.ROLLUP_TABLES]
+    with engine.begin() as conn:
+        for table in tables:
+            table.drop(conn, checkfirst=True)
+        conn.execute(sa.delete(schema.table_of(schema.RollupState)))
+        for table in tables:
+            table.create(conn)
 
 
 def write_errors() -> tuple[type[BaseException], ...]:

@@ -48,9 +48,13 @@ def _raw_frames(conn: Connection, chain_id: int, first_block: int, end_block: in
     f64, i64, s, b = pl.Float64(), pl.Int64(), pl.String(), pl.Boolean()
     return {
         "trades": _read(conn, f"SELECT block_timestamp, market, maker, taker, taker_is_buy, size, price, notional_usd, "
-                              f"maker_fee_usd + taker_fee_usd FROM trades {where}", p,
+                              f"maker_fee_usd, taker_fee_usd, fill_type FROM trades {where}", p,
                         {"ts": i64, "market": s, "maker": s, "taker": s, "taker_is_buy": b, "size": f64, "price": f64,
-                         "notional_usd": f64, "fees_usd": f64}),
+                         "notional_usd": f64, "maker_fee_usd": f64, "taker_fee_usd": f64, "fill_type": i64}),
+        "updates": _read(conn, f"SELECT block_timestamp, market, account, realized_pnl_usd, funding_paid_usd, fee_usd "
+                               f"FROM position_updates {where}", p,
+                         {"ts": i64, "market": s, "account": s, "realized_pnl_usd": f64, "funding_paid_usd": f64,
+                          "fee_usd": f64}),
         "liquidations": _read(conn, f"SELECT block_timestamp, market, is_long, notional_usd, adl_covered_usd, "
                                     f"backstop_loss_usd, insurance_cover_usd, socialized_usd FROM liquidations {where}", p,
                               {"ts": i64, "market": s, "is_long": b, "notional_usd": f64, "adl_covered_usd": f64,
@@ -75,9 +79,13 @@ def _raw_frames(conn: Connection, chain_id: int, first_block: int, end_block: in
 
 # ------------------------------------------------------------------ pure: raw rows → bucket rows
 
-_MARKET_SUMS = ("volume_usd", "base_volume", "trades", "taker_buy_volume_usd", "fees_usd", "liquidations",
+_MARKET_SUMS = ("volume_usd", "base_volume", "trades", "taker_buy_volume_usd", "fees_usd", "taker_fees_usd", "maker_fees_usd",
+                "volume_liquidation_usd", "volume_adl_usd", "volume_backstop_usd", "liquidations",
                 "liquidations_long", "liquidated_notional_usd", "liquidated_notional_long_usd", "adl_covered_usd",
-                "backstop_loss_usd", "insurance_cover_usd", "socialized_usd")
+                "backstop_loss_usd", "insurance_cover_usd", "socialized_usd", "realized_pnl_usd", "funding_paid_usd",
+                "position_fees_usd")
+#: fillType → the market-stats column of its volume (EVENTS.md: 1 liquidation, 2 ADL, 3 backstop; 0 normal is the rest).
+_FILL_VOLUMES = {1: "volume_liquidation_usd", 2: "volume_adl_usd", 3: "volume_backstop_usd"}
 _MARKET_LAST = ("close_price", "long_open_interest", "short_open_interest", "mark_price", "funding_rate")
 _LATEST = {"open_interest": ("long_open_interest", "short_open_interest"), "prices": ("mark_price",),
            "funding": ("funding_rate",)}
@@ -96,7 +104,9 @@ def market_stats(raw: dict[str, pl.DataFrame], size: int, chain_id: int) -> pl.D
         pl.col("size").sum().alias("base_volume"),
         pl.len().cast(pl.Int64).alias("trades"),
         pl.col("notional_usd").filter(pl.col("taker_is_buy")).sum().alias("taker_buy_volume_usd"),
-        pl.col("fees_usd").sum(),
+        (pl.col("maker_fee_usd") + pl.col("taker_fee_usd")).sum().alias("fees_usd"),
+        pl.col("taker_fee_usd").sum().alias("taker_fees_usd"), pl.col("maker_fee_usd").sum().alias("maker_fees_usd"),
+        *(pl.col("notional_usd").filter(pl.col("fill_type") == k).sum().alias(c) for k, c in _FILL_VOLUMES.items()),
         pl.col("price").first().alias("open_price"), pl.col("price").max().alias("high_price"),
         pl.col("price").min().alias("low_price"), pl.col("price").last().alias("close_price"),
         pl.concat_list("maker", "taker").explode().n_unique().cast(pl.Int64).alias("traders"),
@@ -109,9 +119,11 @@ def market_stats(raw: dict[str, pl.DataFrame], size: int, chain_id: int) -> pl.D
         pl.col("adl_covered_usd").sum(), pl.col("backstop_loss_usd").sum(),
         pl.col("insurance_cover_usd").sum(), pl.col("socialized_usd").sum(),
     )
+    pnl = raw["updates"].with_columns(bucket).group_by("market", "bucket").agg(
+        pl.col("realized_pnl_usd").sum(), pl.col("funding_paid_usd").sum(), pl.col("fee_usd").sum().alias("position_fees_usd"))
     latest = [raw[name].with_columns(bucket).group_by("market", "bucket").agg(*(pl.col(c).last() for c in cols))
               for name, cols in _LATEST.items()]
-    parts = [trades, liq, *latest]
+    parts = [trades, liq, pnl, *latest]
     out = pl.concat([f.select("market", "bucket") for f in parts]).unique()
     for part in parts:
         out = out.join(part, on=["market", "bucket"], how="left")
@@ -169,6 +181,14 @@ def trader_daily(raw: dict[str, pl.DataFrame], chain_id: int) -> pl.DataFrame:
         "bucket", "market", "trader")
 
 
+def trader_pnl_daily(raw: dict[str, pl.DataFrame], chain_id: int) -> pl.DataFrame:
+    """Per (UTC day, account) of the position updates: Σ realized PnL, funding paid and fees."""
+    return _conform(raw["updates"].with_columns((pl.col("ts") // DAY * DAY).alias("bucket")).group_by("bucket", "account").agg(
+        pl.col("realized_pnl_usd").sum(), pl.col("funding_paid_usd").sum(), pl.col("fee_usd").sum().alias("fees_usd"),
+    ).rename({"account": "trader"}).with_columns(pl.lit(chain_id, dtype=pl.Int64).alias("chain_id")), schema.TraderPnlDay).sort(
+        "bucket", "trader")
+
+
 def traders_daily(per_trader: pl.DataFrame) -> pl.DataFrame:
     """Per UTC day: distinct traders across markets, from :func:`trader_daily`'s rows."""
     return _conform(per_trader.group_by("chain_id", "bucket").agg(pl.col("trader").n_unique().alias("traders")),
@@ -194,6 +214,7 @@ def build(raw: dict[str, pl.DataFrame], chain_id: int) -> list[tuple[type[SQLMod
         (schema.ProtocolStatsDaily, _conform(combine_protocol_stats(protocol, DAY), schema.ProtocolStatsDaily)),
         (schema.TraderDay, per_trader),
         (schema.DailyActiveTraders, traders_daily(per_trader)),
+        (schema.TraderPnlDay, trader_pnl_daily(raw, chain_id)),
     ]
 
 
@@ -361,6 +382,8 @@ def _fold(conn: Connection, chain_id: int, first_block: int, end_block: int | No
     protocol_days = sorted({int(ts) // DAY * DAY for name in ("debt", "fund", "vault", "blocks") for ts in
                             raw[name]["ts"].unique().to_list()})
     _fold_days(conn, chain_id, hourly, keys, protocol_days)
+    db.upsert_frame(conn, schema.TraderPnlDay, trader_pnl_daily(raw, chain_id),
+                    add=("realized_pnl_usd", "funding_paid_usd", "fees_usd"))
     _insert_latest(conn, chain_id, "block_number >= :b AND block_number < :e",
                    {"b": first_block, "e": end_block if end_block is not None else _NO_END}, replace=True)
 
@@ -431,7 +454,7 @@ def _rewind_last_trades(conn: Connection, chain_id: int, day0: int) -> None:
 
 
 _BUCKETED = (schema.MarketStatsHourly, schema.MarketStatsDaily, schema.ProtocolStatsHourly, schema.ProtocolStatsDaily,
-             schema.TraderDay, schema.DailyActiveTraders)
+             schema.TraderDay, schema.DailyActiveTraders, schema.TraderPnlDay)
 
 
 def rewind(conn: Connection, chain_id: int, day0: int) -> int:
@@ -527,9 +550,14 @@ def _backfill_traders(conn: Connection, chain_id: int, through: int) -> None:
 
 def upgrade(engine: Engine) -> None:
     """Fill the rollup tables added since a database was last rolled up (positions_latest, the trader
-    tables), so a reader opening it sees them before the indexer's next refresh. Writes only when
-    one is empty while the rows it derives from are not."""
-    state = schema.table_of(schema.RollupState)
+    tables), and build all of them for a chain whose rollups an upgrade dropped, so a reader opening it
+    sees them before the indexer's next refresh. Writes only when there is something to fill."""
+    state, checkpoints = schema.table_of(schema.RollupState), schema.table_of(schema.Checkpoint)
+    with engine.connect() as conn:
+        unrolled = sorted({int(c) for (c,) in conn.execute(sa.select(checkpoints.c.chain_id).where(
+            checkpoints.c.chain_id.not_in(sa.select(state.c.chain_id))))})
+    for chain_id in unrolled:  # indexed, but its rollups were dropped as outdated (db.make_engine): build them
+        refresh(engine, chain_id)
     with engine.connect() as conn:
         chains = [(int(c), int(t)) for c, t in conn.execute(
             sa.select(state.c.chain_id, state.c.through_block).where(state.c.through_block >= 0))]

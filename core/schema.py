@@ -295,6 +295,14 @@ class MarketStats(SQLModel):
     trades: int = 0
     taker_buy_volume_usd: float = 0.0
     fees_usd: float = 0.0  # Σ maker + taker fees (maker rebates negative)
+    taker_fees_usd: float = 0.0  # Σ Trade.takerFee
+    maker_fees_usd: float = 0.0  # Σ Trade.makerFee (rebates negative)
+    volume_liquidation_usd: float = 0.0  # Σ price × size of fillType 1 (a liquidation's book leg)
+    volume_adl_usd: float = 0.0  # fillType 2
+    volume_backstop_usd: float = 0.0  # fillType 3 (normal = volume_usd − the three)
+    realized_pnl_usd: float = 0.0  # traders' Σ PositionUpdated.realizedPnl
+    funding_paid_usd: float = 0.0  # traders' Σ PositionUpdated.fundingPaid
+    position_fees_usd: float = 0.0  # traders' Σ PositionUpdated.fee
     open_price: float | None = None
     high_price: float | None = None
     low_price: float | None = None
@@ -363,6 +371,19 @@ class DailyActiveTraders(SQLModel, table=True):
     chain_id: int = Field(primary_key=True, sa_type=sa.BigInteger)
     bucket: int = Field(primary_key=True, sa_type=sa.BigInteger)
     traders: int = 0
+
+
+class TraderPnlDay(SQLModel, table=True):
+    """Per UTC day and account with PositionUpdated events: Σ realizedPnl, fundingPaid and fee (every
+    market), so the profitable and losing traders of a day are counted without scanning the updates."""
+
+    __tablename__ = "trader_pnl_daily"
+    chain_id: int = Field(primary_key=True, sa_type=sa.BigInteger)
+    bucket: int = Field(primary_key=True, sa_type=sa.BigInteger)
+    trader: str = Field(primary_key=True)
+    realized_pnl_usd: float = 0.0
+    funding_paid_usd: float = 0.0
+    fees_usd: float = 0.0
 
 
 class TraderTotal(SQLModel, table=True):
@@ -434,7 +455,7 @@ class RollupState(SQLModel, table=True):
 
 
 ROLLUP_TABLES: tuple[type[SQLModel], ...] = (
-    MarketStatsHourly, MarketStatsDaily, ProtocolStatsHourly, ProtocolStatsDaily, TraderDay, DailyActiveTraders,
+    MarketStatsHourly, MarketStatsDaily, ProtocolStatsHourly, ProtocolStatsDaily, TraderDay, DailyActiveTraders, TraderPnlDay,
     TraderTotal, TraderLastTrade, TraderCounts, PositionLatest,
 )
 

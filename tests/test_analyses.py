@@ -292,3 +292,74 @@ def test_the_analysis_pages_render_their_figures(simulated: str, engine: sa.Engi
         n = int(one(engine, "SELECT COUNT(*) FROM trades WHERE maker = :a OR taker = :a", a=account))
         assert labels["Trades"] == f"{n:,}"
         assert not at.warning
+
+
+def test_report_fees_and_volume_by_fill_type_equal_sql(engine: sa.Engine) -> None:
+    report = dashboard.report(engine, CHAIN, Filters())
+    taker, maker = rows(engine, "SELECT SUM(taker_fee_usd), SUM(maker_fee_usd) FROM trades WHERE chain_id = :c", c=CHAIN)[0]
+    assert (report["fees_taker_usd"], report["fees_maker_usd"]) == pytest.approx((float(taker), float(maker)))
+    assert float(maker) < 0 < float(taker)  # market makers' rebates outweigh resting orders' fees in the simulator
+    by_type = dict(rows(engine, "SELECT fill_type, SUM(price * size) FROM trades WHERE chain_id = :c GROUP BY fill_type", c=CHAIN))
+    names = {0: "normal", 1: "liquidation", 2: "adl", 3: "backstop"}
+    want = {name: float(by_type.get(k, 0.0)) for k, name in names.items()}
+    assert report["volume_by_fill_type_usd"] == pytest.approx(want, rel=1e-9)
+    assert want["liquidation"] > 0
+    assert sum(report["volume_by_fill_type_usd"].values()) == pytest.approx(report["total_volume_usd"], rel=1e-9)
+
+
+def test_fees_by_kind_and_traders_pnl_per_day_equal_sql(engine: sa.Engine) -> None:
+    data = dashboard.revenue_and_pnl(engine, CHAIN, Filters(), "day")
+    fees = data["fees"]
+    want = {int(d): (float(t), float(m)) for d, t, m in rows(engine, "SELECT block_timestamp / 86400 * 86400, SUM(taker_fee_usd), "
+                                                                   "SUM(maker_fee_usd) FROM trades GROUP BY block_timestamp / 86400 * 86400")}
+    liq = dict(rows(engine, "SELECT block_timestamp / 86400 * 86400, SUM(amount_usd) FROM insurance_fund_events WHERE "
+                            "event = 'LiquidationFeeCollected' GROUP BY block_timestamp / 86400 * 86400"))
+    for bucket, t, m, lf, net in fees.select("bucket", "taker_fees_usd", "maker_fees_usd", "liquidation_fees_usd", "net_fees_usd").iter_rows():
+        assert (t, m) == pytest.approx(want.get(bucket, (0.0, 0.0)))
+        assert lf == pytest.approx(float(liq.get(bucket, 0.0)))
+        assert net == pytest.approx(t + m + lf)
+    assert float(fees["cumulative_net_fees_usd"][-1]) == pytest.approx(float(fees["net_fees_usd"].sum()))
+    pnl = data["traders_pnl"]
+    per_day = {int(d): (float(r), float(f), float(x)) for d, r, f, x in rows(engine, (
+        "SELECT block_timestamp / 86400 * 86400, SUM(realized_pnl_usd), SUM(funding_paid_usd), SUM(fee_usd) FROM position_updates "
+        "GROUP BY block_timestamp / 86400 * 86400"))}
+    counts = {int(d): (int(p), int(n)) for d, p, n in rows(engine, (
+        "SELECT d, SUM(CASE WHEN net > 0 THEN 1 ELSE 0 END), SUM(CASE WHEN net < 0 THEN 1 ELSE 0 END) FROM (SELECT "
+        "block_timestamp / 86400 * 86400 AS d, account, SUM(realized_pnl_usd - funding_paid_usd - fee_usd) AS net FROM "
+        "position_updates GROUP BY block_timestamp / 86400 * 86400, account) AS s GROUP BY d"))}
+    assert set(pnl["bucket"].to_list()) == set(per_day)
+    for bucket, r, f, x, won, lost in pnl.select("bucket", "realized_pnl_usd", "funding_paid_usd", "position_fees_usd",
+                                                  "profitable_traders", "losing_traders").iter_rows():
+        assert (r, f, x) == pytest.approx(per_day[bucket], abs=1e-6)
+        assert (won, lost) == counts[bucket]
+    total = sum(r - f - x for r, f, x in per_day.values())
+    assert float(pnl["cumulative_net_pnl_usd"][-1]) == pytest.approx(total, abs=1e-6)
+
+
+def test_fill_type_and_taker_side_volumes_add_up_to_the_volume_per_bucket(engine: sa.Engine) -> None:
+    data = dashboard.revenue_and_pnl(engine, CHAIN, Filters(), "hour")
+    volume = dashboard.market_stats(engine, CHAIN, Filters(), "hour").group_by("bucket").agg(pl.col("volume_usd").sum())
+    for frame in (data["fill_volume"], data["taker_sides"]):
+        per = frame.group_by("bucket").agg(pl.col("volume_usd").sum()).join(volume, on="bucket", suffix="_total")
+        assert per.height == volume.height
+        assert (per["volume_usd"] - per["volume_usd_total"]).abs().max() < 1e-6 * float(volume["volume_usd"].max())
+
+
+def test_a_database_with_outdated_rollups_is_rebuilt_on_open(database_url: str) -> None:
+    build_database(database_url, seed=3, days=1, trades_per_day=400)
+    want = dashboard.report(db.make_engine(database_url), CHAIN, Filters())
+    with db.make_engine(database_url).begin() as conn:  # what a database rolled up before the fee columns looks like
+        conn.execute(sa.text("ALTER TABLE stats_daily DROP COLUMN taker_fees_usd"))
+        conn.execute(sa.text("DROP TABLE trader_pnl_daily"))
+    from core.read import open_database
+
+    got = dashboard.report(open_database(database_url), CHAIN, Filters())
+    assert got.keys() == want.keys()
+    for key in want:
+        if key == "daily":
+            assert [d["date"] for d in got[key]] == [d["date"] for d in want[key]]
+        elif isinstance(want[key], dict):
+            assert got[key] == pytest.approx(want[key], rel=1e-9)
+        else:
+            assert got[key] == pytest.approx(want[key], rel=1e-9)
+    assert got["fees_taker_usd"] > 0

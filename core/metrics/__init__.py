@@ -21,9 +21,10 @@ from core.period import Filters
 from core.utc import DAY, HOUR, WEEK, datetime_expr
 
 #: Market-stats columns that add up over buckets (to_weeks sums them).
-ADDITIVE = ("volume_usd", "base_volume", "trades", "taker_buy_volume_usd", "fees_usd", "liquidations", "liquidations_long",
+ADDITIVE = ("volume_usd", "base_volume", "trades", "taker_buy_volume_usd", "fees_usd", "taker_fees_usd", "maker_fees_usd",
+            "volume_liquidation_usd", "volume_adl_usd", "volume_backstop_usd", "liquidations", "liquidations_long",
             "liquidated_notional_usd", "liquidated_notional_long_usd", "adl_covered_usd", "backstop_loss_usd",
-            "insurance_cover_usd", "socialized_usd")
+            "insurance_cover_usd", "socialized_usd", "realized_pnl_usd", "funding_paid_usd", "position_fees_usd")
 #: Market-stats columns that are a state at the bucket's end (to_weeks keeps the last one).
 STATES = ("long_open_interest", "short_open_interest", "mark_price", "funding_rate")
 

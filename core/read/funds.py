@@ -5,6 +5,8 @@ The fund's end-of-day balance is in the protocol rollup (core/read/stats.balance
 
 from __future__ import annotations
 
+from typing import Any
+
 import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -58,3 +60,26 @@ def liquidation_fees(engine: Engine, chain_id: int, f: Filters) -> float:
         q = q.where(t.c.market.in_(f.markets))
     with engine.connect() as conn:
         return float(conn.execute(q).scalar_one())
+
+
+def liquidation_fees_per(engine: Engine, chain_id: int, f: Filters, *, by: str) -> pl.DataFrame:
+    """Σ LiquidationFeeCollected.amount in the period per UTC day (``by="bucket"``: bucket, amount_usd) or
+    per market (``by="market"``: market, amount_usd), summed by the database."""
+    t = schema.table_of(schema.InsuranceFundEvent)
+    if by == "bucket":
+        key: sa.ColumnElement[Any] = (t.c.block_timestamp // DAY * DAY).label("bucket")
+        key_type: pl.DataType = pl.Int64()
+    elif by == "market":
+        key, key_type = t.c.market.label("market"), pl.String()
+    else:
+        raise ValueError(f"by must be 'bucket' or 'market', not {by!r}")
+    q = sa.select(key, sa.func.sum(t.c.amount_usd).label("amount_usd")).where(
+        t.c.chain_id == chain_id, t.c.event == "LiquidationFeeCollected")
+    if f.start is not None:
+        q = q.where(t.c.block_timestamp >= f.start)
+    if f.end is not None:
+        q = q.where(t.c.block_timestamp < f.end)
+    if f.markets is not None:
+        q = q.where(t.c.market.in_(f.markets))
+    with engine.connect() as conn:
+        return db.read_frame(conn, q.group_by(key).order_by(key), {by: key_type, "amount_usd": pl.Float64()})
