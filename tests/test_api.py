@@ -389,3 +389,24 @@ def test_a_read_only_database_user_is_enough(backend: str, whole: str, request: 
         body = ok(f"{base}/stats/overview")
         assert {k: body[k] for k in report(whole)} == report(whole)
         assert ok(f"{base}/stats/markets")["markets"]
+
+
+@pytest.mark.parametrize("coalesce", ["1", "0"])
+def test_without_a_cache_identical_concurrent_requests_share_a_computation_unless_told_not_to(
+        whole: str, coalesce: str) -> None:
+    """API_CACHE_TTL=0: of 20 simultaneous identical requests, those that arrive while one computes
+    share the next computation (their answers ran no SQL of their own); with API_COALESCE=0 each
+    request runs every statement itself."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with api_server(whole, env={"API_CACHE_TTL": "0", "API_COUNT_SQL": "1", "API_COALESCE": coalesce}) as (base, _):
+        one = int(get(f"{base}/stats/overview")[1]["x-sql-statements"])
+        with ThreadPoolExecutor(20) as pool:
+            answers = list(pool.map(lambda _: get(f"{base}/stats/overview"), range(20)))
+    assert one > 5 and all(status == 200 for status, _, _ in answers)
+    assert len({json.dumps(body, sort_keys=True) for _, _, body in answers}) == 1
+    counts = [int(headers["x-sql-statements"]) for _, headers, _ in answers]
+    if coalesce == "0":
+        assert counts == [one] * 20
+    else:
+        assert counts.count(0) >= 10 and set(counts) <= {0, one}, counts
