@@ -10,7 +10,8 @@
    events/s on 2 cores. Reported apart: decode → load of the batches, and ``ingest_stream``'s one
    rollup refresh at the end (rollups are derived tables; the indexer refreshes them per chunk),
    with CPU seconds of both processes beside wall seconds, since a shared machine's load moves
-   the wall clock. ``--in-process`` commits in this process instead (the one-core path).
+   the wall clock (``stage_cpu_s``: decode here, load in the writer, the rollup). ``--in-process``
+   commits in this process instead (the one-core path; the load CPU is then in ``decode``).
 2. RPC path: a fresh anvil, the test contracts, ``--rpc-events`` trades and position updates
    emitted in large batches, then ``Indexer.run`` end to end (eth_getLogs, block timestamps,
    decode, load). Reports events/s.
@@ -154,7 +155,9 @@ def bench_decode_load(n_events: int, batch: int, parallel: bool = True) -> dict[
             "decode_load_cpu_s": round(c1 - c0, 3),  # all threads of this process
             "writer_process_cpu_s": round(w1 - w0, 3),  # its whole life, within decode → load
             "rollup_s": round(rollup_s, 3), "rollup_cpu_s": round(c2 - c1, 3),
-            "with_rollup_events_per_s": round(stored / (t2 - t0))}
+            "with_rollup_events_per_s": round(stored / (t2 - t0)),
+            # per stage, CPU seconds: decoding runs here, loading in the writer process, then the rollup here
+            "stage_cpu_s": {"decode": round(c1 - c0, 2), "load": round(w1 - w0, 2), "rollup": round(c2 - c1, 2)}}
 
 
 def bench_rpc(n_events: int) -> dict[str, float]:
@@ -204,6 +207,9 @@ def main() -> None:
     figures: dict[str, Any] = {"cpus": os.cpu_count(), "load_average_1min": round(os.getloadavg()[0], 2)}
     runs = [bench_decode_load(args.events, args.batch, parallel=not args.in_process) for _ in range(args.repeat)]
     for run in runs:
+        stage = run["stage_cpu_s"]
+        print(f"per stage, CPU s: decode {stage['decode']:.2f} (this process), load {stage['load']:.2f} (writer process), "
+              f"rollup {stage['rollup']:.2f}; load average {os.getloadavg()[0]:.1f}")
         print(f"decode+load: {run['decode_load_events']:,} events in {run['decode_load_s']:.2f} s "
               f"({run['decode_load_cpu_s']:.2f} s CPU here, {run['writer_process_cpu_s']:.2f} s in the writer process) = "
               f"{run['decode_load_events_per_s']:,} events/s; then the rollup "

@@ -13,7 +13,7 @@ from typing import Any
 
 from web3 import Web3
 
-from core.contracts import Deployment, MarketSpec, deploy, set_next_block_timestamp
+from core.simulator.contracts import Deployment, MarketSpec, deploy, set_next_block_timestamp
 
 E6, E18 = 10**6, 10**18
 T0 = 1_767_225_600  # 2026-01-01T00:00:00Z

@@ -11,7 +11,7 @@ import pytest
 from web3 import Web3
 
 from core.abi import EventSpec, event_specs, load_abi
-from core.contracts import (
+from core.simulator.contracts import (
     BUILD_DIR,
     MANIFEST_CONTRACTS,
     MAX_CALL_DATA,

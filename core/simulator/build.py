@@ -32,7 +32,7 @@ from sqlalchemy.engine import Engine
 from core import db, rollup, schema
 from core.indexer.decode import Decoded, decode_chunk
 from core.indexer.manifest import Manifest, load_manifest
-from core.indexer.writer import start_sender
+from core.pipe import start_sender
 from core.simulator.chain import (
     CHAIN_ID,
     DEMO_MANIFEST,
@@ -253,7 +253,7 @@ def run_on_node(rpc_url: str, manifest_out: str | Path, seed: int, days: int = D
     """
     from web3 import Web3
 
-    from core.contracts import deploy, set_next_block_timestamp
+    from core.simulator.contracts import deploy, set_next_block_timestamp
 
     cfg = run_config(seed, days, trades_per_day, markets, start)
     w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 120}))

@@ -27,11 +27,11 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from eth_utils import keccak
+from eth_utils.crypto import keccak
 
 from core.abi import encode_event, event_specs
-from core.contracts import DEPLOY_ORDER, MANIFEST_CONTRACTS, MAX_CALL_DATA, MAX_MULTICALL_CALLS, MarketSpec
 from core.indexer.decode import RAW_LOG_SCHEMA, hex_strings, owned_series
+from core.simulator.contracts import DEPLOY_ORDER, MANIFEST_CONTRACTS, MAX_CALL_DATA, MAX_MULTICALL_CALLS, MarketSpec
 from core.simulator.params import MarketParams
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -76,7 +76,7 @@ def token_address(symbol: str) -> str:
 
 
 def market_specs(markets: Sequence[MarketParams]) -> list[MarketSpec]:
-    """What :func:`core.contracts.deploy` registers for these markets."""
+    """What :func:`core.simulator.contracts.deploy` registers for these markets."""
     return [MarketSpec(m.symbol, m.market_type, token_address(m.asset), token_address("USDC")) for m in markets]
 
 
@@ -99,7 +99,7 @@ class AddressBook:
 
     def manifest(self, name: str = DEMO_NAME, chain_id: int = CHAIN_ID) -> dict[str, Any]:
         """The EVENTS.md deployment manifest (checksummed addresses, as ``Deployment.manifest`` writes)."""
-        from eth_utils import to_checksum_address
+        from eth_utils.address import to_checksum_address
 
         return {
             "name": name,
@@ -110,7 +110,7 @@ class AddressBook:
 
 
 def planned_addresses(markets: Sequence[MarketParams]) -> AddressBook:
-    """The addresses :func:`core.contracts.deploy` yields on a fresh anvil (deployer nonces 0, 1, …)."""
+    """The addresses :func:`core.simulator.contracts.deploy` yields on a fresh anvil (deployer nonces 0, 1, …)."""
     singles = {name: create_address(DEPLOYER, nonce) for nonce, name in enumerate(DEPLOY_ORDER)}
     books = {m.symbol: create_address(DEPLOYER, len(DEPLOY_ORDER) + 2 * i) for i, m in enumerate(markets)}
     return AddressBook(
@@ -202,7 +202,7 @@ def count_calls(events: Iterable[Event]) -> int:
 
 
 def calls_of(dep: Any, events: Sequence[Event]) -> list[tuple[str, bytes]]:
-    """(target, calldata) of every call of one transaction on a :class:`core.contracts.Deployment`."""
+    """(target, calldata) of every call of one transaction on a :class:`core.simulator.contracts.Deployment`."""
     calls: list[tuple[str, bytes]] = []
     for emitter, name, items in runs(events):
         if name in BATCH_CALLS:
@@ -292,9 +292,9 @@ class LogEncoder:
 
 def _hash(fingerprint: str, kind: str, number: int) -> str:
     """A synthetic 32-byte block or transaction hash: a digest of the run and kind, then the block
-    number. Unique per run and block, and increasing with the block, so the database's
-    (chain_id, tx_hash, log_index) keys are inserted in order (random hashes make SQLite's B-tree
-    inserts several times slower on large histories)."""
+    number (one transaction per block). Unique per run and block: two runs never share a hash, and a
+    transaction's legs are joined by it (EVENTS.md). The tables are keyed by (chain_id, block_number,
+    log_index) (``schema.EventRow``), so rows go in in chain order whatever the hashes are."""
     return f"{_hash_prefix(fingerprint, kind)}{number:032x}"
 
 

@@ -9,6 +9,7 @@ and the waterfall conserves value to the last unit. A what-if is ``dataclasses.r
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from core import protocol
@@ -53,7 +54,7 @@ class MarketParams:
     @property
     def tick_raw(self) -> int:
         """One tick in the chain's 1e18 price units."""
-        return 10 ** (18 - self.tick_decimals)
+        return int(10 ** (18 - self.tick_decimals))
 
     @property
     def lot_raw(self) -> int:
@@ -159,7 +160,7 @@ DEFAULT_MARKETS: tuple[MarketParams, ...] = (
 )
 
 
-def market_by_symbol(symbols: list[str] | tuple[str, ...] | None) -> tuple[MarketParams, ...]:
+def market_by_symbol(symbols: Sequence[str] | None) -> tuple[MarketParams, ...]:
     """The default markets with these symbols, in the order given (all defaults when None)."""
     if not symbols:
         return DEFAULT_MARKETS

@@ -21,16 +21,18 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache, cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-import eth_abi
-from eth_utils import keccak, to_checksum_address
+from eth_abi.abi import encode as abi_encode
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 
 if TYPE_CHECKING:  # annotations only: importing web3 costs ~2 s, which the simulator's worker process need not pay
     from web3 import Web3
     from web3.contract import Contract
+    from web3.types import RPCEndpoint
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 CONTRACTS_DIR = ROOT / "data" / "contracts"
 BUILD_DIR = ROOT / "data" / "build"
 
@@ -86,7 +88,7 @@ class Function:
         if self._fast:
             return self.selector + self._encode_words(args)
         values = [_normalize(i, a) for i, a in zip(self.inputs, args, strict=True)]
-        return self.selector + eth_abi.encode(self.types, values)
+        return self.selector + abi_encode(self.types, values)
 
     def _encode_words(self, args: Sequence[Any]) -> bytes:
         head: list[bytes] = []
@@ -241,7 +243,7 @@ def set_next_block_timestamp(w3: Web3, ts: int) -> None:
     anvil refuses a timestamp before the latest block's.
     """
     try:
-        w3.manager.request_blocking("evm_setNextBlockTimestamp", [int(ts)])
+        w3.manager.request_blocking(cast("RPCEndpoint", "evm_setNextBlockTimestamp"), [int(ts)])
     except Exception as e:  # noqa: BLE001 - re-raised with context
         raise ContractTxError(f"cannot set next block timestamp to {ts}: {e}") from e
 
