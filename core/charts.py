@@ -19,7 +19,7 @@ import altair as alt
 import polars as pl
 
 from core import fmt
-from core.utc import DAY, HOUR, WEEK
+from core.utc import DAY, HOUR, WEEK, datetime_expr, to_datetime
 
 ACCENT = "#50e3c2"
 PALETTE = ["#50e3c2", "#6c8cff", "#f5a623", "#e35d6a", "#b37feb", "#36cfc9", "#ffd666", "#95de64"]
@@ -30,7 +30,6 @@ TAKER_COLORS = ["#50e3c2", "#e35d6a"]
 
 HEIGHT = 240  #: the plot height of every time-series chart (px)
 Y_AXIS_WIDTH = 52  #: px kept for the y axis, so charts in a column share their plot's left edge
-NARROWEST_PX = 320  #: the plot width a legend must fit in (a 390 px phone, less the page's margins)
 SVG_UP_TO_ROWS = 5_000  #: draw as SVG (axis text in the DOM, crisp) up to this many rows; canvas beyond
 BUCKET_SECONDS = {"hour": HOUR, "day": DAY, "week": WEEK}
 
@@ -136,28 +135,36 @@ def _axis(spec: str, title: str | None = None, orient: str | None = None) -> alt
     return alt.Axis(title=title, tickCount=5, **extra)
 
 
-def legend(labels: Iterable[str]) -> alt.Legend:
-    """A legend above the plot, wrapped into as many columns as fit :data:`NARROWEST_PX` (never cut)."""
+def legend(labels: Iterable[str], values: list[str] | None = None) -> alt.Legend:
+    """A legend above the plot, its entries wrapped into as many columns as the plot's width holds
+    (a Vega expression of ``width``), so it is never cut; ``values``: the entries to list."""
     names = [str(x) for x in labels]
     if not names:
         return alt.Legend(title=None)
     longest = min(max(len(n) for n in names), 48)
-    entry_px = 14 + 6.6 * longest + 10  # symbol, label at 11 px, column padding
-    columns = max(1, min(len(names), int(NARROWEST_PX // entry_px)))
-    return alt.Legend(title=None, orient="top", columns=columns, labelLimit=0)
+    entry_px = round(14 + 6.6 * longest + 10)  # symbol, label at 11 px, column padding
+    columns = alt.ExprRef(expr=f"max(1, min({len(names)}, floor(width / {entry_px})))")
+    extra: dict[str, Any] = {"values": values} if values is not None else {}
+    return alt.Legend(title=None, orient="top", columns=columns, labelLimit=0, **extra)
+
+
+def _datetime(ts: int) -> alt.DateTime:
+    """A UTC instant as a Vega-Lite DateTime (a scale domain of epoch numbers leaves line marks at x = 0)."""
+    t = to_datetime(ts)
+    return alt.DateTime(year=t.year, month=t.month, date=t.day, hours=t.hour, minutes=t.minute, seconds=t.second, utc=True)
 
 
 def _x(axis: TimeAxis | None) -> alt.X:
-    scale = alt.Scale(type="utc", domain=[axis.start * 1000, axis.end * 1000]) if axis else alt.Scale(type="utc")
+    scale = alt.Scale(type="utc", domain=[_datetime(axis.start), _datetime(axis.end)]) if axis else alt.Scale(type="utc")
     return alt.X("time:T", title=None, scale=scale, axis=alt.Axis(labelOverlap=True, tickCount=6, labelFlush=True))
 
 
 def _with_time(df: pl.DataFrame, axis: TimeAxis | None, column: str = "bucket") -> pl.DataFrame:
-    """``time``/``time_end`` (epoch ms of the bucket and its end) and ``date`` (its UTC label) added."""
+    """``time``/``time_end`` (UTC datetimes of the bucket and its end) and ``date`` (its label) added."""
     step = axis.bucket_s if axis else DAY
     gran = axis.granularity if axis else "day"
     return df.with_columns(
-        (pl.col(column) * 1000).alias("time"), ((pl.col(column) + step) * 1000).alias("time_end"),
+        datetime_expr(column).alias("time"), (datetime_expr(column) + pl.duration(seconds=step)).alias("time_end"),
         fmt.text_expr(column, lambda ts: fmt.format_bucket(ts, gran), "date"))
 
 
@@ -167,7 +174,8 @@ def _shown(df: pl.DataFrame, value: str, spec: str, alias: str = "shown") -> pl.
 
 def _finish(chart: C, title: str | None, rows: int, height: int = HEIGHT) -> C:
     """Title, the one height, and SVG rendering for charts small enough (axis text stays readable)."""
-    props: dict[str, Any] = {"height": height}
+    # the height is the plot's (fit-x: the width follows the column, legends and titles add above)
+    props: dict[str, Any] = {"height": height, "autosize": alt.AutoSizeParams(type="fit-x", contains="padding")}
     if title:
         props["title"] = alt.Title(title)
     if rows <= SVG_UP_TO_ROWS:
@@ -177,6 +185,23 @@ def _finish(chart: C, title: str | None, rows: int, height: int = HEIGHT) -> C:
 
 def _tip(field: str, title: str) -> alt.Tooltip:
     return alt.Tooltip(f"{field}:N", title=title)
+
+
+def _stacked(df: pl.DataFrame, value: str, color: str | None, names: list[str]) -> pl.DataFrame:
+    """``y0``/``y1``: each row's segment of its bucket's bar, stacked in ``names`` order.
+
+    Stacked here, not by Vega-Lite: a bar spanning its bucket (x to x2) is a ranged mark, which
+    Vega-Lite would draw as a thin horizontal band instead of stacking it."""
+    if color is None:
+        return df.with_columns(pl.lit(0.0).alias("y0"), pl.col(value).cast(pl.Float64).alias("y1"))
+    rank = {n: i for i, n in enumerate(names)}
+    return df.with_columns(pl.col(color).replace_strict(rank, return_dtype=pl.Int64).alias("_rank")).sort("bucket", "_rank").with_columns(
+        pl.col(value).cast(pl.Float64).cum_sum().over("bucket").alias("y1")).with_columns(
+        (pl.col("y1") - pl.col(value)).alias("y0")).drop("_rank")
+
+
+def _bar_encoding(axis: TimeAxis | None, spec: str) -> dict[str, Any]:
+    return {"x": _x(axis), "x2": "time_end:T", "y": alt.Y("y1:Q", title=None, axis=_axis(spec)), "y2": "y0:Q"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -191,15 +216,13 @@ def stacked_bars(df: pl.DataFrame, value: str, title: str, *, color: str | None 
     data = df.select("bucket", *([color] if color else []), value).drop_nulls(value)
     if color is None:
         data = data.group_by("bucket").agg(pl.col(value).sum()).sort("bucket")
-    data = _shown(_with_time(data, axis), value, spec)
+    names = (sort or sorted(data[color].unique().to_list())) if color else []
+    data = _shown(_with_time(_stacked(data, value, color, names), axis), value, spec)
     tooltip = [_tip("date", "Date"), *([_tip(color, color_title)] if color else []), _tip("shown", title)]
-    enc: dict[str, Any] = {"x": _x(axis), "x2": "time_end:T", "y": alt.Y(f"{value}:Q", title=None, axis=_axis(spec), stack=True),
-                           "tooltip": tooltip}
+    enc: dict[str, Any] = {**_bar_encoding(axis, spec), "tooltip": tooltip}
     if color:
-        names = sort or data[color].unique(maintain_order=True).to_list()
         enc["color"] = alt.Color(f"{color}:N", sort=names, legend=legend(names),
                                  scale=alt.Scale(domain=names, range=TAKER_COLORS) if names == TAKER_SIDES else alt.Undefined)
-        enc["order"] = alt.Order(f"{color}:N")
     bars: alt.Chart = alt.Chart(data).mark_bar(color=ACCENT, binSpacing=0, stroke="#0b0e14", strokeWidth=0.3).encode(**enc)
     if not cumulative:
         return _finish(bars, title, data.height)
@@ -247,7 +270,7 @@ def area(df: pl.DataFrame, value: str, title: str, color: str | None = None, fmt
                            "tooltip": [_tip("date", "Date"), *([_tip(color, color_title)] if color else []),
                                        _tip("shown", title)]}
     if color:
-        names = data[color].unique(maintain_order=True).to_list()
+        names = sorted(data[color].unique().to_list())
         enc["color"] = alt.Color(f"{color}:N", sort=names, legend=legend(names))
     chart: alt.Chart = alt.Chart(data).mark_area(opacity=0.75, line=True, interpolate="step-after",
                                                  color=alt.Undefined if color else ACCENT).encode(**enc)
@@ -281,11 +304,11 @@ def funding(df: pl.DataFrame, title: str = "Funding rate, annualised", axis: Tim
 
 def liquidations(df: pl.DataFrame, selectable: bool = False, axis: TimeAxis | None = None) -> alt.Chart:
     """Liquidated notional per bucket, stacked by market and side; a click selects a bucket."""
-    data = _shown(_with_time(df, axis), "notional_usd", "usd")
+    names = sorted(df["series"].unique().to_list())
+    data = _shown(_with_time(_stacked(df, "notional_usd", "series", names), axis), "notional_usd", "usd")
     data = data.with_columns(fmt.text_expr("count", fmt.format_count, "count_shown"))
-    names = data["series"].unique(maintain_order=True).to_list()
     chart: alt.Chart = alt.Chart(data).mark_bar(binSpacing=0, stroke="#0b0e14", strokeWidth=0.3).encode(
-        x=_x(axis), x2="time_end:T", y=alt.Y("notional_usd:Q", title=None, axis=_axis("usd"), stack=True),
+        **_bar_encoding(axis, "usd"),
         color=alt.Color("series:N", sort=names, legend=legend(names)),
         tooltip=[_tip("date", "Date"), _tip("series", "Market · side"), _tip("shown", "Liquidated notional"),
                  _tip("count_shown", "Liquidations")],
@@ -302,7 +325,7 @@ def waterfall(df: pl.DataFrame, axis: TimeAxis | None = None) -> alt.Chart:
     present = [t for t in TIERS if t in set(data["tier"].to_list())]
     chart: alt.Chart = alt.Chart(data).mark_area(opacity=0.85, interpolate="step-after").encode(
         x=_x(axis), y=alt.Y("cumulative_usd:Q", title=None, axis=_axis("usd"), stack=True),
-        color=alt.Color("tier:N", sort=TIERS, scale=alt.Scale(domain=TIERS, range=TIER_COLORS), legend=legend(present)),
+        color=alt.Color("tier:N", sort=TIERS, scale=alt.Scale(domain=TIERS, range=TIER_COLORS), legend=legend(present, values=present)),
         order=alt.Order("tier_order:Q"),
         tooltip=[_tip("date", "Date"), _tip("tier", "Tier"), _tip("shown", "Cumulative loss absorbed")],
     )

@@ -29,8 +29,9 @@ div[class*="st-key-cards-"] {
 }
 div[class*="st-key-cards-"] > div { width: auto !important; min-width: 0; }
 div[class*="st-key-cards-"] [data-testid="stMetric"] { container-type: inline-size; min-width: 0; }
-div[class*="st-key-cards-"] [data-testid="stMetricValue"] { font-size: clamp(1.1rem, 12.5cqi, 2rem); }
+div[class*="st-key-cards-"] [data-testid="stMetricValue"] { font-size: clamp(1.1rem, 16cqi, 2rem); }
 div[class*="st-key-cards-"] [data-testid="stMetricValue"] > div { overflow: visible; }
+div[class*="st-key-cards-"] [data-testid="stMetricLabel"] * { white-space: normal; overflow: visible; text-overflow: clip; }
 [data-testid="stMain"] { overflow-x: hidden; }
 [data-testid="stVegaLiteChart"], [data-testid="stDataFrame"] { max-width: 100%; }
 @media (max-width: 640px) {
@@ -87,7 +88,7 @@ def pick(cards: Sequence[Card], *labels: str) -> list[Card]:
     return [by_label[label] for label in labels]
 
 
-#: The account page's path: every account column links to it.
+#: The account page (pages/account.py reads ``?address=``), relative to the page linking to it; None: no links.
 ACCOUNT_PAGE: str | None = "account"
 
 
