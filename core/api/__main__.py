@@ -1,10 +1,11 @@
 """`python -m core.api`: serve the /stats API with uvicorn (docs at /docs).
 
-Settings: ``DATABASE_URL`` (or --database-url), ``API_CORS_ORIGINS`` (comma-separated origins the
-browser may call from; none by default), ``API_CACHE_TTL`` (seconds a response is cached, 0-3600,
-default 30; 0 turns the cache off), ``API_COALESCE=0`` (with the cache off, identical concurrent
-requests each compute instead of sharing the next computation), ``API_COUNT_SQL=1`` (an ``X-SQL-Statements`` header on each
-response: the statements it ran), ``RPC_URL`` (``/health`` reports the lag behind that node).
+Settings: ``DATABASE_URL`` (or --database-url); ``API_CORS_ORIGINS`` (comma-separated origins a
+browser may call from; none by default); ``API_CACHE_TTL`` (seconds a response is cached, 0-3600,
+default 30; 0 turns the cache off); ``API_COALESCE=0`` (with the cache off, identical concurrent
+requests each compute instead of sharing the next computation); ``API_COUNT_SQL=1`` (an
+``X-SQL-Statements`` header: the statements each response ran); ``RPC_URL`` (``/health`` reports
+the lag behind that node).
 """
 
 from __future__ import annotations
