@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 import sqlalchemy as sa
 
-from core import dashboard, db
+from core import dashboard, db, fmt
 from core.metrics import risk
 from core.metrics.funds import ZERO_KEY
 from core.period import Filters
@@ -276,7 +276,7 @@ def test_every_card_delta_is_the_change_vs_the_previous_period(engine: sa.Engine
     assert (cards["Liquidations"].value, cards["Liquidations"].delta) == (n, n - n_prev)
 
 
-@pytest.mark.parametrize("page", ["pages/buffers.py", "pages/risk.py", "pages/account.py"])
+@pytest.mark.parametrize("page", ["pages/buffers.py", "pages/risk.py", "pages/account.py", "pages/revenue.py"])
 def test_the_analysis_pages_render_their_figures(simulated: str, engine: sa.Engine, page: str, monkeypatch: pytest.MonkeyPatch) -> None:
     account = str(rows(engine, "SELECT account FROM adl_events ORDER BY block_number LIMIT 1")[0][0])
     at = open_app(simulated, monkeypatch, page, {"address": account, "range": "All"})
@@ -288,6 +288,11 @@ def test_the_analysis_pages_render_their_figures(simulated: str, engine: sa.Engi
         book = dashboard.position_risk(engine, CHAIN, None)
         assert labels["Open positions"] == f"{int(book['leverage']['positions'].sum()):,}"
         assert at.get("vega_lite_chart")
+    elif page == "pages/revenue.py":
+        report = dashboard.report(engine, CHAIN, Filters())
+        assert labels["Taker fees"] == fmt.format_usd(report["fees_taker_usd"])
+        assert labels["Liquidation fees"] == fmt.format_usd(report["liquidation_fees_usd"])
+        assert len(at.get("vega_lite_chart")) >= 6
     else:
         n = int(one(engine, "SELECT COUNT(*) FROM trades WHERE maker = :a OR taker = :a", a=account))
         assert labels["Trades"] == f"{n:,}"
