@@ -14,6 +14,7 @@ pages = [
     st.Page("pages/markets.py", title="Markets", icon=":material/candlestick_chart:"),
     st.Page("pages/liquidations.py", title="Liquidations & risk", icon=":material/waterfall_chart:"),
     st.Page("pages/traders.py", title="Traders", icon=":material/group:"),
+    st.Page("pages/revenue.py", title="Fees, PnL & funding", icon=":material/payments:"),
     st.Page("pages/risk.py", title="Position risk", icon=":material/warning:"),
     st.Page("pages/buffers.py", title="Vault & insurance fund", icon=":material/savings:"),
     st.Page("pages/account.py", title="Account", icon=":material/person_search:"),

@@ -100,6 +100,7 @@ adl_exposure = cached(dashboard.adl_exposure)
 adl_history = cached(dashboard.adl_history)
 account = cached(dashboard.account)
 funding = cached(dashboard.funding)
+revenue_and_pnl = cached(dashboard.revenue_and_pnl)
 
 
 @dataclass(frozen=True)
