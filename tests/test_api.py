@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from core import db
 from core.indexer.run import ingest_stream
+from tests.anvil import free_port, rpc
 from tests.api_server import api_server, get
 from tests.synthetic import MANIFEST, PERP, ROOT, SPOT, batches, history
 
@@ -410,3 +411,17 @@ def test_without_a_cache_identical_concurrent_requests_share_a_computation_unles
         assert counts == [one] * 20
     else:
         assert counts.count(0) >= 10 and set(counts) <= {0, one}, counts
+
+
+def test_health_reports_the_lag_behind_rpc_url_or_null_when_the_node_is_down(whole: str, anvil_url: str) -> None:
+    rpc(anvil_url, "anvil_mine", [hex(HIST[-1][0] + 61)])  # the node's head: 61 blocks past the index
+    with api_server(whole, env={"RPC_URL": anvil_url}) as (base, _):
+        (chain,) = ok(f"{base}/health")["chains"]
+    assert chain["lag_blocks"] == 61 and chain["lag_seconds"] >= 0
+    down = f"http://127.0.0.1:{free_port()}/key-in-path-SECRET"
+    with api_server(whole, env={"RPC_URL": down}) as (base, _):
+        status, _, body = get(f"{base}/health")
+    assert status == 200
+    (chain,) = body["chains"]
+    assert chain["lag_blocks"] is None and chain["last_block"] == HIST[-1][0]
+    assert "SECRET" not in json.dumps(body)
