@@ -22,7 +22,7 @@ rounding (the tests check both backends against a rebuild over random splits).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import polars as pl
 import sqlalchemy as sa
@@ -39,6 +39,31 @@ _NO_END = 2**62
 
 def _read(conn: Connection, sql: str, params: dict[str, object], schema_: dict[str, pl.DataType]) -> pl.DataFrame:
     return db.read_frame(conn, sql, schema_, params)
+
+
+#: The table each raw frame of :func:`_raw_frames` reads (its columns by name, ``block_timestamp`` as ``ts``).
+RAW_SOURCES: dict[str, type[SQLModel]] = {
+    "trades": schema.Trade, "updates": schema.PositionUpdate, "liquidations": schema.Liquidation,
+    "open_interest": schema.OpenInterest, "prices": schema.Price, "funding": schema.Funding,
+    "debt": schema.SocializedDebt, "fund": schema.InsuranceFundEvent, "vault": schema.BackstopVaultEvent,
+    "blocks": schema.Block,
+}
+
+
+def raw_from_frames(conn: Connection, chain_id: int, added: Sequence[tuple[type[SQLModel], pl.DataFrame]]) -> dict[str, pl.DataFrame]:
+    """:func:`_raw_frames` of the rows a commit writes, taken from its frames instead of read back."""
+    empty = _raw_frames(conn, chain_id, _NO_END)  # the frames' schemas (no rows)
+    by_model = dict(added)
+    out = {}
+    for name, model in RAW_SOURCES.items():
+        target = empty[name].schema
+        frame = by_model.get(model)
+        if frame is None or not frame.height:
+            out[name] = empty[name]
+            continue
+        ts = "timestamp" if model is schema.Block else "block_timestamp"
+        out[name] = frame.select(pl.col(ts).alias("ts"), *(c for c in target.names() if c != "ts")).cast(dict(target))  # type: ignore[arg-type]
+    return out
 
 
 def _raw_frames(conn: Connection, chain_id: int, first_block: int, end_block: int | None = None) -> dict[str, pl.DataFrame]:
@@ -372,9 +397,12 @@ def _insert_latest(conn: Connection, chain_id: int, where: str, params: dict[str
         {"c": chain_id, **params})
 
 
-def _fold(conn: Connection, chain_id: int, first_block: int, end_block: int | None) -> None:
-    """Fold the rows of first_block ≤ block < end_block in (the rollups are built through first_block − 1)."""
-    raw = _raw_frames(conn, chain_id, first_block, end_block)
+def _fold(conn: Connection, chain_id: int, first_block: int, end_block: int | None,
+          raw: dict[str, pl.DataFrame] | None = None) -> None:
+    """Fold the rows of first_block ≤ block < end_block in (the rollups are built through first_block − 1);
+    ``raw``: those rows, when the caller has them (else they are read)."""
+    if raw is None:
+        raw = _raw_frames(conn, chain_id, first_block, end_block)
     if not any(f.height for f in raw.values()):
         return
     hourly = _fold_hours(conn, chain_id, raw, first_block - 1)
@@ -605,9 +633,22 @@ def fold(conn: Connection, chain_id: int, first_block: int, end_block: int | Non
     _count_traders(conn, chain_id)
 
 
-def refresh_in(conn: Connection, chain_id: int) -> int | None:
+def rolled_up_to_end(conn: Connection, chain_id: int) -> bool:
+    """Whether every stored block is rolled up (nothing dirty, no block after rollup_state's)."""
+    through, dirty_from = _state(conn, chain_id)
+    b = schema.table_of(schema.Block)
+    return dirty_from is None and conn.execute(sa.select(b.c.number).where(
+        b.c.chain_id == chain_id, b.c.number > through).limit(1)).first() is None
+
+
+def refresh_in(conn: Connection, chain_id: int,
+               added: Sequence[tuple[type[SQLModel], pl.DataFrame]] | None = None) -> int | None:
     """:func:`refresh` inside the caller's transaction: the indexer commits a chunk's rows and the
-    rollups they change together, so a reader never sees rows the headline figures do not count."""
+    rollups they change together, so a reader never sees rows the headline figures do not count.
+
+    ``added``: the frames just written, when every block stored before them was rolled up
+    (:func:`rolled_up_to_end`, asked before the insert) — then the new rows are folded from them
+    instead of read back; a batch of blocks at or below rollup_state's is read as usual."""
     through, dirty_from = _state(conn, chain_id)
     if through >= 0:  # rollups built before positions_latest or the trader tables existed
         _backfill_positions(conn, chain_id, through)
@@ -622,7 +663,12 @@ def refresh_in(conn: Connection, chain_id: int) -> int | None:
     if dirty_from is not None:
         through = rewind(conn, chain_id, day0)
         newest = conn.execute(sa.select(sa.func.max(b.c.number)).where(b.c.chain_id == chain_id)).scalar()
-    fold(conn, chain_id, through + 1)
+    blocks = dict(added or []).get(schema.Block)
+    if dirty_from is None and blocks is not None and blocks.height and int(blocks["number"].min()) > through:  # type: ignore[arg-type]
+        _fold(conn, chain_id, through + 1, None, raw_from_frames(conn, chain_id, added or []))
+        _count_traders(conn, chain_id)
+    else:
+        fold(conn, chain_id, through + 1)
     _set_state(conn, chain_id, max(through, int(newest)) if newest is not None else through, None)
     return day0
 

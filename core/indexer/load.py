@@ -49,11 +49,21 @@ def batch_frames(chain_id: int, decoded: Decoded, blocks: pl.DataFrame) -> Frame
 
 def commit_frames(engine: Engine, chain_id: int, frames: Frames, checkpoint: db.CheckpointRow | None,
                   refresh_rollups: bool) -> None:
-    """``frames``, the checkpoint (if given) and (if asked) the rollups, in one transaction."""
-    def refresh(conn: Connection) -> None:
-        rollup.refresh_in(conn, chain_id)
+    """``frames``, the checkpoint (if given) and (if asked) the rollups, in one transaction.
 
-    db.write_rows(engine, frames, checkpoint, after=refresh if refresh_rollups else None)
+    When every block stored before is rolled up, the rollups fold the new rows from ``frames``
+    rather than reading them back (:func:`core.rollup.refresh_in`)."""
+    fresh = False
+
+    def before(conn: Connection) -> None:
+        nonlocal fresh
+        fresh = rollup.rolled_up_to_end(conn, chain_id)
+
+    def refresh(conn: Connection) -> None:
+        rollup.refresh_in(conn, chain_id, frames if fresh else None)
+
+    db.write_rows(engine, frames, checkpoint, before=before if refresh_rollups else None,
+                  after=refresh if refresh_rollups else None)
 
 
 def commit_batch(engine: Engine, *, chain_id: int, deployment: str, decoded: Decoded, blocks: pl.DataFrame,
