@@ -425,3 +425,16 @@ def test_health_reports_the_lag_behind_rpc_url_or_null_when_the_node_is_down(who
     (chain,) = body["chains"]
     assert chain["lag_blocks"] is None and chain["last_block"] == HIST[-1][0]
     assert "SECRET" not in json.dumps(body)
+
+
+def test_a_database_of_an_older_schema_is_a_503_saying_so(new_database: Callable[[str], str]) -> None:
+    url = new_database("api_old")
+    engine = db.make_engine(url)
+    ingest_stream(engine, MANIFEST, batches(HIST[:50], []), parallel=False)
+    with engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE stats_daily DROP COLUMN traders"))  # as if rolled up by an older version
+    engine.dispose()
+    with api_server(url) as (base, _):
+        status, _, body = get(f"{base}/stats/volume")
+    assert status == 503 and "\n" not in body["error"]
+    assert "traders" in body["error"] and "database of this version" in body["error"]

@@ -80,7 +80,10 @@ class Source:
         except Unavailable:
             raise
         except self.errors as e:
-            raise Unavailable(f"reading database {db.redact_db_url(self.url)} failed: {_one_line(e)}") from None
+            reason = _one_line(e)
+            hint = (": is it a marginX Analytics database of this version? (the app or the indexer upgrades an older "
+                    "one; this service only reads)") if any(s in reason for s in ("no such", "does not exist")) else ""
+            raise Unavailable(f"reading database {db.redact_db_url(self.url)} failed: {reason}{hint}") from None
 
     def head(self) -> Hashable:
         """The newest indexed block of every chain (the response cache's key)."""
