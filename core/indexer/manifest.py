@@ -7,8 +7,6 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from eth_utils.address import is_checksum_address
-
 from core.indexer.errors import IndexerError
 
 MANIFEST_CONTRACTS = ("MarketRegistry", "PositionHandler", "Oracle", "InsuranceFund", "BackstopVault")
@@ -24,6 +22,12 @@ class Manifest:
     contracts: dict[str, str]  # role → lower-case address
 
 
+def _is_checksum_address(address: str) -> bool:
+    from eth_utils.address import is_checksum_address  # imported when needed: ~0.3 s of the CLI's start-up
+
+    return bool(is_checksum_address(address))
+
+
 def _address(contracts: dict[str, object], role: str, where: str) -> str:
     """contracts[role], checked (present, 20-byte hex, EIP-55 when mixed-case), lower-cased."""
     if role not in contracts:
@@ -32,7 +36,7 @@ def _address(contracts: dict[str, object], role: str, where: str) -> str:
     if not isinstance(address, str) or not _ADDRESS.match(address):
         raise IndexerError(f"manifest {where}: contracts.{role} is not a 0x-prefixed 20-byte hex address: {str(address)[:60]!r}")
     mixed_case = address[2:] != address[2:].lower() and address[2:] != address[2:].upper()
-    if mixed_case and not is_checksum_address(address):  # EIP-55: a mixed-case address carries a checksum
+    if mixed_case and not _is_checksum_address(address):  # EIP-55: a mixed-case address carries a checksum
         raise IndexerError(f"manifest {where}: contracts.{role} {address} fails its EIP-55 checksum, so a character "
                            "is probably mistyped: copy the address again from the deployment")
     return address.lower()

@@ -35,8 +35,9 @@ T = TypeVar("T")
 FETCH_THREADS = 4  # eth_getLogs ranges asked at once
 # Logs decoded and committed together. A commit's rollup work grows with its rows, but each also
 # costs a transaction, the trader and position look-ups and a round trip to the writer process
-# (~30 ms together): batches of ~50k logs keep that near 5% while bounding memory (~100 MB).
-BATCH_LOGS = 50_000
+# (measured by bench/follow.py) and the pipeline fills and drains one batch unoverlapped: ~20k logs
+# keeps both small against a batch of work (~0.2 s of loading) while bounding memory.
+BATCH_LOGS = 20_000
 BLOCK_FRAME_SCHEMA = pl.Schema({"number": pl.Int64, "hash": pl.String, "timestamp": pl.Int64})
 
 
