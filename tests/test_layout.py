@@ -45,7 +45,8 @@ MEASURE = """() => {
     axisLabels: charts.flatMap(c => [...c.querySelectorAll('.role-axis-label text')].map(t => t.textContent)),
     chartTexts: charts.flatMap(c => [...c.querySelectorAll('svg text')].map(t => t.textContent)),
     cards: [...document.querySelectorAll('[data-testid="stMetricValue"]')].map(v => ({
-      text: v.innerText.trim(), scroll: v.scrollWidth, client: v.clientWidth,
+      text: v.innerText.trim(),
+      cut: [v, ...v.querySelectorAll('*')].some(e => e.scrollWidth > e.clientWidth + 1),  // CSS ellipsis is no text
       top: Math.round(v.closest('[data-testid="stMetric"]').getBoundingClientRect().top)})),
     chartWidths: charts.map(c => Math.round(c.getBoundingClientRect().width)),
     sidebarRight: (s => s ? Math.round(s.getBoundingClientRect().right) : 0)(document.querySelector('[data-testid="stSidebar"]')),
@@ -140,7 +141,7 @@ def _problems(name: str, width: int, m: dict[str, Any]) -> list[str]:
     cut_text = [t for t in m["chartTexts"] if t.endswith("…")]
     if cut_text:
         out.append(f"chart text cut {cut_text[:5]}")
-    cut = [c["text"] for c in m["cards"] if c["scroll"] > c["client"] + 1 or "…" in c["text"]]
+    cut = [c["text"] for c in m["cards"] if c["cut"] or "…" in c["text"]]
     if cut:
         out.append(f"card values cut {cut}")
     if width < 600:
@@ -154,42 +155,67 @@ def _problems(name: str, width: int, m: dict[str, Any]) -> list[str]:
     return [f"{name} at {width} px: {p}" for p in out]
 
 
-def test_every_page_at_desktop_and_phone_width(server: tuple[str, str]) -> None:
-    """Each page is loaded once at 1440 px and measured there, then at 390 px (the same page, the window
-    narrowed); the Overview is also loaded in a phone-sized window, as a phone would open it."""
+#: The navigation's pages by URL path ("" is the Overview); a page added to app.py is added here.
+PAGES = ["", "markets", "liquidations", "traders", "risk", "buffers", "account", "vault", "indexed"]
+#: Pages with a layout problem this test finds that is their owner's to fix (strict: the mark must go once fixed).
+KNOWN = {"vault": "its cards are 7 st.columns, not pages/_cards.card_row: values are cut at 1440 px (#18 item 3)"}
+
+
+@pytest.fixture(scope="module")
+def measured(server: tuple[str, str]) -> dict[str, Any]:
+    """Every page loaded once at 1440 px and measured, then narrowed to 390 px and measured again;
+    the Overview also opened in a phone-sized window. Screenshots of each go to tests/artifacts."""
     base, account = server
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    problems: list[str] = []
-    seen: dict[str, dict[str, Any]] = {}
+    seen: dict[str, Any] = {}
 
-    def check(page: Any, name: str, width: int, m: dict[str, Any]) -> None:
-        _screenshot(page, ARTIFACTS / f"layout-{name}-{width}.png", width, m["height"])
-        problems.extend(_problems(name, width, m))
-        seen[f"{name}-{width}"] = m
+    def keep(page: Any, key: str, width: int, m: dict[str, Any]) -> None:
+        _screenshot(page, ARTIFACTS / f"layout-{key}-{width}.png", width, m["height"])
+        seen[f"{key}-{width}"] = m
 
     with chromium() as browser:
         phone = browser.new_page(viewport={"width": 390, "height": 900})
-        check(phone, "overview-phone", 390, _open(phone, ScriptRuns(phone), f"{base}/?range=All"))
+        keep(phone, "overview-phone", 390, _open(phone, ScriptRuns(phone), f"{base}/?range=All"))
         phone.close()
         page = browser.new_page(viewport={"width": 1440, "height": 900})
         runs = ScriptRuns(page)
         first = _open(page, runs, f"{base}/?range=All")  # a session starts on the default page
-        pages = page.evaluate("""() => [...document.querySelectorAll('[data-testid="stSidebarNav"] a')]
+        seen["navigation"] = page.evaluate("""() => [...document.querySelectorAll('[data-testid="stSidebarNav"] a')]
           .map(a => new URL(a.href).pathname.replace(/^\\//, ''))""")
-        assert len(pages) >= 6 and pages[0] == "", pages
-        for path in pages:
+        for path in PAGES:
             name = path or "overview"
             query = f"?range=All&address={account}" if path == "account" else "?range=All"
-            check(page, name, 1440, first if not path else _open(page, runs, f"{base}/{path}{query}"))
-            check(page, name, 390, _at_width(page, 390))
+            keep(page, name, 1440, first if not path else _open(page, runs, f"{base}/{path}{query}"))
+            keep(page, name, 390, _at_width(page, 390))
             page.set_viewport_size({"width": 1440, "height": 900})
+    return seen
+
+
+def test_the_pages_tested_are_the_navigation(measured: dict[str, Any]) -> None:
+    assert measured["navigation"] == PAGES
+
+
+@pytest.mark.parametrize("path", [pytest.param(p, marks=pytest.mark.xfail(reason=KNOWN[p], strict=True)) if p in KNOWN else p
+                                  for p in PAGES], ids=[p or "overview" for p in PAGES])
+def test_page_at_1440_and_390_px(measured: dict[str, Any], path: str) -> None:
+    """Formatted axes, whole card values and chart texts, no error box; at 390 px also no sideways
+    scroll, the sidebar collapsed and charts the page's width."""
+    name = path or "overview"
+    problems = [p for width in WIDTHS for p in _problems(name, width, measured[f"{name}-{width}"])]
     assert not problems, "\n".join(problems)
-    # the checks read something: the Overview's ten cards and its charts' axis labels at every width
-    for key in ("overview-1440", "overview-390", "overview-phone-390"):
-        overview = seen[key]
-        assert len(overview["cards"]) == 10 and overview["charts"] >= 6, (key, overview)
-        money = [t for t in overview["axisLabels"] if t.startswith("$") and t[-1] in "KMB"]
-        assert money, f"{key}: no compact money axis labels in {overview['axisLabels'][:20]}"
-    for key in ("overview-390", "overview-phone-390", "liquidations-390"):  # cards two a row on a phone
-        tops = [c["top"] for c in seen[key]["cards"]]
-        assert tops[0] == tops[1] < tops[2] == tops[3], (key, tops)
+
+
+@pytest.mark.parametrize("key", ["overview-1440", "overview-390", "overview-phone-390"])
+def test_overview_checks_read_cards_and_money_axes(measured: dict[str, Any], key: str) -> None:
+    """The checks above read something: the Overview's ten cards and compact money axis labels ($20M)."""
+    overview = measured[key]
+    assert _problems(key, int(key.rsplit("-", 1)[1]), overview) == []
+    assert len(overview["cards"]) == 10 and overview["charts"] >= 6, overview
+    money = [t for t in overview["axisLabels"] if t.startswith("$") and t[-1] in "KMB"]
+    assert money, f"no compact money axis labels in {overview['axisLabels'][:20]}"
+
+
+@pytest.mark.parametrize("key", ["overview-390", "overview-phone-390", "liquidations-390"])
+def test_cards_two_a_row_on_a_phone(measured: dict[str, Any], key: str) -> None:
+    tops = [c["top"] for c in measured[key]["cards"]]
+    assert len(tops) >= 4 and tops[0] == tops[1] < tops[2] == tops[3], tops
