@@ -27,7 +27,7 @@ from core.vault.params import VaultParams
 CAP_KINDS = ("per_liquidation", "daily_loss", "market_budget", "utilization", "nav")
 
 
-@dataclass(eq=False)  # one object per position: closes are keyed by it
+@dataclass(eq=False, slots=True)  # one object per position: closes are keyed by it
 class Takeover:
     """One position the vault holds: taken at ``entry`` (the mark at takeover), closed evenly until ``t_end``."""
 
@@ -50,7 +50,7 @@ class Takeover:
         return self.pnl + self.value()
 
 
-@dataclass
+@dataclass(slots=True)
 class Outcome:
     """What the design did with one liquidation (one row of the replay's liquidation frame)."""
 
@@ -70,7 +70,7 @@ class Outcome:
     forced: str = ""  #: the limit that closed it early, if one did
 
 
-@dataclass
+@dataclass(slots=True)
 class Liq:
     """One liquidation as the replay walks it (design-independent, prepared once per history)."""
 
@@ -90,7 +90,7 @@ class Liq:
     deficit: float
 
 
-@dataclass
+@dataclass(slots=True)
 class _Open:
     """Sums over the open takeovers: value at mark, all-in PnL (total and per market), notional."""
 
@@ -269,8 +269,8 @@ class VaultBook:
     def take_over(self, liq: Liq, t: float, mark: float, size: float, absorbed: float, kept: float,
                   out: Outcome) -> float:
         """Take ``size`` of ``liq``'s position at ``mark``, absorbing ``absorbed`` and keeping ``kept``, as far
-        as the limits allow; returns the share taken."""
-        f = self._fraction(liq.market, t, absorbed - kept, size * mark)
+        as the limits allow (what closing it at once would cost counts as a loss); returns the share taken."""
+        f = self._fraction(liq.market, t, absorbed - kept + self.close_cost(liq.market, size * mark, t), size * mark)
         if f <= 0:
             return 0.0
         upfront = f * (kept - absorbed)
@@ -316,6 +316,14 @@ class VaultBook:
             self.traded_sum[market] -= legs.popleft()[1]
         return max(0.0, self.traded_sum[market])
 
+    def close_cost(self, market: str, notional: float, t: float) -> float:
+        """The slippage of closing ``notional`` of ``market`` at once at ``t`` (on top of the recent closes)."""
+        vol = self.daily_volume.get(market, 0.0)
+        if vol <= 0 or notional <= 0 or self.p.slippage_coef <= 0:
+            return 0.0
+        a = self._recent(market, t)
+        return float(self.p.slippage_coef * ((a + notional) ** 1.5 - a**1.5) / math.sqrt(vol))
+
     def slippage(self, closes: dict[Takeover, float], t: float) -> dict[Takeover, float]:
         """Square-root impact on the vault's net closes per market, on top of what it closed there over the
         unwind window: coef × ((A + N)^1.5 − A^1.5) / √(daily volume), shared pro rata by size."""
@@ -338,7 +346,7 @@ class VaultBook:
         cap, the day's, its market's budget, or a NAV below zero); returns the closes and their slippage."""
         slip = self.slippage(closes, t)
         for _ in range(len(self.open) + 1):
-            forced = self._breaches(t, slip)
+            forced = self._breaches(t, closes, slip)
             new = {tk: kind for tk, kind in forced.items() if closes.get(tk) != tk.qty}
             if not new:
                 break
@@ -351,13 +359,16 @@ class VaultBook:
             slip = self.slippage(closes, t)
         return closes, slip
 
-    def _breaches(self, t: float, slip: dict[Takeover, float]) -> dict[Takeover, str]:
+    def _breaches(self, t: float, closes: dict[Takeover, float], slip: dict[Takeover, float]) -> dict[Takeover, str]:
         p = self.p
         if self.nav(t) - sum(slip.values()) < 0:
             return dict.fromkeys(self.open, "nav")
         if p.per_liquidation_cap_usd is None and p.daily_loss_cap_pct is None and self._budget_free():
             return {}
-        after = {tk: tk.total() - slip.get(tk, 0.0) for tk in self.open}
+        # Each takeover after this hour's closes, less what closing the rest at once would cost: a limit
+        # is breached when holding on could no longer be paid for within it.
+        after = {tk: tk.total() - slip.get(tk, 0.0)
+                 - self.close_cost(tk.market, (tk.qty - closes.get(tk, 0.0)) * tk.mark, t) for tk in self.open}
         out: dict[Takeover, str] = {}
         if p.per_liquidation_cap_usd is not None:
             out.update({k: "per_liquidation" for k, v in after.items() if -v >= p.per_liquidation_cap_usd})
@@ -412,24 +423,24 @@ class VaultBook:
             out.slippage += cost
             delta += realized - cost
         self._book(delta, t)
-        done = [tk for tk in closes if tk.qty <= 0]
-        for tk in done:
-            if agg is not None and closes[tk] <= 0:  # nothing to close (no size): still counted as open
-                agg.add(tk, -1.0)
-        if done:
-            finished = set(done)
-            self.open = [tk for tk in self.open if tk not in finished]
-            for tk in done:
-                self._finish(tk)
+        self._finish([tk for tk in closes if tk.qty <= 0], closes)
         nav = self.nav(t)
         if nav < 0:  # the vault cannot lose more than it has: the rest is bad debt
             self.vault_bad_debt += -nav
             self._book(-nav, t)
 
-    def _finish(self, tk: Takeover) -> None:
-        self.closed_pnl += tk.pnl
-        self.market_closed[tk.market] = self.market_closed.get(tk.market, 0.0) + tk.pnl
-        self.outcomes[tk.row].pnl += tk.pnl
+    def _finish(self, done: list[Takeover], closes: dict[Takeover, float]) -> None:
+        """Book the takeovers closed in full: their all-in PnL leaves the open book for the closed one."""
+        if not done:
+            return
+        finished = set(done)
+        self.open = [tk for tk in self.open if tk not in finished]
+        for tk in done:
+            if self._agg is not None and closes[tk] <= 0:  # nothing was left to close: still counted as open
+                self._agg.add(tk, -1.0)
+            self.closed_pnl += tk.pnl
+            self.market_closed[tk.market] = self.market_closed.get(tk.market, 0.0) + tk.pnl
+            self.outcomes[tk.row].pnl += tk.pnl
 
     def close_day(self, t: float) -> None:
         """At a UTC midnight: the performance fee on gains above the high-water mark, then the new day's
