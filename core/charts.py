@@ -154,17 +154,19 @@ def _datetime(ts: int) -> alt.DateTime:
     return alt.DateTime(year=t.year, month=t.month, date=t.day, hours=t.hour, minutes=t.minute, seconds=t.second, utc=True)
 
 
-def _x(axis: TimeAxis | None) -> alt.X:
+def _x(axis: TimeAxis | None, field: str = "time") -> alt.X:
+    """The shared date axis; bars span their bucket (``time`` to ``time_end``), points sit at ``time_mid``."""
     scale = alt.Scale(type="utc", domain=[_datetime(axis.start), _datetime(axis.end)]) if axis else alt.Scale(type="utc")
-    return alt.X("time:T", title=None, scale=scale, axis=alt.Axis(labelOverlap=True, tickCount=6, labelFlush=True))
+    return alt.X(f"{field}:T", title=None, scale=scale, axis=alt.Axis(labelOverlap=True, tickCount=6, labelFlush=True))
 
 
 def _with_time(df: pl.DataFrame, axis: TimeAxis | None, column: str = "bucket") -> pl.DataFrame:
-    """``time``/``time_end`` (UTC datetimes of the bucket and its end) and ``date`` (its label) added."""
+    """``time``/``time_mid``/``time_end`` (UTC datetimes of the bucket's start, middle and end) and ``date`` (its label)."""
     step = axis.bucket_s if axis else DAY
     gran = axis.granularity if axis else "day"
     return df.with_columns(
         datetime_expr(column).alias("time"), (datetime_expr(column) + pl.duration(seconds=step)).alias("time_end"),
+        (datetime_expr(column) + pl.duration(seconds=step // 2)).alias("time_mid"),
         fmt.text_expr(column, lambda ts: fmt.format_bucket(ts, gran), "date"))
 
 
@@ -230,7 +232,7 @@ def stacked_bars(df: pl.DataFrame, value: str, title: str, *, color: str | None 
         pl.col(value).cum_sum().alias("cumulative"))
     totals = _shown(_with_time(totals, axis), "cumulative", spec)
     line = alt.Chart(totals).mark_line(color="#e6e9ef", strokeDash=[4, 3], point=alt.OverlayMarkDef(size=12)).encode(
-        x=alt.X("time:T"), y=alt.Y("cumulative:Q", title=None, axis=_axis(spec, orient="right")),
+        x=alt.X("time_mid:T"), y=alt.Y("cumulative:Q", title=None, axis=_axis(spec, orient="right")),
         tooltip=[_tip("date", "Date"), _tip("shown", f"{title}, cumulative")],
     )
     layered: alt.LayerChart = alt.LayerChart(layer=[bars, line]).resolve_scale(y="independent")
@@ -286,7 +288,7 @@ def lines(df: pl.DataFrame, value: str, title: str, color: str, fmt: str = "usd"
     names = data[color].unique(maintain_order=True).to_list()
     tooltip = [_tip("date", "Date"), _tip(color, color_title), _tip("shown", title), *(_tip(c, t) for c, t in extra)]
     chart: alt.Chart = alt.Chart(data).mark_line(point=alt.OverlayMarkDef(size=14, opacity=0.6) if data.height < 200 else False).encode(
-        x=_x(axis), y=alt.Y(f"{value}:Q", title=y_title or None, axis=_axis(fmt, y_title or None)),
+        x=_x(axis, "time_mid"), y=alt.Y(f"{value}:Q", title=y_title or None, axis=_axis(fmt, y_title or None)),
         color=alt.Color(f"{color}:N", sort=names, legend=legend(names) if len(names) > 1 else None),
         tooltip=tooltip,
     )
@@ -337,7 +339,7 @@ def candles(df: pl.DataFrame, title: str, axis: TimeAxis | None = None) -> alt.L
     data = _with_time(df.filter(pl.col("close_price").is_not_null()), axis).with_columns(
         *(fmt.text_expr(f"{c}_price", fmt.format_price, c) for c in ("open", "high", "low", "close")))
     up = alt.condition("datum.close_price >= datum.open_price", alt.value(ACCENT), alt.value("#e35d6a"))
-    base = alt.Chart(data).encode(x=_x(axis), color=up, tooltip=[
+    base = alt.Chart(data).encode(x=_x(axis, "time_mid"), color=up, tooltip=[
         _tip("date", "Date"), *(_tip(c, c.capitalize()) for c in ("open", "high", "low", "close"))])
     wick = base.mark_rule().encode(y=alt.Y("low_price:Q", title=None, scale=alt.Scale(zero=False), axis=_axis("price")),
                                    y2="high_price:Q")

@@ -28,7 +28,7 @@ for i, d in enumerate(deployments):
         cards.Shown("Reconciliation", f"{len(checks) - len(failed)} of {len(checks)}", "Checks that pass (below)."),
     ], f"indexed-{i}")
     table = pl.DataFrame({"event": list(stored), "rows": list(stored.values())})
-    st.dataframe(table, hide_index=True, column_config={
+    st.dataframe(table, hide_index=True, placeholder=fmt.MISSING, column_config={
         "event": st.column_config.TextColumn("Event"),
         "rows": st.column_config.NumberColumn("Rows stored", format="localized"),
     })
@@ -40,7 +40,7 @@ for i, d in enumerate(deployments):
         st.success(f"All {len(checks)} reconciliation checks pass")
     rows = pl.DataFrame([{"check": c.name, "result": "✅ pass" if c.ok else "❌ FAIL", "expected": c.expected,
                           "shown": c.actual, "how": c.detail} for c in checks])
-    st.dataframe(rows, hide_index=True, width="stretch", column_config={
+    st.dataframe(rows, hide_index=True, width="stretch", placeholder=fmt.MISSING, column_config={
         "check": st.column_config.TextColumn("Check"),
         "result": st.column_config.TextColumn("Result"),
         "expected": st.column_config.NumberColumn("Expected (recomputed)", format="localized"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core import charts
+from core import charts, fmt
 from core.period import Filters
 from core.utc import DAY, format_day
 from pages import _cards as cards
@@ -48,7 +48,7 @@ else:
     st.subheader("Latest liquidations (up to 500)", anchor=False)
 shown = cards.with_short_addresses(rows, "account", link=True)
 shown = cards.with_short_addresses(shown, "tx_hash")
-st.dataframe(shown, hide_index=True, width="stretch", column_order=[
+st.dataframe(shown, hide_index=True, width="stretch", placeholder=fmt.MISSING, column_order=[
     "time", "account_short", "symbol", "side", "size", "liquidation_price", "mark_price", "notional_usd", "deficit_usd",
     "remaining_equity_usd", "book_filled_size", "adl_size", "adl_covered_usd", "backstop_loss_usd", "insurance_cover_usd",
     "socialized_usd", "fee_collected_usd", "tx_hash_short", "account", "tx_hash"], column_config={
@@ -75,7 +75,7 @@ common.csv_download(rows, "liquidation_rows")
 
 st.subheader("Top liquidated accounts", anchor=False)
 top = common.top_liquidated_accounts(view.chain_id, f)
-st.dataframe(cards.with_short_addresses(top, "account", link=True), hide_index=True, width="stretch",
+st.dataframe(cards.with_short_addresses(top, "account", link=True), hide_index=True, width="stretch", placeholder=fmt.MISSING,
              column_order=["account_short", "liquidations", "notional_usd", "deficit_usd", "socialized_usd", "account"],
              column_config={
                  **cards.address_columns("account", "Account", link=True),

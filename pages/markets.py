@@ -21,7 +21,7 @@ cards.card_row(cards.pick(common.overview_cards(view.chain_id, f, view.as_of), "
 table = common.market_table(view.chain_id, f)
 st.dataframe(
     table.drop("market").with_columns(fmt.annualised_expr("funding_rate_per_hour", "funding_apr")),
-    hide_index=True, width="stretch",
+    hide_index=True, width="stretch", placeholder=fmt.MISSING,
     column_order=["symbol", "market_type", "volume_usd", "share", "trades", "open_interest_usd", "funding_apr",
                   "liquidations", "liquidated_notional_usd", "fees_usd", "last_price"],
     column_config={

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core import charts
+from core import charts, fmt
 from pages import _cards as cards
 from pages import _common as common
 
@@ -26,7 +26,7 @@ with right:
     common.chart(charts.bars(mix, "traders", "New vs returning traders", color="kind", axis=axis, color_title="Traders"),
                  mix, "new_vs_returning")
 st.subheader("Top traders by volume", anchor=False)
-st.dataframe(cards.with_short_addresses(top, "trader", link=True), hide_index=True, width="stretch",
+st.dataframe(cards.with_short_addresses(top, "trader", link=True), hide_index=True, width="stretch", placeholder=fmt.MISSING,
              column_order=["trader_short", "volume_usd", "trades", "active_days", "trader"],
              column_config={
                  **cards.address_columns("trader", "Trader", link=True),
