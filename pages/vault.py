@@ -17,6 +17,7 @@ from core.vault import METHODOLOGY, replay, scenarios, stats, sweep
 from core.vault import history as vh
 from core.vault import params as vp
 from core.vault.replay import SWEEP_COLUMNS, Result
+from pages import _cards as cards
 from pages import _common as common
 
 DOCS = vp.field_docs()
@@ -148,12 +149,10 @@ with st.expander("Where each preset value comes from"):
                         for name in vp.PRESETS for k, v in vp.preset_sources(name).items()])
     st.dataframe(src, hide_index=True, width="stretch")
 for side, res in (("A", res_a), ("B", res_b)):
-    cols = st.columns(len(SUMMARY) + 1)
-    for col, (k, label, kind) in zip(cols, SUMMARY, strict=False):
-        value = res.summary[k]
-        note = res.summary["annualised_note"] if k in ("apr", "sharpe") else ""
-        col.metric(f"{side}: {label}", _fmt(None if value is None else float(value), kind), help=note or None)
-    cols[-1].metric(f"{side}: Cap hits", f"{sum(res.cap_hits.values()):,}", help="times a limit made the vault take less")
+    shown = [cards.Shown(f"{side}: {label}", _fmt(None if res.summary[k] is None else float(res.summary[k]), kind),
+                         (res.summary["annualised_note"] if k in ("apr", "sharpe") else "") or None) for k, label, kind in SUMMARY]
+    cards.card_row([*shown, cards.Shown(f"{side}: Cap hits", f"{sum(res.cap_hits.values()):,}",
+                                        "times a limit made the vault take less")], f"vault-{side}")
 
 nav = pl.concat([_labelled(res_a.nav, labels["A"]), _labelled(res_b.nav, labels["B"])])
 c1, c2 = st.columns(2)
@@ -261,10 +260,9 @@ if design_a.enabled:
     except ValueError as e:
         st.error(str(e))
     else:
-        m1, m2, m3 = st.columns(3)
-        m1.metric("Received", format_usd(dep["received_usd"]), help="after the withdraw fee")
-        m2.metric("PnL", format_usd(dep["pnl_usd"]))
-        m3.metric("Max drawdown", f"{dep['max_drawdown']:.1%}")
+        cards.card_row([cards.Shown("Received", format_usd(dep["received_usd"]), "after the withdraw fee"),
+                        cards.Shown("PnL", format_usd(dep["pnl_usd"])),
+                        cards.Shown("Max drawdown", f"{dep['max_drawdown']:.1%}")], "vault-depositor")
         if dep["lock_clamped"]:
             st.caption(f"The lock is {design_a.withdrawal_lock_days:g} days: the withdrawal moves to its end.")
         path = dep["path"].with_columns(pl.col("ts").alias("bucket"), pl.lit("equity").alias("series"))
