@@ -1,7 +1,7 @@
 """The embedded default: a seeded demo history, built into an empty database in the background.
 
 A newcomer's first page must not wait for the whole history, so the build runs in a process of its
-own (``python -m core.demo DAYS``, on the ``DATABASE_URL`` of its environment), started at most once per app process and database by
+own (``python -m core.demo``, on the ``DATABASE_URL`` of its environment), started at most once per app process and database by
 :func:`start_build`. It commits the history batch by batch (about a simulated day each) with its
 rollups, so the pages show what is built while the rest lands, and the server stays responsive
 (the build's CPU is not in its GIL). Builds of one database are serialised across processes and
@@ -28,7 +28,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from core import config, db, schema
-from core.simulator.params import DEFAULT_START
 
 DEMO_DEPLOYMENT = "demo"
 DEMO_SEED = 1
@@ -59,6 +58,10 @@ def is_demo(engine: Engine) -> bool:
 
 def span(days: int) -> tuple[int, int]:
     """[start, end) in UTC seconds of the demo history of ``days`` days."""
+    # imported here: the simulator package is heavy, and an app on an empty database starts the
+    # build before it needs anything of it
+    from core.simulator.params import DEFAULT_START
+
     start = int(DEFAULT_START.timestamp())
     return start, start + days * 86_400
 
@@ -153,7 +156,7 @@ def _supervise(build: Build) -> None:
     env = dict(os.environ, DATABASE_URL=build.url, PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p))
     with tempfile.TemporaryFile() as errors:
         try:
-            proc = subprocess.run([sys.executable, "-m", "core.demo", str(build.days), str(os.getpid())],
+            proc = subprocess.run([sys.executable, "-m", "core.demo", "--parent", str(os.getpid()), str(build.days)],
                                   cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=errors, check=False)
             errors.seek(0)
             lines = errors.read().decode("utf-8", errors="replace").strip().splitlines()
@@ -180,15 +183,19 @@ def _die_with(parent: int) -> None:
 
 
 def main(argv: list[str]) -> int:
-    """``python -m core.demo DAYS [PARENT_PID]``: build the demo into the configured database;
-    prints ``built`` or ``present``."""
-    days = int(argv[0])
-    if len(argv) > 1:
+    """``python -m core.demo [--parent PID] [DAYS]``: build the demo into the configured database
+    (DATABASE_URL; DAYS defaults to DEMO_DAYS) if it is empty; prints ``built``, ``present`` or ``off``
+    (BUILD_DEMO=0). With ``--parent`` the build dies with that process."""
+    if argv[:1] == ["--parent"]:
         _die_with(int(argv[1]))
+        argv = argv[2:]
     try:
-        engine = db.make_engine(config.database_url())
-        built = ensure_demo(engine, days)
-    except db.DatabaseError as e:
+        days = int(argv[0]) if argv else config.demo_days()
+        if not config.build_demo():
+            print("off", flush=True)
+            return 0
+        built = ensure_demo(db.make_engine(config.database_url()), days)
+    except (db.DatabaseError, ValueError) as e:
         print(f"cannot build the demo: {e}", file=sys.stderr)
         return 1
     print("built" if built else "present", flush=True)
