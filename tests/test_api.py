@@ -194,6 +194,9 @@ def test_open_interest_and_balances_end_where_the_overview_is(api: str, whole: s
         mark = sql(whole, "SELECT mark_price FROM prices WHERE market = :m AND block_timestamp < :e "
                           "ORDER BY block_number DESC, log_index DESC LIMIT 1", m=PERP, e=end)
         assert p["open_interest_usd"] == pytest.approx((long_oi or 0) * (mark or 0)), p["date"]
+    for interval in ("1h", "1w"):  # every bucket size ends at the same state
+        assert _is_series(ok(f"{api}/stats/open-interest?interval={interval}"), interval)[-1]["open_interest_usd"] == \
+            pytest.approx(overview["open_interest_usd"])
     balances = _is_series(ok(f"{api}/stats/insurance"), "1d")
     assert balances[-1]["insurance_fund_usd"] == overview["insurance_fund_usd"] > 0
     assert balances[-1]["backstop_vault_usd"] == pytest.approx(overview["backstop_vault_usd"])
