@@ -280,22 +280,26 @@ def area(df: pl.DataFrame, value: str, title: str, color: str | None = None, fmt
 
 
 def lines(df: pl.DataFrame, value: str, title: str, color: str, fmt: str = "usd", y_title: str = "",
-          axis: TimeAxis | None = None, color_title: str = "Series", extra: tuple[tuple[str, str], ...] = ()) -> alt.Chart:
+          axis: TimeAxis | None = None, color_title: str = "Series",
+          extra: tuple[tuple[str, str], ...] = ()) -> alt.LayerChart:
     """One line per ``color`` value; the y axis keeps a short title (a long one squeezes the plot).
+    The point nearest the pointer is marked and its tooltip shown (a line is too thin to hover).
 
     ``extra``: (column, title) of further, already formatted, text shown in the tooltip (e.g. funding per hour)."""
     data = _shown(_with_time(df.drop_nulls(value), axis), value, fmt)
     names = data[color].unique(maintain_order=True).to_list()
     tooltip = [_tip("date", "Date"), _tip(color, color_title), _tip("shown", title), *(_tip(c, t) for c, t in extra)]
-    chart: alt.Chart = alt.Chart(data).mark_line(point=alt.OverlayMarkDef(size=14, opacity=0.6) if data.height < 200 else False).encode(
+    base = alt.Chart(data).encode(
         x=_x(axis, "time_mid"), y=alt.Y(f"{value}:Q", title=y_title or None, axis=_axis(fmt, y_title or None)),
         color=alt.Color(f"{color}:N", sort=names, legend=legend(names) if len(names) > 1 else None),
-        tooltip=tooltip,
     )
-    return _finish(chart, title, data.height)
+    hover = alt.selection_point(name="nearest", nearest=True, on="pointerover", clear="pointerout", empty=False)
+    points = base.mark_point(size=45, filled=True).encode(
+        opacity=alt.condition(hover, alt.value(1.0), alt.value(0.0)), tooltip=tooltip).add_params(hover)
+    return _finish(alt.LayerChart(layer=[base.mark_line(), points]), title, data.height)
 
 
-def funding(df: pl.DataFrame, title: str = "Funding rate, annualised", axis: TimeAxis | None = None) -> alt.Chart:
+def funding(df: pl.DataFrame, title: str = "Funding rate, annualised", axis: TimeAxis | None = None) -> alt.LayerChart:
     """A market's funding rate per bucket as a yearly % (× 24 × 365), per hour in the tooltip."""
     data = df.filter(pl.col("funding_rate").is_not_null()).with_columns(
         (pl.col("funding_rate") * fmt.HOURS_PER_YEAR).alias("funding_apr"))
