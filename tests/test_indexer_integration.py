@@ -72,7 +72,7 @@ def test_killed_at_random_moments_then_restarted_ends_identical(chain: tuple[His
     expected = dump(reference)
     url = database_url
     args = [sys.executable, "-m", "core.indexer", "--rpc-url", anvil_url, "--manifest", str(manifest),
-            "--database-url", url, "--chunk-blocks", "1"]
+            "--database-url", url, "--chunk-blocks", "1", "--batch-logs", "0"]
     kills = 0
     for delay in (0.9, 1.1, 1.3, 1.6, 2.0):
         proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

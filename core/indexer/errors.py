@@ -10,11 +10,13 @@ class IndexerError(Exception):
 class TransientRPCError(Exception):
     """A failure worth retrying with backoff (HTTP 5xx/429, timeouts, truncated bodies, rate limits).
 
-    ``retry_after``: seconds the node asked us to wait (HTTP Retry-After), if it said."""
+    ``retry_after``: seconds the node asked us to wait (HTTP Retry-After), if it said;
+    ``rate_limited``: the node said we ask too much (HTTP 429, a rate-limit error)."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+    def __init__(self, message: str, *, retry_after: float | None = None, rate_limited: bool = False) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.rate_limited = rate_limited
 
 
 class RangeTooLargeError(Exception):

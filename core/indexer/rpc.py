@@ -117,6 +117,9 @@ class RPC:
         self.max_retry_after = max_retry_after
         self.sleep = sleep
         self._local = threading.local()  # one HTTP session per thread: the indexer fetches ranges in parallel
+        self._pause_lock = threading.Lock()
+        self._not_before = 0.0  # monotonic time before which no request is sent (a Retry-After)
+        self.rate_limited = False  # the node has said we ask too much: the indexer then asks one range at a time
         self.ids = itertools.count(1)
         self.answered = False  # has the node ever answered with JSON (tells a wrong URL from a hiccup)
         self.calls = 0
@@ -147,7 +150,7 @@ class RPC:
             message = self._node_text(str(err.get("message", err)) if isinstance(err, dict) else str(err))
             code = err.get("code") if isinstance(err, dict) else None
             if _RATE_LIMIT.search(message) or code == 429:
-                raise TransientRPCError(f"{method}: node error {code!s:.20}: {message}")
+                raise TransientRPCError(f"{method}: node error {code!s:.20}: {message}", rate_limited=True)
             if method == "eth_getLogs" and _TOO_LARGE.search(message):
                 hint = _SUGGESTED_RANGE.search(message)
                 width = int(hint[2], 16) - int(hint[1], 16) + 1 if hint else None
@@ -160,9 +163,15 @@ class RPC:
             raise TransientRPCError(f"{method}: response without result")
         return response["result"]
 
+    def _honour_retry_after(self) -> None:
+        """Wait out a Retry-After the node gave any thread (they share one node's patience)."""
+        if (wait := self._not_before - time.monotonic()) > 0:
+            self.sleep(wait)
+
     def _post(self, method: str, payload: Any) -> Any:
         """POST one JSON-RPC payload and return the decoded JSON answer, or raise a classified error."""
         self.calls += 1
+        self._honour_retry_after()
         try:
             resp = self.session.post(self.url, data=json.dumps(payload), timeout=self.timeout)
             body = resp.content
@@ -180,7 +189,7 @@ class RPC:
         if status == 413 and method == "eth_getLogs":
             raise RangeTooLargeError("HTTP 413 payload too large")
         if status == 429 or status >= 500:
-            raise TransientRPCError(f"{method}: HTTP {status}", retry_after=_retry_after(resp))
+            raise TransientRPCError(f"{method}: HTTP {status}", retry_after=_retry_after(resp), rate_limited=status == 429)
         try:
             answer = json.loads(body)
         except (json.JSONDecodeError, UnicodeDecodeError):
@@ -206,10 +215,13 @@ class RPC:
                 return attempt()
             except TransientRPCError as e:
                 last = e
+                self.rate_limited = self.rate_limited or e.rate_limited
                 if n < self.retries:
                     delay = min(8.0, self.backoff * 2**n) * (0.5 + random.random() / 2)
                     if e.retry_after is not None:
                         delay = max(delay, min(self.max_retry_after, e.retry_after))
+                        with self._pause_lock:  # every thread waits, not only the one that was told
+                            self._not_before = max(self._not_before, time.monotonic() + delay)
                     self.sleep(delay)
         assert last is not None
         if "cannot connect" in str(last):

@@ -344,7 +344,8 @@ class Indexer:
         return last.stop
 
     def _fetched(self, start: int, end: int) -> Iterator[Chunk]:
-        """The chunks of start..end in order, ``fetch_threads`` ranges asked of the node at once.
+        """The chunks of start..end in order, ``fetch_threads`` ranges asked of the node at once (one,
+        once the node has rate-limited us).
 
         Ranges are planned ahead with the sizer's current span. When the node refuses one as too
         large, the chain changes under one, or a chunk creates markets (the ranges after it were
@@ -355,7 +356,7 @@ class Indexer:
         ahead = start
         try:
             while start <= end and not self.stop.is_set():
-                while len(inflight) < self.fetch_threads and ahead <= end:
+                while len(inflight) < (1 if self.rpc.rate_limited else self.fetch_threads) and ahead <= end:
                     a, b = self.sizer.next_range(ahead, end)
                     inflight.append((a, b, pool.submit(self._fetch_retrying, a, b, frozenset(self.fetch_markets))))
                     ahead = b + 1
