@@ -1,0 +1,203 @@
+"""Tails beyond the history: three shocks the replayed window did not contain, each run from the
+vault's NAV at the worst point of the replay (its deepest drawdown), not from a fresh vault.
+
+Every scenario builds its liquidations with :func:`core.vault.scenarios.shocked_liquidations` (today's
+marginX waterfall for the status quo: book depth, ADL, BackstopVault, InsuranceFund, socialized, as
+core.protocol rules them) and replays them through the design with the replay's own book
+(:func:`core.vault.scenarios.run_shock` for one market). What each adds:
+
+- **Thin-market squeeze** (Hyperliquid JELLY, 26 March 2025: a ~$4–6M short on a ~$10–20M token was
+  handed to HLP, ~$230M, and the price rose over 400% within an hour; reported unrealised loss ~$12M).
+  The thinnest perp rises by ``squeeze_shock`` over ``squeeze_minutes`` against a thinned book
+  (``squeeze_depth_share`` of its best recorded block per minute). An attacker's short of
+  ``attacker_share`` × NAV, at exactly its maintenance margin, is added to the open positions. The
+  vault's own buying to close what it took over **moves the price**: its square-root impact
+  coef × √(Q / daily volume) on the notional Q it took is fed back into the marks. The squeeze is
+  raised by that impact and rerun, ``feedback_rounds`` times (a fixed point).
+- **Whale larger than the book** (Hyperliquid, 12 March 2025: a ~160k ETH (~$306M) long taken over
+  by HLP, ~$400M, at $1,915 and unwound at a loss of ~$4M). A long of ``whale_share`` × NAV on the
+  most traded perp with its margin withdrawn (the Mar-2025 whale "withdrew, which lowered their
+  margin"), while that market falls ``whale_move`` over ``whale_minutes``: it is liquidated below
+  its bankruptcy price at the first minute, the book takes its recorded depth per minute, ADL the
+  profitable shorts, and the rest is the vault's to hold and unwind.
+- **Correlated crash**: every perp falls ``crash_shock`` in one hour. Each market's liquidations go
+  down today's waterfall, the BackstopVault and InsuranceFund balances carried from one market to
+  the next, and all of them go through the vault together.
+
+The tails carry no market-making income, performance fee or withdrawals: the figure is the shock
+alone. Marks after a shock's path hold at its last value while the vault unwinds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from core.vault.history import History, MarkBook, assemble
+from core.vault.params import ParamError, VaultParams, preset
+from core.vault.replay import Result, replay
+from core.vault.scenarios import ScenarioError, Shock, default_depth, run_shock, shocked_liquidations, thin_market
+
+POSITION_COLUMNS = ("position_key", "account", "market", "is_long", "size", "entry_price", "collateral_usd")
+
+
+@dataclass(frozen=True)
+class TailSpec:
+    """The three tails' sizes: each names its source or says assumed."""
+
+    squeeze_shock: float = 4.0  #: +400% (JELLY "rose over 400% within an hour", news reports of 26 March 2025)
+    squeeze_minutes: int = 60  #: within an hour (the same reports)
+    attacker_share: float = 0.025  #: the short handed over, × NAV (JELLY: ~$6M vs HLP's ~$230M ≈ 2.6%)
+    squeeze_depth_share: float = 0.1  #: the squeezed book's depth per minute × its best recorded block (assumed)
+    feedback_rounds: int = 3  #: impact fed back this many times (assumed; the tests check it converges)
+    whale_share: float = 0.75  #: the whale's notional × NAV (Mar-2025: ~$306M of ETH vs HLP's ~$408M ≈ 75%)
+    whale_move: float = -0.02  #: the market's fall while it is liquidated (assumed; ETH fell ~2% that day)
+    whale_minutes: int = 10  #: over this many minutes (assumed)
+    crash_shock: float = -0.30  #: every perp's fall in one hour (assumed: beyond any hour of the history)
+    crash_minutes: int = 60  #: one hour (the issue's scenario)
+
+    def scaled(self, k: float) -> TailSpec:
+        """Every shock × ``k`` (the monotonicity tests: a larger shock never leaves the vault better off)."""
+        return replace(self, squeeze_shock=min(10.0, self.squeeze_shock * k), attacker_share=self.attacker_share * k,
+                       whale_share=self.whale_share * k, whale_move=max(-0.99, self.whale_move * k),
+                       crash_shock=max(-0.99, self.crash_shock * k))
+
+
+def worst_point(result: Result) -> tuple[int, float]:
+    """(time, NAV) at the replay's deepest drawdown (its start when it never fell)."""
+    nav = result.nav
+    i = int(np.argmax(nav["drawdown"].to_numpy())) if nav.height else 0
+    return int(nav["ts"][i]), float(nav["nav_usd"][i])
+
+
+def _tail_design(design: VaultParams, nav: float) -> VaultParams:
+    return design.with_overrides(vault_size_usd=nav, mm_fee_share=0.0, mm_spread_capture=0.0, performance_fee=0.0)
+
+
+def _mark(history: History, market: str) -> float:
+    m = float(MarkBook(history.marks).at(market, np.array([float(history.end)]), np.array([np.nan]))[0])
+    if not np.isfinite(m) or m <= 0:
+        raise ScenarioError(f"market {market} has no recorded price: the tail cannot start from it")
+    return m
+
+
+def _with_position(positions: pl.DataFrame, key: str, market: str, long: bool, notional: float, mark: float,
+                   margin: float) -> pl.DataFrame:
+    """``positions`` plus one opened at ``mark`` with ``margin`` × notional of collateral."""
+    row = pl.DataFrame({"position_key": [key], "account": [key], "market": [market], "is_long": [long],
+                        "size": [notional / mark], "entry_price": [mark], "collateral_usd": [margin * notional]})
+    base = positions.select(POSITION_COLUMNS) if positions.height else positions.select(POSITION_COLUMNS).clear()
+    return pl.concat([base, row.cast(base.schema)]) if notional > 0 else base
+
+
+def _usd(x: float) -> float:
+    return 0.0 if abs(x) < 1e-6 else float(x)  # float dust of the tiers' subtractions is not debt
+
+
+def _row(name: str, nav_before: float, sq: Result, res: Result, **extra: Any) -> dict[str, Any]:
+    s = res.summary
+    taken = sum(_taken_notional(res, m) for m in set(res.liquidations["market"].to_list()))
+    return {"name": name, "nav_before_usd": nav_before, "nav_after_usd": float(s["final_nav_usd"]),
+            "bad_debt_usd": _usd(s["bad_debt_proposed_usd"]), "bad_debt_status_quo_usd": _usd(sq.summary["bad_debt_proposed_usd"]),
+            "vault_taken_usd": taken,
+            "caps_hit": sorted(k for k, v in res.cap_hits.items() if v > 0), "cap_hits": dict(res.cap_hits),
+            "liquidations": int(s["liquidations"]), "vault_absorbed_usd": float(s["vault_absorbed_usd"]),
+            "adl_usd": float(s["adl_usd"]), **extra}
+
+
+def _taken_notional(res: Result, market: str) -> float:
+    rows = res.liquidations.filter((pl.col("market") == market) & (pl.col("vault_size_taken") > 0))
+    return float((rows["vault_size_taken"] * rows["notional"] / rows["size"]).sum()) if rows.height else 0.0
+
+
+def squeeze(history: History, positions: pl.DataFrame, design: VaultParams, nav: float, spec: TailSpec, *,
+            backstop_usd: float, insurance_usd: float) -> dict[str, Any]:
+    """The JELLY-style squeeze with the vault's own impact fed back into the marks (module docstring)."""
+    market = thin_market(history)
+    if market is None:
+        raise ScenarioError("the history has no perp market to squeeze")
+    p = _tail_design(design, nav)
+    pos = _with_position(positions, "tail-attacker", market, False, spec.attacker_share * nav, _mark(history, market),
+                         p.maintenance_margin)
+    volume = float(history.markets.filter(pl.col("market") == market)["volume_usd"][0]) / max(1.0, history.days)
+    shock, impact = spec.squeeze_shock, 0.0
+    depth = spec.squeeze_depth_share * default_depth(history, market)
+    sq, res = run_shock(history, pos, Shock(market, shock, spec.squeeze_minutes, book_depth_usd=depth), p,
+                        backstop_usd=backstop_usd, insurance_usd=insurance_usd)
+    for _ in range(spec.feedback_rounds):
+        q = _taken_notional(res, market)
+        impact = p.slippage_coef * float(np.sqrt(q / volume)) if volume > 0 else 0.0
+        moved = min(10.0, (1 + spec.squeeze_shock) * (1 + impact) - 1)
+        if abs(moved - shock) < 1e-9:
+            break
+        shock = moved
+        sq, res = run_shock(history, pos, Shock(market, shock, spec.squeeze_minutes, book_depth_usd=depth), p,
+                            backstop_usd=backstop_usd, insurance_usd=insurance_usd)
+    return _row("thin-market squeeze", nav, sq, res, market=market, shock=shock, own_impact=impact,
+                book_depth_usd=depth)
+
+
+def whale(history: History, positions: pl.DataFrame, design: VaultParams, nav: float, spec: TailSpec, *,
+          backstop_usd: float, insurance_usd: float) -> dict[str, Any]:
+    """A long larger than the book on the most traded perp, handed to the vault (module docstring)."""
+    perps = history.markets.filter(pl.col("market_type") == "perp").sort("volume_usd", descending=True)
+    if perps.height == 0:
+        raise ScenarioError("the history has no perp market for the whale")
+    market = str(perps["market"][0])
+    p = _tail_design(design, nav)
+    notional = spec.whale_share * nav
+    pos = _with_position(positions, "tail-whale", market, True, notional, _mark(history, market), 0.0)
+    sq, res = run_shock(history, pos, Shock(market, spec.whale_move, spec.whale_minutes), p,
+                        backstop_usd=backstop_usd, insurance_usd=insurance_usd)
+    depth = default_depth(history, market)
+    return _row("whale larger than the book", nav, sq, res, market=market, whale_notional_usd=notional,
+                book_depth_usd=depth)
+
+
+def crash(history: History, positions: pl.DataFrame, design: VaultParams, nav: float, spec: TailSpec, *,
+          backstop_usd: float, insurance_usd: float) -> dict[str, Any]:
+    """Every perp down ``crash_shock`` in one hour, with the liquidations it causes (module docstring)."""
+    p = _tail_design(design, nav)
+    perps = history.markets.filter(pl.col("market_type") == "perp")["market"].to_list()
+    t0 = history.end
+    liqs, paths = [], []
+    backstop, fund = backstop_usd, insurance_usd
+    for market in sorted(perps):
+        if not np.isfinite(MarkBook(history.marks).at(market, np.array([float(t0)]), np.array([np.nan]))[0]):
+            continue
+        rows, path = shocked_liquidations(history, positions, Shock(market, spec.crash_shock, spec.crash_minutes),
+                                          maintenance_margin=p.maintenance_margin, backstop_usd=backstop,
+                                          insurance_usd=fund)
+        backstop -= float(rows["backstop_usd"].sum())
+        fund -= float(rows["insurance_usd"].sum())
+        liqs.append(rows.with_columns(tx_hash=pl.lit(f"crash-{market}") + pl.col("tx_hash")))
+        before = history.marks.filter((pl.col("market") == market) & (pl.col("ts") <= t0)).tail(1)
+        paths.extend([before, path.select(before.columns).cast(before.schema)])
+    if not liqs:
+        raise ScenarioError("no perp market has a recorded price to crash")
+    start = t0
+    h = assemble(history.chain_id, pl.concat(liqs), pl.concat(paths), history.daily, history.markets, start=start,
+                 end=start + spec.crash_minutes * 60 + int(p.unwind_hours * 3600) + 1)
+    book = MarkBook(h.marks)
+    sq, res = replay(h, preset("marginx-today"), marks=book), replay(h, p, marks=book)
+    return _row("correlated crash", nav, sq, res, shock=spec.crash_shock, markets=len(liqs))
+
+
+def tails(history: History, result: Result, positions: pl.DataFrame, *, backstop_usd: float, insurance_usd: float,
+          spec: TailSpec | None = None) -> list[dict[str, Any]]:
+    """The three tails from the NAV at the replay's worst point: ``scenarios`` of the decision JSON."""
+    spec = spec or TailSpec()
+    if not result.params.enabled:
+        raise ParamError("tails need a vault: vault_size_usd is 0")
+    when, nav = worst_point(result)
+    out = []
+    for fn in (squeeze, whale, crash):
+        row = fn(history, positions, result.params, nav, spec, backstop_usd=backstop_usd, insurance_usd=insurance_usd)
+        out.append({**row, "worst_point": int(when)})
+    return out
+
+
+__all__ = ["TailSpec", "crash", "squeeze", "tails", "whale", "worst_point"]
