@@ -22,6 +22,7 @@ distribution, what the assumed inputs move, and whether depositors would run (is
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from core.vault import stats
 from core.vault.history import History, HistoryError
 from core.vault.params import ParamError, VaultParams
 from core.vault.replay import MIN_DAYS_ANNUALISED, Prepared, Result, replay
+from core.vault.tails import TailSpec, tails
 
 #: The figures the bootstrap bands, as the replay's summary names them.
 CI_FIGURES = ("period_return", "apr", "max_drawdown", "sharpe", "bad_debt_avoided_usd")
@@ -378,4 +380,67 @@ def depositor_runs(result: Result, history: History, spec: RunSpec | None = None
             "run_started": _iso(int(grid[0])),
             "run_hours": int(grid.size - 1),
         }
+    return out
+
+
+# ------------------------------------------------------------------ the whole analysis
+
+
+def concentration(result: Result) -> dict[str, Any]:
+    """The market with the largest share of the vault's takeover losses (seed 001 §5.1's figure)."""
+    rows = result.liquidations
+    if rows.height == 0:
+        return {"market": None, "loss_share": 0.0, "loss_usd": 0.0}
+    losses = rows.filter(pl.col("vault_pnl") < 0).group_by("symbol").agg((-pl.col("vault_pnl")).sum().alias("loss"))
+    total = float(losses["loss"].sum()) if losses.height else 0.0
+    if total <= 0:
+        return {"market": None, "loss_share": 0.0, "loss_usd": 0.0}
+    top = losses.sort("loss", descending=True).row(0, named=True)
+    return {"market": top["symbol"], "loss_share": float(top["loss"]) / total, "loss_usd": total}
+
+
+SUMMARY_KEYS = ("vault_size_usd", "final_nav_usd", "period_return", "apr", "max_drawdown", "sharpe", "annualised_note",
+                "bad_debt_status_quo_usd", "bad_debt_proposed_usd", "bad_debt_avoided_usd", "liquidation_pnl_usd",
+                "fee_income_usd", "mm_income_usd", "performance_fees_usd", "insurance_draw_usd",
+                "insurance_draw_status_quo_usd", "liquidations", "liquidations_absorbed", "cap_hits", "days")
+
+
+def analyse(history: History, p: VaultParams, rng: np.random.Generator, *, n_bootstrap: int = 200, block_days: int = 5,
+            positions: pl.DataFrame | None = None, backstop_usd: float = 0.0, insurance_usd: float = 0.0,
+            run: RunSpec | None = None, tail: TailSpec | None = None, result: Result | None = None,
+            progress: Progress | None = None) -> dict[str, Any]:
+    """Every figure of the decision for design ``p`` (JSON-ready): the replay's summary, ``ci``, the
+    daily VaR/CVaR, histogram and worst days, ``time_to_recover_days``, ``tornado``, ``scenarios``
+    (the tails from the worst point) and ``run``. ``progress(fraction, what)`` is told as it goes."""
+    run = run or RunSpec()
+    check_analysis(history, p, n_bootstrap, run.threshold)
+
+    def tell(x: float, what: str) -> None:
+        if progress is not None:
+            progress(min(1.0, x), what)
+
+    prep = Prepared(history)
+    res = result if result is not None and result.params == p else replay(history, p, prepared=prep)
+    tell(0.05, "replay")
+    out: dict[str, Any] = {"summary": {k: res.summary[k] for k in SUMMARY_KEYS}}
+    out["ci"] = bootstrap(res, history, rng, n_bootstrap, block_days)
+    out["bootstrap"] = {"resamples": n_bootstrap, "block_days": block_days,
+                        "method": "circular block bootstrap of the replay's hourly NAV returns and daily bad debt "
+                                  "avoided, whole days; bands widened to include the replay's figure"}
+    tell(0.15, "bootstrap")
+    out.update(pnl_distribution(res, history))
+    out["concentration"] = concentration(res)
+    tell(0.2, "daily PnL")
+    out["tornado"] = tornado(history, p, prep, lambda x, what: tell(0.2 + 0.65 * x, what))
+    pos = positions if positions is not None else pl.DataFrame(schema={
+        "position_key": pl.String(), "account": pl.String(), "market": pl.String(), "is_long": pl.Boolean(),
+        "size": pl.Float64(), "entry_price": pl.Float64(), "collateral_usd": pl.Float64()})
+    tail = tail or TailSpec()
+    out["scenarios"] = tails(history, res, pos, backstop_usd=backstop_usd, insurance_usd=insurance_usd, spec=tail)
+    out["tail_spec"] = dataclasses.asdict(tail)
+    tell(0.95, "tails")
+    out["run"] = depositor_runs(res, history, run)
+    out["run_spec"] = {"threshold": run.threshold, "run_share": run.run_share, "deposit_age_days": run.deposit_age_days,
+                       "queue_daily_share": run.queue_daily_share}
+    tell(1.0, "depositor runs")
     return out
