@@ -7,8 +7,8 @@ On an N-trade database (URL; default ``/work/bench-data/sqlite<N>.db``, built wi
 
 1. its busiest UTC day (most trades), and the last blocks of that day holding ≥ 1,000 events;
 2. inside one transaction that is rolled back at the end (the database is left as it was): the
-   rollups are taken back to the end of that day (what came after it is not counted), then to
-   the start of those blocks;
+   rows after that day are deleted and the rollups taken back to its end (the chain as if it
+   ended with that day, the state a following indexer is in), then to the start of those blocks;
 3. ``commit_1k_rollup_s``: the rollup work a commit of those blocks does (``rollup.fold`` of
    them: hours, days, trader keys, totals, last trades, trader counts, positions — what
    ``rollup.refresh_in`` runs after the rows are inserted);
@@ -108,8 +108,8 @@ def measure(url: str, repeat: int) -> dict[str, Any]:
     with engine.connect() as conn:
         trans = conn.begin()
         try:
-            t = timed(lambda: rollup.rewind(conn, CHAIN_ID, day + DAY))  # what came after the day is not counted
-            say(f"setup: rollups taken back to the end of the day in {t['s']:.1f} s (not measured)")
+            t = timed(lambda: (db.delete_above(conn, CHAIN_ID, last), rollup.rewind(conn, CHAIN_ID, day + DAY)))
+            say(f"setup: the chain cut after that day and its rollups taken back in {t['s']:.1f} s (not measured)")
             for n in range(repeat):
                 rollup.rewind(conn, CHAIN_ID, day)
                 rollup.fold(conn, CHAIN_ID, first, commit_first)  # the day up to the commit, rolled up

@@ -445,37 +445,47 @@ def _add_to_totals(conn: Connection, chain_id: int, day0: int) -> None:
 
 
 def _rewind_positions(conn: Connection, chain_id: int, cut: int) -> None:
-    """positions_latest as of the blocks below ``cut``: a key whose row is from ``cut`` on gets its
-    latest older update back (or goes)."""
+    """positions_latest as of the blocks below ``cut``, for a fold of every stored block from ``cut`` on:
+    rows from ``cut`` on go; a key with no update left from ``cut`` on (a reorg deleted them) gets its
+    latest older update back (the fold writes the others' latest)."""
     t = schema.table_of(schema.PositionLatest)
-    stale = sorted(str(k) for (k,) in conn.execute(sa.select(t.c.position_key).where(
-        t.c.chain_id == chain_id, t.c.block_number >= cut)))
+    stale = {str(k) for (k,) in conn.execute(sa.select(t.c.position_key).where(
+        t.c.chain_id == chain_id, t.c.block_number >= cut))}
     conn.execute(sa.delete(t).where(t.c.chain_id == chain_id, t.c.block_number >= cut))
-    if cut <= 0:
+    if cut <= 0 or not stale:
         return
-    for names, params in _chunks(stale):
+    u = schema.table_of(schema.PositionUpdate)
+    present = {str(k) for (k,) in conn.execute(sa.select(u.c.position_key).distinct().where(
+        u.c.chain_id == chain_id, u.c.block_number >= cut))}
+    for names, params in _chunks(sorted(stale - present)):
         _insert_latest(conn, chain_id, f"block_number < :cut AND position_key IN ({names})", {"cut": cut, **params})
 
 
-def _rewind_last_trades(conn: Connection, chain_id: int, day0: int) -> None:
-    """trader_last_trade as of the trades before ``day0``: a trader last seen from ``day0`` on gets the
-    time of their last earlier trade, read from the raw trades of their last earlier day (or goes).
-    Call before trader_daily's rows from ``day0`` on are deleted or after: only earlier days are read."""
+def _rewind_last_trades(conn: Connection, chain_id: int, day0: int, cut: int) -> None:
+    """trader_last_trade as of the trades before ``day0`` (blocks below ``cut``), for a fold of every
+    stored block from ``cut`` on: a trader last seen from ``day0`` on with no trade left from there (a
+    reorg deleted them) gets the time of their last earlier trade, read from the raw trades of their
+    last earlier day (the fold writes the others'). Call before trader_daily's rows from ``day0`` go."""
     t = schema.table_of(schema.TraderLastTrade)
-    stale = sorted(str(k) for (k,) in conn.execute(sa.select(t.c.trader).where(t.c.chain_id == chain_id, t.c.last_ts >= day0)))
+    stale = {str(k) for (k,) in conn.execute(sa.select(t.c.trader).where(t.c.chain_id == chain_id, t.c.last_ts >= day0))}
     conn.execute(sa.delete(t).where(t.c.chain_id == chain_id, t.c.last_ts >= day0))
+    if not stale:
+        return
+    last = conn.execute(sa.select(sa.func.max(schema.table_of(schema.Block).c.number)).where(
+        schema.table_of(schema.Block).c.chain_id == chain_id)).scalar()
+    present = set(_sides(conn, chain_id, cut, int(last))["trader"].to_list()) if last is not None and last >= cut else set()
     previous: dict[int, set[str]] = {}
-    for names, params in _chunks(stale):
+    for names, params in _chunks(sorted(stale - present)):
         for trader, day in conn.execute(sa.text(
                 f"SELECT trader, MAX(bucket) FROM trader_daily WHERE chain_id = :c AND bucket < :d AND trader IN ({names}) "
                 "GROUP BY trader"), {"c": chain_id, "d": day0, **params}):
             previous.setdefault(int(day), set()).add(str(trader))
     for day, traders in previous.items():
         first = _first_block_from(conn, chain_id, day)
-        last = _last_block_before(conn, chain_id, day + DAY)
         if first is None:
             continue
-        found = _sides(conn, chain_id, first, last).filter(pl.col("trader").is_in(sorted(traders)))
+        found = _sides(conn, chain_id, first, _last_block_before(conn, chain_id, day + DAY)).filter(
+            pl.col("trader").is_in(sorted(traders)))
         db.upsert_frame(conn, schema.TraderLastTrade, _conform(found.group_by("trader").agg(
             pl.col("ts").max().alias("last_ts")).with_columns(pl.lit(chain_id, dtype=pl.Int64).alias("chain_id")),
             schema.TraderLastTrade))
@@ -486,10 +496,11 @@ _BUCKETED = (schema.MarketStatsHourly, schema.MarketStatsDaily, schema.ProtocolS
 
 
 def rewind(conn: Connection, chain_id: int, day0: int) -> int:
-    """Take every rollup back to the start of UTC day ``day0``; the last block before it (-1: none)."""
+    """Take every rollup back to the start of UTC day ``day0``, for a fold of every stored block from
+    there (as :func:`refresh_in` does); the last block before it (-1: none)."""
     before = _last_block_before(conn, chain_id, day0)
     _rewind_positions(conn, chain_id, before + 1)
-    _rewind_last_trades(conn, chain_id, day0)
+    _rewind_last_trades(conn, chain_id, day0, before + 1)
     _take_from_totals(conn, chain_id, day0)
     for model in _BUCKETED:
         t = schema.table_of(model)
