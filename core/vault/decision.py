@@ -110,8 +110,10 @@ def daily_pnl(result: Result, history: History) -> pl.DataFrame:
 
 
 def _driver(row: dict[str, Any]) -> str:
+    """The part of a day's PnL that lost the most ("no loss" on a day that gained)."""
     parts = {"shortfall absorbed": row["shortfall_usd"], "unwind": row["unwind_usd"], "income and marks": row["other_usd"]}
-    return min(parts, key=lambda k: parts[k])
+    worst = min(parts, key=lambda k: parts[k])
+    return worst if row["pnl_usd"] < 0 and parts[worst] < 0 else "no loss"
 
 
 def var_cvar(pnl: np.ndarray, level: float) -> tuple[float, float]:
