@@ -279,8 +279,8 @@ def tornado(history: History, p: VaultParams, prepared: Prepared | None = None,
 class RunSpec:
     """A depositor run (seed 001 §5.4). Every value is assumed: no venue publishes run behaviour.
 
-    In the replay's deepest drawdown, from the first hour it reaches ``threshold`` to its trough (the
-    fall, when leaving early spares a depositor the rest of it), ``run_share`` of the shares ask to leave. A share can leave ``lock_days`` after its last
+    In the replay's deepest drawdown, while it is at or beyond ``threshold`` (from the first hour it
+    reaches it until it is back under it, or the replay ends), ``run_share`` of the shares ask to leave. A share can leave ``lock_days`` after its last
     deposit; deposits are spread evenly over the ``deposit_age_days`` before the run, so a fraction
     min(1, (age + τ − lock) / age) of the requests is unlocked τ days into the run. The withdrawal
     queue pays at most ``queue_daily_share`` of the shares a day, first come first served. A
@@ -320,21 +320,22 @@ def open_exposure(result: Result, history: History, grid: np.ndarray) -> dict[st
 
 
 def _run_window(price: np.ndarray, threshold: float) -> tuple[int, int] | None:
-    """(first hour the drawdown reaches ``threshold``, the trough) of the deepest drawdown: the run
-    happens while the NAV is still falling, when leaving early matters; None if it never reaches it."""
+    """(first hour the drawdown reaches ``threshold``, last hour it is still at or beyond it) in the
+    replay's deepest drawdown; None if the drawdown never reaches it."""
     dd = stats.drawdown(price)
     if dd.size == 0 or float(dd.max()) < threshold:
         return None
     trough = int(np.argmax(dd))
     peaks = np.flatnonzero(dd[: trough + 1] <= 0)
     peak = int(peaks[-1]) if peaks.size else 0
-    return peak + int(np.argmax(dd[peak: trough + 1] >= threshold)), trough
+    below = np.flatnonzero(dd[trough:] < threshold)
+    return peak + int(np.argmax(dd[peak: trough + 1] >= threshold)), trough + int(below[0]) - 1 if below.size else dd.size - 1
 
 
 def depositor_runs(result: Result, history: History, spec: RunSpec | None = None) -> dict[str, dict[str, Any]]:
     """For each lock of ``spec`` (key: its days): USD (after the withdraw fee) and share of the vault
-    withdrawn during the fall, USD still queued (asked, not paid) at the trough, and the loss to those
-    who stay as a fraction of their NAV at the trough (slippage of the pro-rata closes less the
+    withdrawn while the drawdown is beyond the threshold, USD still queued (asked, not paid) at its
+    end, and the loss to those who stay as a fraction of their NAV then (slippage of the pro-rata closes less the
     withdraw fees kept; negative = the fees more than paid for the closes). A longer lock never lets
     a larger share leave (the queue's cumulative payout is monotone in what is unlocked); the USD paid
     is at each hour's price, so it need not be."""

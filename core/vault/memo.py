@@ -51,7 +51,7 @@ def rows(analyses: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, str, list
     out.append(("Time to recover from the max drawdown", "time_to_recover_days",
                 [fmt(x["time_to_recover_days"], "days") if x["time_to_recover_days"] is not None else "not recovered"
                  for x in a]))
-    names = sorted({t["parameter"] for x in a for t in x["tornado"]})
+    names = list(dict.fromkeys(t["parameter"] for x in a for t in x["tornado"]))  # the first design's widest first
     for name in names:
         cells = []
         for x in a:
@@ -64,7 +64,7 @@ def rows(analyses: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, str, list
         out.append((f"{sc['name']}: bad debt", f"scenarios.{i}.bad_debt_usd",
                     [fmt(x["scenarios"][i]["bad_debt_usd"], "usd") for x in a]))
     for lock in a[0]["run"]:
-        for k, kind, label in (("withdrawn_usd", "usd", "withdrawn"), ("queued_usd", "usd", "queued at the trough"),
+        for k, kind, label in (("withdrawn_usd", "usd", "withdrawn"), ("queued_usd", "usd", "queued at its end"),
                                ("loss_to_remaining_pct", "pct", "loss to those who stay")):
             out.append((f"Run, lock {lock} d: {label}", f"run.{lock}.{k}", [fmt(x["run"][lock][k], kind) for x in a]))
     return out
@@ -101,7 +101,7 @@ def _answers(name: str, x: Mapping[str, Any]) -> list[str]:
     lock_line = "; ".join(f"lock {k} d: {fmt(v['withdrawn_usd'], 'usd')} withdrawn, {fmt(v['queued_usd'], 'usd')} queued, "
                           f"{fmt(v['loss_to_remaining_pct'], 'pct')} to those who stay" for k, v in runs.items())
     started = next((v["run_started"] for v in runs.values() if v["run_started"]), None)
-    out.append("4. *Withdrawal lock.* " + (f"In the deepest drawdown's fall (from {started}): {lock_line}."
+    out.append("4. *Withdrawal lock.* " + (f"While the deepest drawdown was beyond the threshold (from {started}): {lock_line}."
                                            if started else f"The drawdown never reached the run threshold "
                                            f"({fmt(x['run_spec']['threshold'], 'pct')}): no run to compare."))
     fund = (f"The insurance fund paid {fmt(s['insurance_draw_usd'], 'usd')} with the vault (status quo "
