@@ -357,7 +357,8 @@ node_lag = st.cache_data(ttl=30)(index_lag)
 def view() -> View | None:
     v = st.session_state.get("view")
     if v is None:
-        if demo.current_build(config.database_url()) is not None:
+        build = demo.current_build(config.database_url())
+        if build is not None and build.running:
             st.info("The demo's first simulated day is being built: this page fills in by itself in a few seconds.",
                     icon=":material/hourglass_top:")
         else:
