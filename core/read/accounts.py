@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 
 from core import db, schema
 from core.period import Filters
+from core.read.where import in_period
 
 ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 
@@ -110,11 +111,6 @@ def adl_reductions(engine: Engine, chain_id: int, f: Filters, account: str | Non
     q = sa.select(*(t.c[c] for c in ADL_COLUMNS)).where(t.c.chain_id == chain_id)
     if account is not None:
         q = q.where(t.c.account == account)
-    if f.start is not None:
-        q = q.where(t.c.block_timestamp >= f.start)
-    if f.end is not None:
-        q = q.where(t.c.block_timestamp < f.end)
-    if f.markets is not None:
-        q = q.where(t.c.market.in_(f.markets))
+    q = in_period(q, t, f)
     with engine.connect() as conn:
         return db.read_frame(conn, q.order_by(t.c.block_number.desc(), t.c.log_index.desc()), _typed(schema.ADLEvent, ADL_COLUMNS))

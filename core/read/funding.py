@@ -9,24 +9,15 @@ from sqlalchemy.engine import Engine
 
 from core import db, schema
 from core.period import Filters
+from core.read.where import in_period
 from core.utc import HOUR
-
-
-def _in(t: sa.Table, q: sa.Select[tuple[object, ...]], f: Filters) -> sa.Select[tuple[object, ...]]:
-    if f.start is not None:
-        q = q.where(t.c.block_timestamp >= f.start)
-    if f.end is not None:
-        q = q.where(t.c.block_timestamp < f.end)
-    if f.markets is not None:
-        q = q.where(t.c.market.in_(f.markets))
-    return q
 
 
 def funding_updates(engine: Engine, chain_id: int, f: Filters) -> pl.DataFrame:
     """FundingUpdated rows in the period: market, time, rate per hour and the cumulative funding index."""
     t = schema.table_of(schema.Funding)
-    q = _in(t, sa.select(t.c.market, t.c.block_timestamp, t.c.funding_rate, t.c.cumulative_funding_index).where(
-        t.c.chain_id == chain_id), f)
+    q = in_period(sa.select(t.c.market, t.c.block_timestamp, t.c.funding_rate, t.c.cumulative_funding_index).where(
+        t.c.chain_id == chain_id), t, f)
     types = schema.frame_schema(schema.Funding)
     with engine.connect() as conn:
         rows = db.read_frame(conn, q, {c: types[c] for c in ("market", "block_timestamp", "funding_rate", "cumulative_funding_index")})
@@ -37,9 +28,9 @@ def premium_hourly(engine: Engine, chain_id: int, f: Filters) -> pl.DataFrame:
     """Per market and hour of the period: the oracle pushes' mean mark − index (USD) and mean index."""
     t = schema.table_of(schema.Price)
     bucket = (t.c.block_timestamp // HOUR * HOUR).label("bucket")
-    q = _in(t, sa.select(t.c.market, bucket, sa.func.avg(t.c.mark_price - t.c.index_price).label("premium_usd"),
+    q = in_period(sa.select(t.c.market, bucket, sa.func.avg(t.c.mark_price - t.c.index_price).label("premium_usd"),
                          sa.func.avg(t.c.index_price).label("index_price"), sa.func.count().label("pushes"))
-            .where(t.c.chain_id == chain_id), f).group_by(t.c.market, bucket)
+            .where(t.c.chain_id == chain_id), t, f).group_by(t.c.market, bucket)
     with engine.connect() as conn:
         rows = db.read_frame(conn, q, {"market": pl.String(), "bucket": pl.Int64(), "premium_usd": pl.Float64(),
                                        "index_price": pl.Float64(), "pushes": pl.Int64()})

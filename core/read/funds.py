@@ -14,6 +14,7 @@ from sqlmodel import SQLModel
 
 from core import db, schema
 from core.period import Filters
+from core.read.where import in_period
 from core.utc import DAY
 
 
@@ -52,12 +53,7 @@ def liquidation_fees(engine: Engine, chain_id: int, f: Filters) -> float:
     t = schema.table_of(schema.InsuranceFundEvent)
     q = sa.select(sa.func.coalesce(sa.func.sum(t.c.amount_usd), 0.0)).where(
         t.c.chain_id == chain_id, t.c.event == "LiquidationFeeCollected")
-    if f.start is not None:
-        q = q.where(t.c.block_timestamp >= f.start)
-    if f.end is not None:
-        q = q.where(t.c.block_timestamp < f.end)
-    if f.markets is not None:
-        q = q.where(t.c.market.in_(f.markets))
+    q = in_period(q, t, f)
     with engine.connect() as conn:
         return float(conn.execute(q).scalar_one())
 
@@ -73,13 +69,8 @@ def liquidation_fees_per(engine: Engine, chain_id: int, f: Filters, *, by: str) 
         key, key_type = t.c.market.label("market"), pl.String()
     else:
         raise ValueError(f"by must be 'bucket' or 'market', not {by!r}")
-    q = sa.select(key, sa.func.sum(t.c.amount_usd).label("amount_usd")).where(
+    q: sa.Select[Any] = sa.select(key, sa.func.sum(t.c.amount_usd).label("amount_usd")).where(
         t.c.chain_id == chain_id, t.c.event == "LiquidationFeeCollected")
-    if f.start is not None:
-        q = q.where(t.c.block_timestamp >= f.start)
-    if f.end is not None:
-        q = q.where(t.c.block_timestamp < f.end)
-    if f.markets is not None:
-        q = q.where(t.c.market.in_(f.markets))
+    q = in_period(q, t, f).group_by(key).order_by(key)
     with engine.connect() as conn:
-        return db.read_frame(conn, q.group_by(key).order_by(key), {by: key_type, "amount_usd": pl.Float64()})
+        return db.read_frame(conn, q, {by: key_type, "amount_usd": pl.Float64()})

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 
 from core import db, rollup, schema
 from core.period import Filters
+from core.read.where import in_period
 from core.utc import DAY
 
 
@@ -26,13 +27,7 @@ def _frame(engine: Engine, query: sa.Select[Any], model: type[Any]) -> pl.DataFr
 
 
 def _bounded(t: sa.Table, q: sa.Select[Any], f: Filters, *, with_markets: bool = True) -> sa.Select[Any]:
-    if f.start is not None:
-        q = q.where(t.c.bucket >= f.start)
-    if f.end is not None:
-        q = q.where(t.c.bucket < f.end)
-    if with_markets and f.markets is not None:
-        q = q.where(t.c.market.in_(f.markets))
-    return q
+    return in_period(q, t, f, time="bucket", markets=with_markets)
 
 
 def chain_ids(engine: Engine) -> list[int]:
@@ -185,16 +180,6 @@ def trader_activity_frames(engine: Engine, chain_id: int, f: Filters, n: int) ->
     return {"active": active, "new": new, "top": top, "active_days": active_days}
 
 
-def _liquidations_in(t: sa.Table, q: sa.Select[Any], f: Filters) -> sa.Select[Any]:
-    if f.start is not None:
-        q = q.where(t.c.block_timestamp >= f.start)
-    if f.end is not None:
-        q = q.where(t.c.block_timestamp < f.end)
-    if f.markets is not None:
-        q = q.where(t.c.market.in_(f.markets))
-    return q
-
-
 def liquidation_rows(engine: Engine, chain_id: int, f: Filters, limit: int | None = None) -> pl.DataFrame:
     """Liquidations in the period, newest first, with each one's recorded waterfall and its market's symbol."""
     t = schema.table_of(schema.Liquidation)
@@ -204,7 +189,7 @@ def liquidation_rows(engine: Engine, chain_id: int, f: Filters, limit: int | Non
             t.c.adl_covered_usd, t.c.backstop_loss_usd, t.c.insurance_cover_usd, t.c.socialized_usd, t.c.fee_collected_usd]
     q = sa.select(*cols).select_from(t.join(m, (m.c.chain_id == t.c.chain_id) & (m.c.market == t.c.market))).where(
         t.c.chain_id == chain_id)
-    q = _liquidations_in(t, q, f).order_by(t.c.block_number.desc(), t.c.log_index.desc())
+    q = in_period(q, t, f).order_by(t.c.block_number.desc(), t.c.log_index.desc())
     if limit:
         q = q.limit(limit)
     types = {**schema.frame_schema(schema.Liquidation), "symbol": pl.String()}
@@ -219,7 +204,7 @@ def top_liquidated_accounts(engine: Engine, chain_id: int, f: Filters, n: int = 
     q = sa.select(t.c.account, sa.func.count().label("liquidations"), sa.func.sum(t.c.notional_usd).label("notional_usd"),
                   sa.func.sum(deficit).label("deficit_usd"), sa.func.sum(t.c.socialized_usd).label("socialized_usd")
                   ).where(t.c.chain_id == chain_id)
-    q = _liquidations_in(t, q, f).group_by(t.c.account).order_by(sa.func.sum(t.c.notional_usd).desc(), t.c.account).limit(n)
+    q = in_period(q, t, f).group_by(t.c.account).order_by(sa.func.sum(t.c.notional_usd).desc(), t.c.account).limit(n)
     with engine.connect() as conn:
         return db.read_frame(conn, q, {"account": pl.String(), "liquidations": pl.Int64(), "notional_usd": pl.Float64(),
                                        "deficit_usd": pl.Float64(), "socialized_usd": pl.Float64()})
