@@ -208,6 +208,19 @@ def _choice(name: str, value: str | None, options: tuple[str, ...], default: str
     return default
 
 
+def link_param(name: str, pattern: re.Pattern[str], what: str) -> str | None:
+    """A page's own link parameter: its value when it is ``what`` (matches ``pattern`` whole), else
+    None and a one-line warning naming it (the value quoted only as safe text)."""
+    value = _raw(name)
+    if value is None:
+        return None
+    if pattern.fullmatch(value.strip()):
+        return value.strip()
+    st.warning(f"Link parameter `{name}`: {_quoted(value)} is not {what}; left out.", icon=":material/link_off:")
+    del st.query_params[name]  # the link says only what the view uses
+    return None
+
+
 def _link_range(value: str | None, has_dates: bool, warnings: list[str]) -> str:
     """The link's time range; a span such as ``14d`` or ``48h`` becomes the nearest preset."""
     if value is None:

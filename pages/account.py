@@ -6,7 +6,7 @@ import polars as pl
 import streamlit as st
 
 from core import charts, fmt
-from core.read.accounts import AccountError
+from core.read.accounts import ADDRESS, AccountError
 from pages import _cards as cards
 from pages import _common as common
 
@@ -14,8 +14,8 @@ st.title("Account")
 view = common.view()
 if view is None:
     st.stop()
-linked = st.query_params.get("address")
-text = st.text_input("Address", value=linked if isinstance(linked, str) else "", placeholder="0x…", key="account_address",
+linked = common.link_param("address", ADDRESS, "an address (0x and 40 hex digits)")  # a link's value may be anything
+text = st.text_input("Address", value=linked or "", placeholder="0x…", key="account_address",
                      max_chars=200)
 if not text.strip():
     st.info("Paste an account's address (0x followed by 40 hex digits), or follow an account link from another page.")

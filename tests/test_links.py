@@ -107,6 +107,24 @@ def test_a_market_symbol_in_a_link_selects_it(link_db: str, monkeypatch: pytest.
     assert warnings_of(at) == []
 
 
+@pytest.mark.parametrize("value", [v for k, v in HOSTILE.items() if k != "deleted-market"] + ["0x" + "ab" * 19],
+                         ids=[k for k in HOSTILE if k != "deleted-market"] + ["39-bytes"])
+def test_a_page_s_own_parameter_too(link_db: str, value: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Account page reads ``address`` from the link: junk is left out with the same one-line warning."""
+    at = open_app(link_db, monkeypatch, "pages/account.py", {"address": value})
+    warnings = warnings_of(at)
+    assert len(warnings) == 1 and "`address`" in warnings[0], warnings
+    assert_safe(warnings)
+    assert at.text_input(key="account_address").value == ""
+    assert "address" not in at.query_params
+
+
+def test_a_linked_address_opens_its_account(link_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    trader = "0x" + "b3" * 20  # one of tests/synthetic's traders
+    at = open_app(link_db, monkeypatch, "pages/account.py", {"address": trader.upper().replace("0X", "0x")})
+    assert warnings_of(at) == [] and at.text_input(key="account_address").value.lower() == trader
+
+
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(link=st.dictionaries(st.sampled_from(PARAMS), st.text(max_size=200), min_size=1, max_size=len(PARAMS)))
 def test_generated_links_never_break_the_page(link_db: str, link: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
