@@ -70,7 +70,7 @@ def run_anvil(*extra: str, chain_id: int = 31337, timestamp: int | None = None) 
                 break
             except OSError:
                 if proc.poll() is not None:
-                    raise RuntimeError(f"anvil exited with code {proc.returncode}")
+                    raise RuntimeError(f"anvil exited with code {proc.returncode}") from None
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)

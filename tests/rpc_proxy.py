@@ -135,93 +135,112 @@ class FaultyRPCProxy:
         return {**response, "result": result} if "result" in response else response
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
-        proxy = self
+        return type("Handler", (_Handler,), {"proxy": self})
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
 
-            def log_message(self, *_args: Any) -> None:
-                pass
+class _Handler(BaseHTTPRequestHandler):
+    """Answers one request the way its :class:`FaultyRPCProxy` says (``proxy``, set per proxy)."""
 
-            def _send(self, status: int, body: bytes, content_type: str = "application/json",
-                      headers: dict[str, str] | None = None, length: int | None = None) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body) if length is None else length))
-                for k, v in (headers or {}).items():
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(body)
+    proxy: FaultyRPCProxy
 
-            def _error_answer(self, payload: Any, code: int, message: str) -> bytes:
-                def one(req: Any) -> dict[str, Any]:
-                    return {"jsonrpc": "2.0", "id": req.get("id") if isinstance(req, dict) else None,
-                            "error": {"code": code, "message": message}}
-                return json.dumps([one(r) for r in payload] if isinstance(payload, list) else one(payload)).encode()
+    protocol_version = "HTTP/1.1"
 
-            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-                try:
-                    self._post()
-                except (TimeoutError, BrokenPipeError, ConnectionResetError):
-                    pass  # the client gave up (a timeout fault): nothing to answer
+    def log_message(self, *_args: Any) -> None:
+        pass
 
-            def _post(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                payload = json.loads(body)
-                requests = payload if isinstance(payload, list) else [payload]
-                method = requests[0].get("method", "?") if requests else "?"
-                if proxy.fixed == "html":
-                    proxy._count("html")
-                    return self._send(200, b"<!DOCTYPE html><html><body><h1>Welcome to nginx!</h1></body></html>",
-                                      "text/html")
-                if proxy.fixed in ("http_401", "http_404"):
-                    proxy._count(proxy.fixed)
-                    status = int(proxy.fixed[-3:])
-                    return self._send(status, b'{"error": "invalid project id"}' if status == 401 else b"Not Found")
-                if method in proxy.reject_methods:
-                    proxy._count(f"rejected_{method}")
-                    return self._send(200, self._error_answer(payload, *proxy.reject_methods[method]))
-                if method == "eth_getLogs" and proxy.getlogs_max_blocks is not None and not isinstance(payload, list):
-                    flt = payload["params"][0]
-                    if int(flt["toBlock"], 16) - int(flt["fromBlock"], 16) + 1 > proxy.getlogs_max_blocks:
-                        proxy._count("getlogs_range_cap")
-                        return self._send(200, self._error_answer(payload, -32005, "query returned more than 10000 results"))
-                fault = proxy._pick_fault(method)
-                if fault in ("http_500", "http_502", "http_503"):
-                    status = int(fault[-3:])
-                    return self._send(status, GATEWAY_HTML if status == 502 else b"upstream unavailable",
-                                      "text/html" if status == 502 else "text/plain")
-                if fault == "http_429":
-                    return self._send(429, json.dumps({"jsonrpc": "2.0", "error": {"code": 429, "message": "Too Many Requests"}}).encode(),
-                                      headers={"Retry-After": str(proxy.retry_after_s)})
-                if fault == "connection_reset":
-                    self.close_connection = True
-                    self.connection.shutdown(socket.SHUT_RDWR)
-                    return None
-                if fault == "timeout":
-                    time.sleep(proxy.timeout_s)
-                    self.close_connection = True
-                    return None
-                if fault == "rpc_rate_limit":
-                    return self._send(200, self._error_answer(payload, -32005, "daily request count exceeded, request rate limited"))
-                answer = json.loads(proxy.forward(body))
-                if fault == "rpc_header_not_found":
-                    err = {"code": -32000, "message": "header not found"}
-                    if isinstance(answer, list):  # one element of the batch fails, the rest is answered
-                        answer[0] = {"jsonrpc": "2.0", "id": answer[0].get("id"), "error": err}
-                    else:
-                        answer = {"jsonrpc": "2.0", "id": answer.get("id"), "error": err}
-                elif isinstance(answer, list):
-                    by_id = {r.get("id"): r for r in requests}
-                    answer = [proxy._rewrite(by_id.get(a.get("id"), {}), a) for a in answer]
-                else:
-                    answer = proxy._rewrite(payload, answer)
-                out = json.dumps(answer).encode()
-                if fault == "truncated_body":
-                    out = out[: len(out) // 2]
-                return self._send(200, out)
+    def _send(self, status: int, body: bytes, content_type: str = "application/json",
+              headers: dict[str, str] | None = None, length: int | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body) if length is None else length))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
 
-        return Handler
+    def _error_answer(self, payload: Any, code: int, message: str) -> bytes:
+        def one(req: Any) -> dict[str, Any]:
+            return {"jsonrpc": "2.0", "id": req.get("id") if isinstance(req, dict) else None,
+                    "error": {"code": code, "message": message}}
+        return json.dumps([one(r) for r in payload] if isinstance(payload, list) else one(payload)).encode()
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        try:
+            self._post()
+        except (TimeoutError, BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (a timeout fault): nothing to answer
+
+    def _post(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        payload = json.loads(body)
+        requests = payload if isinstance(payload, list) else [payload]
+        method = requests[0].get("method", "?") if requests else "?"
+        if self._refused(payload, method):
+            return
+        fault = self.proxy._pick_fault(method)
+        if not self._failed(payload, fault):
+            self._forward(body, payload, requests, fault)
+
+    def _refused(self, payload: Any, method: str) -> bool:
+        """Answer what this proxy always answers (a fixed failure, a rejected method, a range cap)."""
+        if self.proxy.fixed == "html":
+            self.proxy._count("html")
+            self._send(200, b"<!DOCTYPE html><html><body><h1>Welcome to nginx!</h1></body></html>", "text/html")
+            return True
+        if self.proxy.fixed in ("http_401", "http_404"):
+            self.proxy._count(self.proxy.fixed)
+            status = int(self.proxy.fixed[-3:])
+            self._send(status, b'{"error": "invalid project id"}' if status == 401 else b"Not Found")
+            return True
+        if method in self.proxy.reject_methods:
+            self.proxy._count(f"rejected_{method}")
+            self._send(200, self._error_answer(payload, *self.proxy.reject_methods[method]))
+            return True
+        if method == "eth_getLogs" and self.proxy.getlogs_max_blocks is not None and not isinstance(payload, list):
+            flt = payload["params"][0]
+            if int(flt["toBlock"], 16) - int(flt["fromBlock"], 16) + 1 > self.proxy.getlogs_max_blocks:
+                self.proxy._count("getlogs_range_cap")
+                self._send(200, self._error_answer(payload, -32005, "query returned more than 10000 results"))
+                return True
+        return False
+
+    def _failed(self, payload: Any, fault: str | None) -> bool:
+        """Fail the call the way ``fault`` says, unless it is a fault of the upstream's answer."""
+        if fault in ("http_500", "http_502", "http_503"):
+            status = int(fault[-3:])
+            self._send(status, GATEWAY_HTML if status == 502 else b"upstream unavailable",
+                       "text/html" if status == 502 else "text/plain")
+        elif fault == "http_429":
+            self._send(429, json.dumps({"jsonrpc": "2.0", "error": {"code": 429, "message": "Too Many Requests"}}).encode(),
+                       headers={"Retry-After": str(self.proxy.retry_after_s)})
+        elif fault == "connection_reset":
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+        elif fault == "timeout":
+            time.sleep(self.proxy.timeout_s)
+            self.close_connection = True
+        elif fault == "rpc_rate_limit":
+            self._send(200, self._error_answer(payload, -32005, "daily request count exceeded, request rate limited"))
+        else:
+            return False
+        return True
+
+    def _forward(self, body: bytes, payload: Any, requests: list[Any], fault: str | None) -> None:
+        """The upstream's answer, rewritten as the proxy's options say (or broken by ``fault``)."""
+        answer = json.loads(self.proxy.forward(body))
+        if fault == "rpc_header_not_found":
+            err = {"code": -32000, "message": "header not found"}
+            if isinstance(answer, list):  # one element of the batch fails, the rest is answered
+                answer[0] = {"jsonrpc": "2.0", "id": answer[0].get("id"), "error": err}
+            else:
+                answer = {"jsonrpc": "2.0", "id": answer.get("id"), "error": err}
+        elif isinstance(answer, list):
+            by_id = {r.get("id"): r for r in requests}
+            answer = [self.proxy._rewrite(by_id.get(a.get("id"), {}), a) for a in answer]
+        else:
+            answer = self.proxy._rewrite(payload, answer)
+        out = json.dumps(answer).encode()
+        self._send(200, out[: len(out) // 2] if fault == "truncated_body" else out)
 
 
 @contextmanager
