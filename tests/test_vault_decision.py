@@ -25,7 +25,7 @@ from core.vault import decision as vd
 from core.vault import memo as vm
 from core.vault import tails as vt
 from core.vault.history import MarkBook
-from tests.test_vault import BIG, DAY, HOUR, PLAIN, T0, THIN, designs, falling, histories, history, liq
+from tests.test_vault import BIG, DAY, HOUR, PLAIN, T0, THIN, designs, histories, history, liq
 
 laws = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 VAULT = PLAIN.with_overrides(vault_size_usd=1_000.0, unwind_hours=2.0, slippage_coef=0.05, mm_spread_capture=0.00001)
