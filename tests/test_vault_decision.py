@@ -324,3 +324,18 @@ def test_cli_adds_the_decision_keys_writes_the_memo_and_rejects_bad_input(small_
         bad = subprocess.run([*run, *args], capture_output=True, text=True, timeout=300)
         assert bad.returncode == 2 and bad.stdout == "", (args, bad.stdout, bad.stderr)
         assert len(bad.stderr.strip().splitlines()) == 1 and needle in bad.stderr, (args, bad.stderr)
+
+
+def test_vault_page_shows_the_replay_then_the_decision_on_demand(small_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.apptest import open_app
+
+    at = open_app(small_db, monkeypatch, "pages/vault.py", {"range": "All"}, timeout=300)
+    before = {m.label for m in at.metric}
+    assert "A: Final NAV" in before and not any("Daily VaR" in label for label in before)  # the point replay first
+    at.number_input(key="decision_n").set_value(20).run()
+    at.button(key="decision_run").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    cards = {m.label: m.value for m in at.metric}
+    for side in ("A · proposed", "B · hyperliquid-hlp"):
+        assert f"{side}: Daily VaR 99%" in cards and f"{side}: Time to recover" in cards
+    assert any("worst days" in c.value for c in at.caption)
