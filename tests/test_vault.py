@@ -512,6 +512,8 @@ def test_sweep_is_one_row_per_combination() -> None:
     assert grid.height == 6
     bad = {(r["vault_size_usd"], r["per_liquidation_cap_usd"]): r["bad_debt_proposed_usd"] for r in grid.iter_rows(named=True)}
     assert bad[(0.0, None)] == 60 and bad[(20.0, None)] == 40 and bad[(1000.0, None)] == 0 and bad[(1000.0, 10.0)] == 40
+    forked = sweep(h, PLAIN, ("vault_size_usd", [0.0, 20.0, 1000.0]), ("per_liquidation_cap_usd", [None, 10.0]), workers=2)
+    assert forked.equals(grid)  # the forked workers replay the same history to the same figures
 
 
 # --------------------------------------------------------------------------- a simulated history in a database

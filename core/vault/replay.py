@@ -33,7 +33,9 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
+import multiprocessing as mp
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -462,12 +464,37 @@ SWEEP_COLUMNS = ("final_nav_usd", "period_return", "apr", "max_drawdown", "worst
                  "liquidation_pnl_usd", "bad_debt_proposed_usd", "bad_debt_avoided_usd", "liquidations_absorbed")
 
 
-def sweep(history: History, base: VaultParams, x: tuple[str, Sequence[Any]], y: tuple[str, Sequence[Any]]) -> pl.DataFrame:
-    """Every combination of two parameters' values on ``base``: one row of outcomes each."""
-    prep = Prepared(history)
-    out: list[dict[str, Any]] = []
-    for vx, vy in itertools.product(x[1], y[1]):
-        r = replay(history, base.with_overrides(**{x[0]: vx, y[0]: vy}), prepared=prep)
-        out.append({x[0]: vx, y[0]: vy, **{k: r.summary[k] for k in SWEEP_COLUMNS},
-                    "cap_hits": sum(r.cap_hits.values())})
+#: The history a sweep worker process replays, prepared once per worker by :func:`_start_worker`.
+_WORKER: Prepared | None = None
+
+
+def _start_worker(history: History) -> None:
+    global _WORKER
+    _WORKER = Prepared(history)
+
+
+def _sweep_row(base: VaultParams, changes: dict[str, Any], prep: Prepared | None = None) -> dict[str, Any]:
+    if prep is None:
+        assert _WORKER is not None, "a sweep worker runs only in a process started by sweep()"
+        prep = _WORKER
+    r = replay(prep.history, base.with_overrides(**changes), prepared=prep)
+    return {**changes, **{k: r.summary[k] for k in SWEEP_COLUMNS}, "cap_hits": sum(r.cap_hits.values())}
+
+
+def sweep(history: History, base: VaultParams, x: tuple[str, Sequence[Any]], y: tuple[str, Sequence[Any]], *,
+          workers: int = 1) -> pl.DataFrame:
+    """Every combination of two parameters' values on ``base``: one row of outcomes each.
+
+    With ``workers`` > 1 the combinations are shared among that many worker processes (each replay is
+    pure Python on one core). They are spawned, not forked: polars' thread pool does not survive a fork,
+    so each receives the history pickled and prepares it once."""
+    changes = [{x[0]: vx, y[0]: vy} for vx, vy in itertools.product(x[1], y[1])]
+    if workers > 1 and len(changes) > 1:
+        with ProcessPoolExecutor(min(workers, len(changes)), mp_context=mp.get_context("spawn"),
+                                 initializer=_start_worker, initargs=(history,)) as pool:
+            out = list(pool.map(_sweep_row, [base] * len(changes), changes,
+                                chunksize=max(1, len(changes) // (4 * workers))))
+    else:
+        prep = Prepared(history)
+        out = [_sweep_row(base, c, prep) for c in changes]
     return pl.DataFrame(out, infer_schema_length=None)
