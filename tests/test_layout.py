@@ -27,12 +27,16 @@ WIDTHS = (1440, 390)
 SEVEN_DIGITS = re.compile(r"\d{7,}")
 SEPARATORS = re.compile(r"[,\s\u00a0\u202f'.]")
 
-#: JavaScript: what changes while a page is still being drawn (elements, drawn charts, stale elements).
+#: JavaScript: what changes while a page is still being drawn: elements, charts and drawn charts,
+#: placeholders of elements whose code is still loading (skeletons), stale elements, a script run, the HTML's size.
 PROGRESS = """() => {
   const charts = [...document.querySelectorAll('[data-testid="stVegaLiteChart"]')];
   return [document.querySelectorAll('[data-testid="stElementContainer"]').length, charts.length,
-          charts.filter(c => c.querySelector('svg, canvas')).length, document.querySelectorAll('[data-stale="true"]').length,
-          !!document.querySelector('[data-testid="stStatusWidget"]')];
+          charts.filter(c => c.querySelector('svg, canvas')).length,
+          document.querySelectorAll('[data-testid^="stSkeleton"], [data-testid="stAppSkeleton"]').length,
+          document.querySelectorAll('[data-stale="true"]').length,
+          !!document.querySelector('[data-testid="stStatusWidget"]'),
+          document.querySelector('[data-testid="stMain"]').innerHTML.length];
 }"""
 
 #: JavaScript: what the checks read off the page.
@@ -91,14 +95,14 @@ class ScriptRuns:
 
 
 def _settle(page: Any, timeout_s: float = 90) -> dict[str, Any]:
-    """Wait until the page has stopped changing (every chart drawn, nothing stale, the same elements
-    over two polls 250 ms apart), then measure it."""
+    """Wait until the page has stopped changing (every chart drawn, no skeleton, nothing stale, the
+    same elements and HTML over two polls 250 ms apart), then measure it."""
     deadline, last, same = time.monotonic() + timeout_s, None, 0
     while same < 2:
         assert time.monotonic() < deadline, f"the page kept changing: {last}"
         page.wait_for_timeout(250)
         progress = page.evaluate(PROGRESS)
-        done = progress[1] == progress[2] and not progress[3] and not progress[4]
+        done = progress[1] == progress[2] and not any(progress[3:6])
         same = same + 1 if done and progress == last else 0
         last = progress
     measured: dict[str, Any] = page.evaluate(MEASURE)
@@ -157,7 +161,7 @@ def _problems(name: str, width: int, m: dict[str, Any]) -> list[str]:
 
 #: Pages by URL path ("" is the Overview), each its own test; any other page of the navigation is
 #: checked too (test_every_other_navigation_page), so a new page is covered before it is listed here.
-PAGES = ["", "markets", "liquidations", "traders", "risk", "buffers", "account", "vault", "indexed"]
+PAGES = ["", "markets", "liquidations", "traders", "revenue", "risk", "buffers", "account", "vault", "indexed"]
 
 
 @pytest.fixture(scope="module")
