@@ -38,7 +38,7 @@ for i, d in enumerate(deployments):
         st.error(f"{len(failed)} of {len(checks)} reconciliation checks fail: {', '.join(failed)}")
     else:
         st.success(f"All {len(checks)} reconciliation checks pass")
-    rows = pl.DataFrame([{"check": c.name, "result": "✅ pass" if c.ok else "❌ FAIL", "expected": c.expected,
+    rows = pl.DataFrame([{"check": c.name, "result": "pass" if c.ok else "FAIL", "expected": c.expected,
                           "shown": c.actual, "how": c.detail} for c in checks])
     st.dataframe(rows, hide_index=True, width="stretch", placeholder=fmt.MISSING, column_config={
         "check": st.column_config.TextColumn("Check"),
