@@ -25,6 +25,9 @@ CPUs). It prints the liquidations with a
 residual, the peak RSS, the bad debt status quo vs proposed and the sweep's range of outcomes (so a
 run that replays nothing shows), and whether the issue's targets are met — one year with 100k
 liquidations replayed in < 2 s, a 100-configuration sweep in < 30 s — as information, not asserted.
+With ``--bootstrap N`` (default 200, 0 skips it) it also times the whole decision analysis of
+``proposed`` (#13: N bootstrap resamples, the tornado, the three tails over a seeded open book, the
+depositor runs; see bench/vault_decision.py), target < 60 s, its figures under "decision" in the JSON.
 With --profile, cProfile of one replay of ``proposed`` goes to stderr. With --json the last line is
 one JSON object with every figure.
 """
@@ -275,6 +278,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes for the sweep (default: the CPUs)")
     ap.add_argument("--profile", action="store_true", help="cProfile one replay of `proposed` (to stderr)")
+    ap.add_argument("--bootstrap", type=int, default=200, help="resamples of the decision analysis of `proposed` (0: skip it)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     if args.liquidations < 1 or args.days < 2 or args.configs < 1 or args.workers < 1:
@@ -348,6 +352,13 @@ def main() -> None:
     print(f"target 100-configuration sweep < {SWEEP_TARGET_S:.0f} s: {'met' if sweep_met else 'NOT met'} "
           f"({sweep_100:.2f} s per 100){note}")
 
+    decided = None
+    if args.bootstrap > 0:  # the whole decision analysis of one design (#13; bench/vault_decision.py)
+        from bench import vault_decision
+
+        decided = vault_decision.run(h, "proposed", args.bootstrap, args.seed)
+        print(vault_decision.summary_line(decided))
+
     if args.profile:
         prof = cProfile.Profile()
         prof.enable()
@@ -379,6 +390,7 @@ def main() -> None:
             "sweep_range": {k: [round(a, 6), round(b, 6)] for k, (a, b) in ranges.items()},
             "target_replay_s": REPLAY_TARGET_S, "target_replay_met": replay_met,
             "target_sweep_s": SWEEP_TARGET_S, "target_sweep_met": sweep_met, "at_target_scale": at_scale,
+            "decision": vault_decision.json_figures(decided) if decided is not None else None,
         }))
 
 

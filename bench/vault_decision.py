@@ -54,6 +54,35 @@ def _timed(fn: Any) -> tuple[float, float, Any]:
     return time.perf_counter() - t0, time.process_time() - c0, out
 
 
+def run(h: History, preset_name: str = "proposed", bootstrap: int = 200, seed: int = 1) -> dict[str, Any]:
+    """The point replay and the whole analysis of one design on ``h``, timed, with the figures."""
+    p = preset(preset_name)
+    pos = open_book(h, np.random.default_rng(seed))
+    replay_s, replay_cpu, r = _timed(lambda: replay(h, p))
+    whole_s, whole_cpu, out = _timed(lambda: decision.analyse(
+        h, p, np.random.default_rng(seed), n_bootstrap=bootstrap, positions=pos, backstop_usd=BACKSTOP_USD,
+        insurance_usd=INSURANCE_USD, result=r))
+    total_s = replay_s + whole_s
+    return {"preset": preset_name, "bootstrap_resamples": bootstrap, "open_positions": pos.height,
+            "replay_s": round(replay_s, 3), "replay_cpu_s": round(replay_cpu, 3), "analysis_s": round(whole_s, 3),
+            "analysis_cpu_s": round(whole_cpu, 3), "total_s": round(total_s, 3), "target_s": TARGET_S,
+            "target_met": total_s < TARGET_S, "analysis": out, "result": r, "positions": pos}
+
+
+def summary_line(d: dict[str, Any]) -> str:
+    return (f"decision analysis of {d['preset']} ({d['bootstrap_resamples']} resamples, the tornado, 3 tails, the runs): "
+            f"{d['analysis_s']:.2f} s (CPU {d['analysis_cpu_s']:.2f} s) after a {d['replay_s']:.2f} s replay; target "
+            f"replay + analysis < {TARGET_S:.0f} s: {'met' if d['target_met'] else 'NOT met'} ({d['total_s']:.2f} s)")
+
+
+def json_figures(d: dict[str, Any]) -> dict[str, Any]:
+    """The timings and the decision JSON's keys (what bench.vault adds to its --json)."""
+    out = d["analysis"]
+    return {**{k: v for k, v in d.items() if k not in ("analysis", "result", "positions")},
+            **{k: out[k] for k in ("ci", "daily_var_95", "daily_cvar_95", "daily_var_99", "daily_cvar_99",
+                                   "time_to_recover_days", "tornado", "scenarios", "run")}}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--liquidations", type=int, default=100_000)
@@ -64,24 +93,15 @@ def main() -> None:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     h = assemble(CHAIN_ID, *build(args.liquidations, args.days, args.seed), start=START, end=START + args.days * DAY)
-    p = preset(args.preset)
-    pos = open_book(h, np.random.default_rng(args.seed))
-    replay_s, replay_cpu, r = _timed(lambda: replay(h, p))
-    whole_s, whole_cpu, out = _timed(lambda: decision.analyse(
-        h, p, np.random.default_rng(args.seed), n_bootstrap=args.bootstrap, positions=pos, backstop_usd=BACKSTOP_USD,
-        insurance_usd=INSURANCE_USD, result=r))
+    d = run(h, args.preset, args.bootstrap, args.seed)
+    out, r, pos = d["analysis"], d["result"], d["positions"]
     boot_s, _, _ = _timed(lambda: decision.bootstrap(r, h, np.random.default_rng(args.seed), args.bootstrap))
-    tornado_s, _, _ = _timed(lambda: decision.tornado(h, p))
+    tornado_s, _, _ = _timed(lambda: decision.tornado(h, r.params))
     tails_s, _, _ = _timed(lambda: tails.tails(h, r, pos, backstop_usd=BACKSTOP_USD, insurance_usd=INSURANCE_USD))
     runs_s, _, _ = _timed(lambda: decision.depositor_runs(r, h))
-    total_s = replay_s + whole_s
-    met = total_s < TARGET_S
     print(f"history: {h.liquidations.height:,} liquidations over {h.days:.0f} days; open book {pos.height:,} positions")
-    print(f"point replay of {args.preset}: {replay_s:.2f} s (CPU {replay_cpu:.2f} s)")
-    print(f"whole analysis ({args.bootstrap} resamples, tornado of {len(out['tornado'])} inputs × 2, 3 tails, runs): "
-          f"{whole_s:.2f} s (CPU {whole_cpu:.2f} s); parts alone: bootstrap {boot_s:.2f} s, tornado {tornado_s:.2f} s, "
-          f"tails {tails_s:.2f} s, runs {runs_s:.2f} s")
-    print(f"target replay + analysis < {TARGET_S:.0f} s: {'met' if met else 'NOT met'} ({total_s:.2f} s)")
+    print(summary_line(d))
+    print(f"parts alone: bootstrap {boot_s:.2f} s, tornado {tornado_s:.2f} s, tails {tails_s:.2f} s, runs {runs_s:.2f} s")
     s = out["summary"]
     print(f"figures: final NAV {s['final_nav_usd']:,.0f} USD, period return {s['period_return']:.1%} "
           f"{out['ci']['period_return']}, max drawdown {s['max_drawdown']:.1%} {out['ci']['max_drawdown']}, "
@@ -94,15 +114,9 @@ def main() -> None:
         print(f"  run, lock {lock} d: withdrawn {v['withdrawn_usd']:,.0f} USD ({v['withdrawn_share']:.0%}), queued "
               f"{v['queued_usd']:,.0f}, loss to those who stay {v['loss_to_remaining_pct']:.3%}")
     if args.json:
-        print(json.dumps({
-            "liquidations": h.liquidations.height, "days": round(h.days, 3), "preset": args.preset,
-            "bootstrap_resamples": args.bootstrap, "replay_s": round(replay_s, 3), "analysis_s": round(whole_s, 3),
-            "analysis_cpu_s": round(whole_cpu, 3), "total_s": round(total_s, 3), "bootstrap_s": round(boot_s, 3),
-            "tornado_s": round(tornado_s, 3), "tails_s": round(tails_s, 3), "runs_s": round(runs_s, 3),
-            "target_s": TARGET_S, "target_met": met,
-            **{k: out[k] for k in ("ci", "daily_var_95", "daily_cvar_95", "daily_var_99", "daily_cvar_99",
-                                   "time_to_recover_days", "tornado", "scenarios", "run")},
-        }, sort_keys=True))
+        print(json.dumps({"liquidations": h.liquidations.height, "days": round(h.days, 3), **json_figures(d),
+                          "bootstrap_s": round(boot_s, 3), "tornado_s": round(tornado_s, 3), "tails_s": round(tails_s, 3),
+                          "runs_s": round(runs_s, 3)}, sort_keys=True))
 
 
 if __name__ == "__main__":
