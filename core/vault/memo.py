@@ -28,6 +28,8 @@ def fmt(value: Any, kind: str) -> str:
         return f"{float(value):,.0f} USD"
     if kind == "pct":
         return f"{float(value):.2%}"
+    if kind == "pct3":  # small shares (a run's cost to those who stay)
+        return f"{float(value):.3%}"
     if kind == "days":
         return f"{float(value):.1f} days"
     return f"{float(value):.2f}"
@@ -65,7 +67,7 @@ def rows(analyses: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, str, list
                     [fmt(x["scenarios"][i]["bad_debt_usd"], "usd") for x in a]))
     for lock in a[0]["run"]:
         for k, kind, label in (("withdrawn_usd", "usd", "withdrawn"), ("queued_usd", "usd", "queued at its end"),
-                               ("loss_to_remaining_pct", "pct", "loss to those who stay")):
+                               ("loss_to_remaining_pct", "pct3", "loss to those who stay")):
             out.append((f"Run, lock {lock} d: {label}", f"run.{lock}.{k}", [fmt(x["run"][lock][k], kind) for x in a]))
     return out
 
@@ -99,7 +101,7 @@ def _answers(name: str, x: Mapping[str, Any]) -> list[str]:
     out.append("2. *Always quote, or backstop only.* " + mm_line + ".")
     out.append("3. *Funding.* The data cannot say: the replay charges no funding on the positions the vault holds.")
     lock_line = "; ".join(f"lock {k} d: {fmt(v['withdrawn_usd'], 'usd')} withdrawn, {fmt(v['queued_usd'], 'usd')} queued, "
-                          f"{fmt(v['loss_to_remaining_pct'], 'pct')} to those who stay" for k, v in runs.items())
+                          f"{fmt(v['loss_to_remaining_pct'], 'pct3')} to those who stay" for k, v in runs.items())
     started = next((v["run_started"] for v in runs.values() if v["run_started"]), None)
     out.append("4. *Withdrawal lock.* " + (f"While the deepest drawdown was beyond the threshold (from {started}): {lock_line}."
                                            if started else f"The drawdown never reached the run threshold "
