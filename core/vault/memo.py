@@ -120,7 +120,8 @@ def _assumptions(x: Mapping[str, Any]) -> list[str]:
     r = x["run_spec"]
     t = TailSpec(**x["tail_spec"])
     out = [f"- Bootstrap: {b['resamples']} resamples, blocks of {b['block_days']} days; {b['method']}. It does not "
-           "replay each resample: the caps' dependence on the NAV of the day is not resampled."]
+           "replay each resample: the caps' dependence on the NAV of the day is not resampled. A resample that misses "
+           "the worst days has almost no variance, which is why Sharpe's band reaches far up."]
     out += [f"- Tornado, {row['parameter']}: {row['low']} – {row['high']} ({row['source']})." for row in x["tornado"]]
     out.append(f"- Depositor run: {fmt(r['run_share'], 'pct')} of the shares ask to leave once the drawdown reaches "
                f"{fmt(r['threshold'], 'pct')}; deposits spread over the {r['deposit_age_days']:g} days before; the queue pays "
@@ -130,7 +131,9 @@ def _assumptions(x: Mapping[str, Any]) -> list[str]:
                f"+{t.squeeze_shock:.0%} in {t.squeeze_minutes} min with an attacker's short of {t.attacker_share:.1%} of "
                f"NAV (Hyperliquid JELLY, March 2025); a margin-less whale of {t.whale_share:.0%} of NAV while its market "
                f"moves {t.whale_move:.0%} (Hyperliquid ETH, March 2025); every perp {t.crash_shock:.0%} in "
-               f"{t.crash_minutes} min (assumed). The vault's impact is fed back into the marks only in the squeeze.")
+               f"one hour, in {t.crash_minutes} oracle pushes (assumed). The vault's impact is fed back into the marks only in "
+               "the squeeze. Under a waterfall with ADL before the vault, ADL takes the size first: the vault inherits "
+               "positions only beyond ADL's capacity.")
     return out
 
 

@@ -20,7 +20,8 @@ core.protocol rules them) and replays them through the design with the replay's 
   margin"), while that market falls ``whale_move`` over ``whale_minutes``: it is liquidated below
   its bankruptcy price at the first minute, the book takes its recorded depth per minute, ADL the
   profitable shorts, and the rest is the vault's to hold and unwind.
-- **Correlated crash**: every perp falls ``crash_shock`` in one hour. Each market's liquidations go
+- **Correlated crash**: every perp falls ``crash_shock`` in one hour, in ``crash_minutes`` oracle pushes
+  (a fall in one-minute steps of 0.5% never gaps a position past its bankruptcy price: a crash does). Each market's liquidations go
   down today's waterfall, the BackstopVault and InsuranceFund balances carried from one market to
   the next, and all of them go through the vault together.
 
@@ -57,7 +58,7 @@ class TailSpec:
     whale_move: float = -0.02  #: the market's fall while it is liquidated (assumed; ETH fell ~2% that day)
     whale_minutes: int = 10  #: over this many minutes (assumed)
     crash_shock: float = -0.30  #: every perp's fall in one hour (assumed: beyond any hour of the history)
-    crash_minutes: int = 60  #: one hour (the issue's scenario)
+    crash_minutes: int = 4  #: the hour's fall in this many oracle pushes (assumed: one every 15 min; run a minute apart, as scenarios.Shock does; pushes of 0.5% each would never gap a position past its bankruptcy price)
 
     def scaled(self, k: float) -> TailSpec:
         """Every shock × ``k`` (the monotonicity tests: a larger shock never leaves the vault better off)."""
