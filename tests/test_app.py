@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 
@@ -155,3 +156,15 @@ def test_empty_database_shows_cards_while_the_demo_builds_once(database_url: str
     assert dollars({m.label: m.value for m in done.metric}["Total volume"]) > dollars({m.label: m.value for m in at.metric}["Total volume"])
     assert sql(database_url, "SELECT COUNT(*) FROM checkpoints WHERE deployment = 'demo'") == 1
     assert demo.is_complete(db.make_engine(database_url), 4)
+
+
+EMOJI = re.compile("[\U0001F300-\U0001FAFF\u2600-\u27BF\uFE0F]")
+
+
+def test_icons_are_material_not_emoji() -> None:
+    """Emoji draw as empty boxes where the system lacks an emoji font; Streamlit bundles Material icons."""
+    for path in [ROOT / "app.py", *sorted((ROOT / "pages").glob("*.py"))]:
+        text = path.read_text()
+        assert not EMOJI.search(text), f"{path.name}: {EMOJI.findall(text)}"
+        for icon in re.findall(r'\b(?:page_)?icon="([^"]*)"', text):
+            assert re.fullmatch(r":material/[a-z0-9_]+:", icon), f"{path.name}: icon={icon!r}"

@@ -62,6 +62,13 @@ def test_every_page_in_a_real_browser(server: str, backend: str) -> None:
             if name == "overview":
                 values = page.locator('[data-testid="stMetricValue"]').all_inner_texts()
                 assert len(values) == 10 and any(v.startswith("$") and v != "$0.00" for v in values), values
+                # every page's icon is a Material symbol from Streamlit's own font, not an emoji
+                links = page.locator('[data-testid="stSidebarNav"] a')
+                assert links.count() >= 6
+                assert page.locator('[data-testid="stSidebarNav"] a [data-testid="stIconMaterial"]').count() == links.count()
+                fonts = page.evaluate("() => [...document.querySelectorAll('[data-testid=\"stSidebarNav\"] "
+                                      "[data-testid=\"stIconMaterial\"]')].map(e => getComputedStyle(e).fontFamily)")
+                assert all("Material Symbols" in f for f in fonts), fonts
             if name != "indexed":
                 charts = page.locator('[data-testid="stVegaLiteChart"] canvas, [data-testid="stVegaLiteChart"] svg')
                 assert charts.count() >= 2, f"{name} draws charts"
