@@ -8,8 +8,10 @@ import re
 import time
 from pathlib import Path
 
+import pytest
 from web3 import Web3
 
+from core.live import age_text
 from tests.app_server import CARD_JS, app_server, chromium, wait_until_idle
 from tests.history import History
 from tests.support.indexer import index
@@ -53,3 +55,12 @@ def test_overview_shows_newly_indexed_events_without_a_reload(anvil_url: str, da
         assert re.search(r"updated (just now|\d+ s ago)", freshness), freshness
         assert page.locator('[data-testid="stException"]').count() == 0
         print(f"new events on the card {took:.1f} s after the indexer's commit")
+
+
+@pytest.mark.parametrize("seconds, text", [
+    (-3, "just now"), (0, "just now"), (1.9, "just now"), (2, "2 s ago"), (12.7, "12 s ago"), (119, "119 s ago"),
+    (120, "2 min ago"), (7_199, "119 min ago"), (7_200, "2 h ago"), (172_799, "47 h ago"), (172_800, "2 days ago"),
+    (86_400 * 1_500, "1,500 days ago"),
+])
+def test_a_commit_s_age_as_people_say_it(seconds: float, text: str) -> None:
+    assert age_text(seconds) == text
