@@ -19,7 +19,6 @@ from web3 import Web3
 
 from core import db, schema
 from core.abi import encode_event, event_specs
-from core.simulator.contracts import MAX_MULTICALL_CALLS
 from core.indexer.decode import logs_to_frame
 from core.indexer.manifest import load_manifest
 from core.indexer.rpc import RPC
@@ -39,6 +38,7 @@ from core.simulator.chain import (
     log_dicts,
     planned_addresses,
 )
+from core.simulator.contracts import MAX_MULTICALL_CALLS
 from core.simulator.model import Simulation
 from tests.anvil import run_anvil
 
