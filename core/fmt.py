@@ -164,8 +164,8 @@ def format_bucket(ts: int | float, granularity: str = "day") -> str:
 
 
 def format_period(start: int | None, end: int | None) -> str:
-    """A page's period [start, end) in UTC seconds, saying once that times are UTC:
-    "2026-01-01 00:00 → 2026-01-31 00:00 UTC"; an open start is "the first block"."""
+    """A page's period [start, end) in UTC seconds: "2026-01-01 00:00 → 2026-01-31 00:00 UTC"; an open
+    start is "the first block". The page says UTC here, once, and nowhere else."""
     first = "the first block" if start is None else format_minute(start).removesuffix(" UTC")
     last = "the latest block" if end is None else format_minute(end).removesuffix(" UTC")
     return f"{first} → {last} UTC"

@@ -19,7 +19,7 @@ from core.dashboard import Card
 
 #: Cards in a grid: five a row on a wide page, as many as fit at least 9.5 rem each below that
 #: (two a row at 390 px); the value's font shrinks with its card (container units) so it is never
-#: cut. Charts and tables never widen the page: a table scrolls inside itself.
+#: cut. Charts and tables never widen the page (a table scrolls inside itself; tests/test_layout.py checks).
 STYLESHEET = """
 <style>
 div[class*="st-key-cards-"] {
@@ -32,7 +32,6 @@ div[class*="st-key-cards-"] [data-testid="stMetric"] { container-type: inline-si
 div[class*="st-key-cards-"] [data-testid="stMetricValue"] { font-size: clamp(1.1rem, 16cqi, 2rem); }
 div[class*="st-key-cards-"] [data-testid="stMetricValue"] > div { overflow: visible; }
 div[class*="st-key-cards-"] [data-testid="stMetricLabel"] * { white-space: normal; overflow: visible; text-overflow: clip; }
-[data-testid="stMain"] { overflow-x: hidden; }
 [data-testid="stVegaLiteChart"], [data-testid="stDataFrame"] { max-width: 100%; }
 @media (max-width: 640px) {
   [data-testid="stMainBlockContainer"] { padding-left: 0.75rem; padding-right: 0.75rem; }
@@ -70,7 +69,7 @@ def layout() -> None:
 
 def period(start: int | None, end: int | None) -> None:
     """The page's period, saying once that every time on the page is UTC."""
-    st.caption(f"Period: {fmt.format_period(start, end)}. All times are UTC.")
+    st.caption(f"Period: {fmt.format_period(start, end)}, as every time on this page.")
 
 
 def card_row(cards: Sequence[Card | Shown], key: str) -> None:
