@@ -142,6 +142,8 @@ CANNOT_SAY = [
     "- Funding on the vault's positions (seed 001 §5.3 couples it to the premium-funding upgrade).",
     "- The vault's own price impact on later marks in the replay (only the squeeze tail feeds it back).",
     "- Whether depositors would actually run: the run's share, threshold and deposit ages are assumed.",
+    "- How sure the figures of a vault whose NAV came near zero are: its hourly returns on a tiny NAV compound "
+    "without bound when resampled out of order, so its bands are not meaningful.",
     "- Anything beyond the window: the bands are of this history's days, resampled; a figure from under 30 "
     "days is not annualised (APR and Sharpe show n/a).",
 ]
