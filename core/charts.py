@@ -69,10 +69,6 @@ class TimeAxis:
     end: int
     granularity: str = "day"
 
-    @property
-    def bucket_s(self) -> int:
-        return BUCKET_SECONDS.get(self.granularity, DAY)
-
 
 def time_axis(frames: Iterable[pl.DataFrame], granularity: str = "day") -> TimeAxis | None:
     """The domain covering every ``bucket`` of ``frames`` (the last bucket whole); None without buckets."""
@@ -160,10 +156,10 @@ def _x(axis: TimeAxis | None, field: str = "time") -> alt.X:
     return alt.X(f"{field}:T", title=None, scale=scale, axis=alt.Axis(labelOverlap=True, tickCount=6, labelFlush=True))
 
 
-def _with_time(df: pl.DataFrame, axis: TimeAxis | None, column: str = "bucket") -> pl.DataFrame:
+def _with_time(df: pl.DataFrame, axis: TimeAxis | None, column: str = "bucket", granularity: str | None = None) -> pl.DataFrame:
     """``time``/``time_mid``/``time_end`` (UTC datetimes of the bucket's start, middle and end) and ``date`` (its label)."""
-    step = axis.bucket_s if axis else DAY
-    gran = axis.granularity if axis else "day"
+    gran = granularity or (axis.granularity if axis else "day")  # a chart's own buckets may be finer than the axis's
+    step = BUCKET_SECONDS.get(gran, DAY)
     return df.with_columns(
         datetime_expr(column).alias("time"), (datetime_expr(column) + pl.duration(seconds=step)).alias("time_end"),
         (datetime_expr(column) + pl.duration(seconds=step // 2)).alias("time_mid"),
@@ -281,12 +277,13 @@ def area(df: pl.DataFrame, value: str, title: str, color: str | None = None, fmt
 
 def lines(df: pl.DataFrame, value: str, title: str, color: str, fmt: str = "usd", y_title: str = "",
           axis: TimeAxis | None = None, color_title: str = "Series",
-          extra: tuple[tuple[str, str], ...] = ()) -> alt.LayerChart:
+          extra: tuple[tuple[str, str], ...] = (), granularity: str | None = None) -> alt.LayerChart:
     """One line per ``color`` value; the y axis keeps a short title (a long one squeezes the plot).
     The point nearest the pointer is marked and its tooltip shown (a line is too thin to hover).
 
-    ``extra``: (column, title) of further, already formatted, text shown in the tooltip (e.g. funding per hour)."""
-    data = _shown(_with_time(df.drop_nulls(value), axis), value, fmt)
+    ``extra``: (column, title) of further, already formatted, text shown in the tooltip (e.g. funding per hour);
+    ``granularity``: the bucket size of ``df`` when it is not the axis's."""
+    data = _shown(_with_time(df.drop_nulls(value), axis, granularity=granularity), value, fmt)
     names = data[color].unique(maintain_order=True).to_list()
     tooltip = [_tip("date", "Date"), _tip(color, color_title), _tip("shown", title), *(_tip(c, t) for c, t in extra)]
     base = alt.Chart(data).encode(

@@ -36,7 +36,7 @@ with left:
     common.chart(charts.waterfall(series["waterfall"], axis=axis), series["waterfall"], "waterfall")
 with right:
     common.chart(charts.lines(coverage, "coverage", "Coverage: buffers / open interest", "series", fmt=".1%", axis=axis,
-                              color_title="Ratio"), coverage, "coverage")
+                              color_title="Ratio", granularity=view.granularity), coverage, "coverage")
     st.caption("Buffers = insurance fund + backstop vault; open interest of every market.")
 
 if picked:
