@@ -19,13 +19,12 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import polars as pl
 import streamlit as st
-from sqlalchemy.engine import Engine
 
-from core import config, dashboard, db, demo, live, rollup
+from core import config, dashboard, demo, live
 from core.indexer.rpc import index_lag, redact_url
 from core.period import GRANULARITIES, Filters, Granularity, days_window, trailing_window
+from core.read import DatabaseError, Engine, open_database, status
 from core.read import stats as read
-from core.read import status
 from core.utc import format_minute
 
 P = ParamSpec("P")
@@ -44,9 +43,7 @@ READY = "_data_ready"  # session key: the database holds rows with their rollups
 
 @st.cache_resource
 def _engine_for(url: str) -> Engine:
-    eng = db.make_engine(url)
-    rollup.upgrade(eng)  # a database rolled up by an older version gets the newer rollup tables filled
-    return eng
+    return open_database(url)  # a database rolled up by an older version gets its rollups brought up to date
 
 
 def engine() -> Engine:
@@ -143,7 +140,7 @@ def prepare_data(page: str = "") -> None:
         eng = engine()
         build = _demo_build(eng)
         commit = live.newest_commit(eng)
-    except db.DatabaseError as e:
+    except DatabaseError as e:
         st.error(f"{e}. Set DATABASE_URL (or .streamlit/secrets.toml) to a database you can open.")
         st.stop()
     except ValueError as e:  # DEMO_DAYS
