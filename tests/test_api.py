@@ -201,6 +201,13 @@ def test_open_interest_and_balances_end_where_the_overview_is(api: str, whole: s
     assert balances[-1]["insurance_fund_usd"] == overview["insurance_fund_usd"] > 0
     assert balances[-1]["backstop_vault_usd"] == pytest.approx(overview["backstop_vault_usd"])
     assert [p["value"] for p in balances] == [p["insurance_fund_usd"] for p in balances]
+    for p in balances:  # each day's end: the latest emitted fund balance, the vault's changes summed
+        end = p["time"] + DAY
+        fund = sql(whole, "SELECT balance_usd FROM insurance_fund_events WHERE block_timestamp < :e "
+                          "ORDER BY block_number DESC, log_index DESC LIMIT 1", e=end)
+        vault = sql(whole, "SELECT SUM(value_change_raw) FROM backstop_vault_events WHERE block_timestamp < :e", e=end)
+        assert p["insurance_fund_usd"] == (fund or 0.0), p["date"]
+        assert p["backstop_vault_usd"] == pytest.approx((vault or 0) / E6), p["date"]
 
 
 def test_markets_table_equals_sql_and_keeps_symbols_as_data(api: str, whole: str) -> None:
