@@ -27,6 +27,11 @@ core.protocol rules them) and replays them through the design with the replay's 
 
 The tails carry no market-making income, performance fee or withdrawals: the figure is the shock
 alone. Marks after a shock's path hold at its last value while the vault unwinds.
+
+A larger whale never leaves the vault better off (tested, without a healthy-liquidation fee). A larger
+squeeze or crash can, because the book's depth per minute is shared by the positions that cross in
+that minute. A faster move can spread them over more minutes and let the book fill one a slower
+move left to the vault. tests/test_vault_decision.py pins the counterexample.
 """
 
 from __future__ import annotations
