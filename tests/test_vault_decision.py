@@ -207,7 +207,7 @@ def test_a_faster_squeeze_can_leave_the_vault_better_off_the_law_fails_there() -
     hypothesis would otherwise find. scenarios.shocked_liquidations shares the book's depth per minute
     among the positions that cross in that minute, in one-minute steps. A slower squeeze (× 0.5) gaps a
     20x short past bankruptcy in the same minute as the attacker's, when the book is used up, and the
-    vault takes it and loses ~970 USD. A faster one (× 0.7) makes it cross a minute apart, and the book
+    vault takes it and loses all of its 910 USD. A faster one (× 0.7) makes it cross a minute apart, and the book
     fills it. Under ADL before the vault, ADL's share of a larger deficit can grow too (the default
     order loses 0.0015 USD less at × 1.5 than at × 1)."""
     h = crash_history()
