@@ -173,9 +173,17 @@ def _supervise(build: Build) -> None:
 
 
 def _die_with(parent: int) -> None:
-    """Be killed when the app process dies (Linux), so no orphan build holds the database's lock."""
+    """Stop, with the simulator process the build starts, when the app process dies (Linux): the
+    build leads a process group of its own, which the worker joins, and the parent-death signal
+    kills that group (the worker does not stop by itself when its reader goes)."""
     try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        os.setpgid(0, 0)
+    except OSError:
+        pass
+    if os.getpgrp() == os.getpid():  # never the group of whoever started it
+        signal.signal(signal.SIGTERM, lambda _signo, _frame: os.killpg(0, signal.SIGKILL))
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
     if os.getppid() != parent:

@@ -8,6 +8,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from pathlib import Path
 
 import pytest
 
@@ -147,3 +148,29 @@ def budget_s(target: float) -> float:
     """``target`` on a machine no busier than its cores, scaled by the load per core above that: the
     2 cores here are shared with other work, and the check is about the app, not its neighbours."""
     return target * max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1))
+
+
+def test_a_stopped_server_leaves_no_demo_build_behind(new_database: Callable[[str], str]) -> None:
+    """The build and its simulator process stop with the app that started them (so a restart is not
+    left waiting for an orphan's lock, nor the machine running a simulation nobody reads)."""
+    url = new_database("demo-stop")
+    with app_server(url, env={"BUILD_DEMO": "1", "DEMO_DAYS": "90"}) as (base, proc), chromium() as browser:
+        browser.new_page().goto(base, wait_until="commit")
+        deadline = time.monotonic() + 180
+        while not (workers := processes("core.simulator.worker", proc.pid)):
+            assert time.monotonic() < deadline, "no simulator process three minutes after the first page"
+            time.sleep(0.3)
+        builds = processes("core.demo", proc.pid)
+        assert len(builds) == 1 and len(workers) == 1
+    deadline = time.monotonic() + 20
+    while alive := [pid for pid in builds | workers if _running(pid)]:
+        assert time.monotonic() < deadline, f"still running 20 s after the server stopped: {alive}"
+        time.sleep(0.3)
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie has stopped; only its exit status is left
