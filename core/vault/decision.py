@@ -68,7 +68,8 @@ def daily_closes(result: Result) -> tuple[np.ndarray, np.ndarray]:
     return ts, np.append(mid["nav_usd"].to_numpy(), float(nav["nav_usd"][-1]))
 
 
-def _day_of(rows: pl.DataFrame, start: int) -> pl.Expr:
+def _day_of(start: int) -> pl.Expr:
+    """The replay's day of a walked liquidation: when the vault took it over, else when it happened."""
     t = pl.when(pl.col("takeover_ts") >= 0).then(pl.col("takeover_ts")).otherwise(pl.col("ts"))
     return ((t - start) // DAY).cast(pl.Int64)
 
@@ -87,12 +88,12 @@ def daily_pnl(result: Result, history: History) -> pl.DataFrame:
                          "nav_open_usd": closes[:-1], "nav_close_usd": closes[1:], "pnl_usd": np.diff(closes)})
     rows = result.liquidations
     if rows.height:
-        per = rows.with_columns(day=_day_of(rows, start), loss=pl.col("vault_pnl")).group_by("day").agg(
+        per = rows.with_columns(day=_day_of(start)).group_by("day").agg(
             (pl.col("vault_size_taken") + pl.col("vault_loss") > 0).sum().cast(pl.Int64).alias("takeovers"),
             (pl.col("vault_buffer") - pl.col("vault_loss")).sum().alias("shortfall_usd"),
             (pl.col("vault_unwind_pnl") - pl.col("vault_slippage")).sum().alias("unwind_usd"),
             (pl.col("socialized_status_quo") - pl.col("socialized")).sum().alias("bad_debt_avoided_usd"))
-        worst_market = rows.with_columns(day=_day_of(rows, start)).group_by("day", "symbol").agg(
+        worst_market = rows.with_columns(day=_day_of(start)).group_by("day", "symbol").agg(
             pl.col("vault_pnl").sum()).sort("vault_pnl").group_by("day", maintain_order=True).first().select(
             "day", pl.col("symbol").alias("market"), pl.col("vault_pnl").alias("market_pnl_usd"))
         days = days.join(per, on="day", how="left").join(worst_market, on="day", how="left")
