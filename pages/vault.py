@@ -314,15 +314,15 @@ def decision_section(chain_id: int, as_of: int, a: vp.VaultParams, b: vp.VaultPa
     if not got or got[0] != stamp:
         return
     analyses: dict[str, dict[str, Any]] = got[1]
-    for name, x in analyses.items():
-        cols = st.columns(len(DECISION_CARDS) + 3)
-        for col, (k, label, kind) in zip(cols, DECISION_CARDS, strict=False):
-            col.metric(f"{name}: {label}", _fmt(x["summary"][k], kind), help=f"5–95% band: {_band(x['ci'][k], kind)}")
-        cols[-3].metric(f"{name}: Daily VaR 99%", format_usd(x["daily_var_99"]), help="historical, of the daily PnL")
-        cols[-2].metric(f"{name}: Daily CVaR 99%", format_usd(x["daily_cvar_99"]))
+    for i, (name, x) in enumerate(analyses.items()):
         ttr = x["time_to_recover_days"]
-        cols[-1].metric(f"{name}: Time to recover", "not recovered" if ttr is None else f"{ttr:.1f} d",
-                        help="from the max drawdown's trough back to its peak")
+        cards.card_row([*(cards.Shown(f"{name}: {label}", _fmt(x["summary"][k], kind), f"5–95% band: {_band(x['ci'][k], kind)}")
+                          for k, label, kind in DECISION_CARDS),
+                        cards.Shown(f"{name}: Daily VaR 99%", format_usd(x["daily_var_99"]), "historical, of the daily PnL"),
+                        cards.Shown(f"{name}: Daily CVaR 99%", format_usd(x["daily_cvar_99"]),
+                                    "mean loss of the days at or beyond the VaR"),
+                        cards.Shown(f"{name}: Time to recover", "not recovered" if ttr is None else f"{ttr:.1f} d",
+                                    "from the max drawdown's trough back to its peak")], f"vault-decision-{i}")
     c1, c2 = st.columns(2)
     first = next(iter(analyses))
     tor = pl.DataFrame([{"parameter": t["parameter"], "end": end, "final_nav_usd": t[f"nav_{end}"]}
