@@ -1,11 +1,12 @@
 """Follow: what one indexer commit costs in rollups, next to a full rebuild of the day it lands in.
 
-    .venv/bin/python -m bench.follow --trades 10000000 [--database-url URL] [--repeat 3] [--json]
+    .venv/bin/python -m bench.follow --trades 10000000 [--database-url URL] [--day busiest|last] [--repeat 3] [--json]
 
 On an N-trade database (URL; default ``/work/bench-data/sqlite<N>.db``, built with the simulator as
 ``bench.scale`` builds it — 90 days of N/90 trades — when it does not hold a history yet):
 
-1. its busiest UTC day (most trades), and the last blocks of that day holding ≥ 1,000 events;
+1. its busiest UTC day (most trades; ``--day last``: its last day), and the last blocks of that day
+   holding ≥ 1,000 events;
 2. inside one transaction that is rolled back at the end (the database is left as it was): the
    rows after that day are deleted and the rollups taken back to its end (the chain as if it
    ended with that day, the state a following indexer is in), then to the start of those blocks;
@@ -88,7 +89,15 @@ def last_blocks(per_block: dict[int, int], events: int) -> tuple[int, int]:
     return min(per_block), total
 
 
-def measure(url: str, repeat: int) -> dict[str, Any]:
+def last_day(conn: Connection, chain_id: int) -> tuple[int, int]:
+    """(start of the last indexed UTC day, its trades), off the daily rollup."""
+    t = schema.table_of(schema.MarketStatsDaily)
+    day = conn.execute(sa.select(sa.func.max(t.c.bucket)).where(t.c.chain_id == chain_id)).scalar_one()
+    n = conn.execute(sa.select(sa.func.sum(t.c.trades)).where(t.c.chain_id == chain_id, t.c.bucket == day)).scalar_one()
+    return int(day), int(n)
+
+
+def measure(url: str, repeat: int, which: str = "busiest") -> dict[str, Any]:
     from core.simulator.chain import CHAIN_ID
 
     engine = db.make_engine(url)
@@ -98,23 +107,34 @@ def measure(url: str, repeat: int) -> dict[str, Any]:
         say(f"database: rollup tables added since it was built filled in {upgrade_s:.1f} s (once)")
     with engine.connect() as conn:
         trades = int(conn.execute(sa.text("SELECT COUNT(*) FROM trades WHERE chain_id = :c"), {"c": CHAIN_ID}).scalar_one())
-        day, day_trades = busiest_day(conn, CHAIN_ID)
+        day, day_trades = busiest_day(conn, CHAIN_ID) if which == "busiest" else last_day(conn, CHAIN_ID)
         first, last = day_blocks(conn, CHAIN_ID, day)
         commit_first, commit_events = last_blocks(event_counts(conn, CHAIN_ID, first, last), COMMIT_EVENTS)
-    say(f"database: {trades:,} trades; busiest day {format_day(day)}: {day_trades:,} trades in blocks {first:,}..{last:,}; "
+    say(f"database: {trades:,} trades; {which} day {format_day(day)}: {day_trades:,} trades in blocks {first:,}..{last:,}; "
         f"the commit: blocks {commit_first:,}..{last:,}, {commit_events:,} events")
     commits: list[dict[str, float]] = []
     rebuilds: list[dict[str, float]] = []
     with engine.connect() as conn:
         trans = conn.begin()
         try:
-            t = timed(lambda: (db.delete_above(conn, CHAIN_ID, last), rollup.rewind(conn, CHAIN_ID, day + DAY)))
+            def cut() -> None:
+                db.delete_above(conn, CHAIN_ID, last)
+                rollup.rewind(conn, CHAIN_ID, day + DAY)
+
+            def commit() -> None:
+                rollup.fold(conn, CHAIN_ID, commit_first, last + 1)
+
+            def rebuild() -> None:
+                rollup.rewind(conn, CHAIN_ID, day)
+                rollup.fold(conn, CHAIN_ID, first, last + 1)
+
+            t = timed(cut)
             say(f"setup: the chain cut after that day and its rollups taken back in {t['s']:.1f} s (not measured)")
             for n in range(repeat):
                 rollup.rewind(conn, CHAIN_ID, day)
                 rollup.fold(conn, CHAIN_ID, first, commit_first)  # the day up to the commit, rolled up
-                commits.append(timed(lambda: rollup.fold(conn, CHAIN_ID, commit_first, last + 1)))
-                rebuilds.append(timed(lambda: (rollup.rewind(conn, CHAIN_ID, day), rollup.fold(conn, CHAIN_ID, first, last + 1))))
+                commits.append(timed(commit))
+                rebuilds.append(timed(rebuild))
                 say(f"run {n + 1}: commit of {commit_events:,} events {commits[-1]['s']:.4f} s (CPU {commits[-1]['cpu_s']:.3f} s); "
                     f"day rebuild {rebuilds[-1]['s']:.3f} s (CPU {rebuilds[-1]['cpu_s']:.2f} s)")
         finally:
@@ -127,7 +147,8 @@ def measure(url: str, repeat: int) -> dict[str, Any]:
     say(f"commit: {commit['s']:.4f} s for {commit_events:,} events ({per_1k:.4f} s per 1,000; target ≤ {TARGET_S} s: "
         f"{'met' if per_1k <= TARGET_S else 'NOT met'}); day rebuild {rebuild['s']:.3f} s: {ratio:,.0f}× the commit "
         f"(target ≥ {TARGET_RATIO:.0f}×: {'met' if ratio >= TARGET_RATIO else 'NOT met'}); best of {repeat}")
-    return {"database": db.redact_db_url(url), "trades": trades, "busiest_day": format_day(day), "day_trades": day_trades,
+    return {"database": db.redact_db_url(url), "trades": trades, "day": format_day(day), "which_day": which,
+            "day_trades": day_trades,
             "commit_events": commit_events, "commit_1k_rollup_s": round(per_1k, 4), "commit_rollup": commit,
             "day_rebuild_s": rebuild["s"], "day_rebuild": rebuild, "ratio": round(ratio, 1), "repeat": repeat,
             "load_average": round(os.getloadavg()[0], 1), "cpus": os.cpu_count()}
@@ -138,6 +159,8 @@ def main() -> None:
     p.add_argument("--trades", type=int, default=1_000_000, help="trades of the database (built when missing)")
     p.add_argument("--database-url", default=None, help="default: sqlite:////work/bench-data/sqlite<N>.db")
     p.add_argument("--repeat", type=int, default=3, help="runs of each measurement; the best is reported")
+    p.add_argument("--day", choices=("busiest", "last"), default="busiest",
+                   help="the day the commit lands at the end of (default: the busiest; last: the chain's own end)")
     p.add_argument("--json", action="store_true", help="end with one JSON object of every figure")
     args = p.parse_args()
     label = f"{args.trades // 1_000_000}m" if args.trades % 1_000_000 == 0 else str(args.trades)
@@ -146,7 +169,7 @@ def main() -> None:
 
     if not holds_history(url):
         step_build(url, args.trades, reuse=False)
-    figures = measure(url, max(1, args.repeat))
+    figures = measure(url, max(1, args.repeat), args.day)
     if args.json:
         print(json.dumps(figures))
 
