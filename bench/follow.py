@@ -121,10 +121,10 @@ def measure(url: str, repeat: int, which: str = "busiest") -> dict[str, Any]:
                 db.delete_above(conn, CHAIN_ID, last)
                 rollup.rewind(conn, CHAIN_ID, day + DAY)
 
-            def commit() -> None:
+            def commit_rows() -> None:
                 rollup.fold(conn, CHAIN_ID, commit_first, last + 1)
 
-            def rebuild() -> None:
+            def rebuild_day() -> None:
                 rollup.rewind(conn, CHAIN_ID, day)
                 rollup.fold(conn, CHAIN_ID, first, last + 1)
 
@@ -133,8 +133,8 @@ def measure(url: str, repeat: int, which: str = "busiest") -> dict[str, Any]:
             for n in range(repeat):
                 rollup.rewind(conn, CHAIN_ID, day)
                 rollup.fold(conn, CHAIN_ID, first, commit_first)  # the day up to the commit, rolled up
-                commits.append(timed(commit))
-                rebuilds.append(timed(rebuild))
+                commits.append(timed(commit_rows))
+                rebuilds.append(timed(rebuild_day))
                 say(f"run {n + 1}: commit of {commit_events:,} events {commits[-1]['s']:.4f} s (CPU {commits[-1]['cpu_s']:.3f} s); "
                     f"day rebuild {rebuilds[-1]['s']:.3f} s (CPU {rebuilds[-1]['cpu_s']:.2f} s)")
         finally:
