@@ -19,13 +19,14 @@ import altair as alt
 import polars as pl
 
 from core import fmt
+from core.metrics import revenue
 from core.utc import DAY, HOUR, WEEK, datetime_expr, to_datetime
 
 ACCENT = "#50e3c2"
 PALETTE = ["#50e3c2", "#6c8cff", "#f5a623", "#e35d6a", "#b37feb", "#36cfc9", "#ffd666", "#95de64"]
 TIERS = ["book", "adl", "backstop", "insurance", "socialized"]
 TIER_COLORS = ["#6c8cff", "#b37feb", "#50e3c2", "#f5a623", "#e35d6a"]
-TAKER_SIDES = ["taker buy", "taker sell"]
+TAKER_SIDES = list(revenue.TAKER_SIDES)  #: their colours below
 TAKER_COLORS = ["#50e3c2", "#e35d6a"]
 
 HEIGHT = 240  #: the plot height of every time-series chart (px)
@@ -241,15 +242,6 @@ def stacked_bars_with_cumulative(df: pl.DataFrame, value: str, title: str, fmt: 
     chart = stacked_bars(df, value, title, spec=fmt, cumulative=True, axis=axis)
     assert isinstance(chart, alt.LayerChart)
     return chart
-
-
-def taker_sides(df: pl.DataFrame) -> pl.DataFrame:
-    """Market-stats rows as (bucket, side, volume_usd): the taker-buy and taker-sell volume of each bucket."""
-    per = df.group_by("bucket").agg(pl.col("volume_usd").sum(), pl.col("taker_buy_volume_usd").sum())
-    buy = per.select("bucket", pl.lit(TAKER_SIDES[0]).alias("side"), pl.col("taker_buy_volume_usd").alias("volume_usd"))
-    sell = per.select("bucket", pl.lit(TAKER_SIDES[1]).alias("side"),
-                      (pl.col("volume_usd") - pl.col("taker_buy_volume_usd")).alias("volume_usd"))
-    return pl.concat([buy, sell]).sort("bucket", "side")
 
 
 def bars(df: pl.DataFrame, value: str, title: str, color: str | None = "symbol", fmt: str = "count",

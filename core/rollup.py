@@ -104,7 +104,7 @@ def _raw_frames(conn: Connection, chain_id: int, first_block: int, end_block: in
 
 # ------------------------------------------------------------------ pure: raw rows → bucket rows
 
-_MARKET_SUMS = ("volume_usd", "base_volume", "trades", "taker_buy_volume_usd", "fees_usd", "taker_fees_usd", "maker_fees_usd",
+_MARKET_SUMS = ("volume_usd", "base_volume", "trades", "taker_buy_volume_usd", "taker_buy_trades", "fees_usd", "taker_fees_usd", "maker_fees_usd",
                 "volume_liquidation_usd", "volume_adl_usd", "volume_backstop_usd", "liquidations",
                 "liquidations_long", "liquidated_notional_usd", "liquidated_notional_long_usd", "adl_covered_usd",
                 "backstop_loss_usd", "insurance_cover_usd", "socialized_usd", "realized_pnl_usd", "funding_paid_usd",
@@ -129,6 +129,7 @@ def market_stats(raw: dict[str, pl.DataFrame], size: int, chain_id: int) -> pl.D
         pl.col("size").sum().alias("base_volume"),
         pl.len().cast(pl.Int64).alias("trades"),
         pl.col("notional_usd").filter(pl.col("taker_is_buy")).sum().alias("taker_buy_volume_usd"),
+        pl.col("taker_is_buy").sum().cast(pl.Int64).alias("taker_buy_trades"),
         (pl.col("maker_fee_usd") + pl.col("taker_fee_usd")).sum().alias("fees_usd"),
         pl.col("taker_fee_usd").sum().alias("taker_fees_usd"), pl.col("maker_fee_usd").sum().alias("maker_fees_usd"),
         *(pl.col("notional_usd").filter(pl.col("fill_type") == k).sum().alias(c) for k, c in _FILL_VOLUMES.items()),

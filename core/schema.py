@@ -294,6 +294,7 @@ class MarketStats(SQLModel):
     base_volume: float = 0.0  # Σ size
     trades: int = 0
     taker_buy_volume_usd: float = 0.0
+    taker_buy_trades: int = 0  # Trades whose taker bought
     fees_usd: float = 0.0  # Σ maker + taker fees (maker rebates negative)
     taker_fees_usd: float = 0.0  # Σ Trade.takerFee
     maker_fees_usd: float = 0.0  # Σ Trade.makerFee (rebates negative)

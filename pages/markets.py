@@ -6,6 +6,7 @@ import polars as pl
 import streamlit as st
 
 from core import charts, fmt
+from core.metrics import revenue
 from pages import _cards as cards
 from pages import _common as common
 
@@ -55,7 +56,7 @@ with st.container(horizontal=True, vertical_alignment="center", key="markets_tog
                                  label_visibility="collapsed")
     cumulative = st.toggle("Cumulative", value=False, key="markets_cumulative", help="Running total as a dashed line (right axis)")
 if split == "Taker buy / sell":
-    volume = charts.stacked_bars(charts.taker_sides(series), "volume_usd", "Volume (USD)", color="side",
+    volume = charts.stacked_bars(revenue.taker_sides(series), "volume_usd", "Volume (USD)", color="side",
                                  color_title="Taker side", sort=charts.TAKER_SIDES, cumulative=cumulative, axis=axis)
 else:
     volume = charts.stacked_bars(series, "volume_usd", "Volume (USD)", color=None, cumulative=cumulative, axis=axis)

@@ -21,7 +21,7 @@ from core.period import Filters
 from core.utc import DAY, HOUR, WEEK, datetime_expr
 
 #: Market-stats columns that add up over buckets (to_weeks sums them).
-ADDITIVE = ("volume_usd", "base_volume", "trades", "taker_buy_volume_usd", "fees_usd", "taker_fees_usd", "maker_fees_usd",
+ADDITIVE = ("volume_usd", "base_volume", "trades", "taker_buy_volume_usd", "taker_buy_trades", "fees_usd", "taker_fees_usd", "maker_fees_usd",
             "volume_liquidation_usd", "volume_adl_usd", "volume_backstop_usd", "liquidations", "liquidations_long",
             "liquidated_notional_usd", "liquidated_notional_long_usd", "adl_covered_usd", "backstop_loss_usd",
             "insurance_cover_usd", "socialized_usd", "realized_pnl_usd", "funding_paid_usd", "position_fees_usd")
@@ -111,7 +111,8 @@ def with_symbols(stats: pl.DataFrame, markets: pl.DataFrame) -> pl.DataFrame:
 
 
 def volume_series(stats: pl.DataFrame) -> pl.DataFrame:
-    return stats.select("bucket", "symbol", "volume_usd", "trades").sort("bucket", "symbol")
+    """Per bucket and market: volume and trades, and the taker-buy part of each (for the taker-side split)."""
+    return stats.select("bucket", "symbol", "volume_usd", "trades", "taker_buy_volume_usd", "taker_buy_trades").sort("bucket", "symbol")
 
 
 def liquidation_series(stats: pl.DataFrame) -> pl.DataFrame:

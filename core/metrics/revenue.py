@@ -34,12 +34,18 @@ def volume_by_fill_type(stats: pl.DataFrame) -> dict[str, float]:
     return {"normal": max(0.0, float(stats["volume_usd"].sum()) - sum(forced.values())), **forced}
 
 
+TAKER_SIDES = ("taker buy", "taker sell")
+
+
 def taker_sides(stats: pl.DataFrame) -> pl.DataFrame:
-    """Per bucket and market: the volume of taker buys and of taker sells (bucket, symbol, side, volume_usd)."""
-    return stats.with_columns((pl.col("volume_usd") - pl.col("taker_buy_volume_usd")).alias("taker_sell_volume_usd")).unpivot(
-        index=["bucket", "symbol"], on=["taker_buy_volume_usd", "taker_sell_volume_usd"], variable_name="side", value_name="side_volume_usd",
-    ).rename({"side_volume_usd": "volume_usd"}).with_columns(pl.col("side").replace_strict({"taker_buy_volume_usd": "taker buys", "taker_sell_volume_usd": "taker sells"},
-                                                 return_dtype=pl.String)).sort("bucket", "symbol", "side")
+    """Per bucket and market, each taker side's volume and trades (bucket, symbol, side, volume_usd, trades):
+    taker buys as rolled up, taker sells the rest."""
+    buy = stats.select("bucket", "symbol", pl.lit(TAKER_SIDES[0]).alias("side"), pl.col("taker_buy_volume_usd").alias("volume_usd"),
+                       pl.col("taker_buy_trades").alias("trades"))
+    sell = stats.select("bucket", "symbol", pl.lit(TAKER_SIDES[1]).alias("side"),
+                        (pl.col("volume_usd") - pl.col("taker_buy_volume_usd")).alias("volume_usd"),
+                        (pl.col("trades") - pl.col("taker_buy_trades")).alias("trades"))
+    return pl.concat([buy, sell]).sort("bucket", "symbol", "side")
 
 
 def fees_daily(stats: pl.DataFrame, liquidation_fees: pl.DataFrame) -> pl.DataFrame:
