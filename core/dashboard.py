@@ -63,7 +63,7 @@ def _headline(engine: Engine, chain_id: int, f: Filters) -> tuple[dict[str, Any]
         "open_interest_usd": metrics.open_interest_usd(latest, markets),
         "fees_taker_usd": float(stats["taker_fees_usd"].sum()),
         "fees_maker_usd": float(stats["maker_fees_usd"].sum()),
-        "liquidation_fees_usd": read_funds.liquidation_fees(engine, chain_id, f),
+        "liquidation_fees_usd": float(stats["liquidation_fees_usd"].sum()),
         "volume_by_fill_type_usd": revenue.volume_by_fill_type(stats),
         "backstop_share_price": backstop_share_price(engine, chain_id, f.end),
     }
@@ -71,8 +71,8 @@ def _headline(engine: Engine, chain_id: int, f: Filters) -> tuple[dict[str, Any]
 
 
 def backstop_share_price(engine: Engine, chain_id: int, end: int | None) -> float | None:
-    """The BackstopVault's value ÷ share supply as of ``end`` (None before the first share)."""
-    return funds.latest_share_price(funds.vault_path(read_funds.vault_events(engine, chain_id, end)))
+    """The BackstopVault's value ÷ share supply as of ``end`` (None before the first share), from the daily rollup."""
+    return metrics.backstop_share_price(read.balance_rows(engine, chain_id, end))
 
 
 def report(engine: Engine, chain_id: int, f: Filters) -> dict[str, Any]:
@@ -337,17 +337,14 @@ def funding(engine: Engine, chain_id: int, f: Filters) -> dict[str, pl.DataFrame
 
 def revenue_and_pnl(engine: Engine, chain_id: int, f: Filters, granularity: Granularity) -> dict[str, pl.DataFrame]:
     """Fees by kind per bucket and per market with the protocol's net, volume by fill type and by taker
-    side per bucket and market, and traders' PnL per bucket (core.metrics.revenue). Liquidation fees
-    and traders' profitable/losing counts are per UTC day whatever the granularity."""
+    side per bucket and market, and traders' PnL per bucket (core.metrics.revenue). Traders' PnL and
+    their profitable/losing counts are per UTC day whatever the granularity."""
     stats = metrics.with_symbols(market_stats(engine, chain_id, f, granularity), read.markets(engine, chain_id))
     daily = stats if granularity == "day" else metrics.with_symbols(market_stats(engine, chain_id, f, "day"),
                                                                     read.markets(engine, chain_id))
-    liq_days = read_funds.liquidation_fees_per(engine, chain_id, f, by="bucket")
-    if granularity == "week":
-        liq_days = liq_days.with_columns(metrics.week_start(pl.col("bucket")))
     return {
-        "fees": revenue.fees_daily(stats if granularity != "hour" else daily, liq_days),
-        "fees_by_market": revenue.fees_by_market(stats, read_funds.liquidation_fees_per(engine, chain_id, f, by="market")),
+        "fees": revenue.fees_daily(stats),
+        "fees_by_market": revenue.fees_by_market(stats),
         "fill_volume": revenue.fill_volumes(stats),
         "taker_sides": revenue.taker_sides(stats),
         "traders_pnl": revenue.traders_pnl_daily(daily, read.trader_pnl_days(engine, chain_id, f)),

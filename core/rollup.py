@@ -93,10 +93,10 @@ def _raw_frames(conn: Connection, chain_id: int, first_block: int, end_block: in
                          {"ts": i64, "market": s, "funding_rate": f64}),
         "debt": _read(conn, f"SELECT block_timestamp, amount_usd FROM socialized_debt {where}", p,
                       {"ts": i64, "amount_usd": f64}),
-        "fund": _read(conn, f"SELECT block_timestamp, balance_usd FROM insurance_fund_events {where}", p,
-                      {"ts": i64, "balance_usd": f64}),
-        "vault": _read(conn, f"SELECT block_timestamp, value_change_usd FROM backstop_vault_events {where}", p,
-                       {"ts": i64, "value_change_usd": f64}),
+        "fund": _read(conn, f"SELECT block_timestamp, event, market, amount_usd, balance_usd FROM insurance_fund_events {where}", p,
+                      {"ts": i64, "event": s, "market": s, "amount_usd": f64, "balance_usd": f64}),
+        "vault": _read(conn, f"SELECT block_timestamp, event, value_change_usd, shares FROM backstop_vault_events {where}", p,
+                       {"ts": i64, "event": s, "value_change_usd": f64, "shares": f64}),
         "blocks": _read(conn, "SELECT timestamp FROM blocks WHERE chain_id = :c AND number >= :b AND number < :e", p,
                         {"ts": i64}),
     }
@@ -105,7 +105,7 @@ def _raw_frames(conn: Connection, chain_id: int, first_block: int, end_block: in
 # ------------------------------------------------------------------ pure: raw rows → bucket rows
 
 _MARKET_SUMS = ("volume_usd", "base_volume", "trades", "taker_buy_volume_usd", "taker_buy_trades", "fees_usd", "taker_fees_usd", "maker_fees_usd",
-                "volume_liquidation_usd", "volume_adl_usd", "volume_backstop_usd", "liquidations",
+                "volume_liquidation_usd", "volume_adl_usd", "volume_backstop_usd", "liquidation_fees_usd", "liquidations",
                 "liquidations_long", "liquidated_notional_usd", "liquidated_notional_long_usd", "adl_covered_usd",
                 "backstop_loss_usd", "insurance_cover_usd", "socialized_usd", "realized_pnl_usd", "funding_paid_usd",
                 "position_fees_usd")
@@ -145,11 +145,13 @@ def market_stats(raw: dict[str, pl.DataFrame], size: int, chain_id: int) -> pl.D
         pl.col("adl_covered_usd").sum(), pl.col("backstop_loss_usd").sum(),
         pl.col("insurance_cover_usd").sum(), pl.col("socialized_usd").sum(),
     )
+    penalties = raw["fund"].filter((pl.col("event") == "LiquidationFeeCollected") & pl.col("market").is_not_null()).with_columns(bucket).group_by("market", "bucket").agg(
+        pl.col("amount_usd").sum().alias("liquidation_fees_usd"))
     pnl = raw["updates"].with_columns(bucket).group_by("market", "bucket").agg(
         pl.col("realized_pnl_usd").sum(), pl.col("funding_paid_usd").sum(), pl.col("fee_usd").sum().alias("position_fees_usd"))
     latest = [raw[name].with_columns(bucket).group_by("market", "bucket").agg(*(pl.col(c).last() for c in cols))
               for name, cols in _LATEST.items()]
-    parts = [trades, liq, pnl, *latest]
+    parts = [trades, liq, penalties, pnl, *latest]
     out = pl.concat([f.select("market", "bucket") for f in parts]).unique()
     for part in parts:
         out = out.join(part, on=["market", "bucket"], how="left")
@@ -176,7 +178,10 @@ def protocol_stats(raw: dict[str, pl.DataFrame], size: int, chain_id: int) -> pl
     parts = [
         raw["debt"].with_columns(bucket).group_by("bucket").agg(pl.col("amount_usd").sum().alias("socialized_debt_usd")),
         raw["fund"].with_columns(bucket).group_by("bucket").agg(pl.col("balance_usd").last().alias("insurance_fund_usd")),
-        raw["vault"].with_columns(bucket).group_by("bucket").agg(pl.col("value_change_usd").sum().alias("backstop_vault_change_usd")),
+        raw["vault"].with_columns(bucket).group_by("bucket").agg(
+            pl.col("value_change_usd").sum().alias("backstop_vault_change_usd"),
+            (pl.when(pl.col("event") == "Deposit").then(pl.col("shares")).when(pl.col("event") == "Withdraw").then(-pl.col("shares"))
+             .otherwise(0.0).fill_null(0.0)).sum().alias("backstop_shares_change")),
         raw["blocks"].with_columns(bucket).group_by("bucket").agg(pl.len().cast(pl.Int64).alias("blocks")),
     ]
     out = pl.concat([p.select("bucket") for p in parts]).unique()
@@ -184,7 +189,8 @@ def protocol_stats(raw: dict[str, pl.DataFrame], size: int, chain_id: int) -> pl
         out = out.join(part, on="bucket", how="left")
     return _conform(out.with_columns(
         pl.lit(chain_id, dtype=pl.Int64).alias("chain_id"),
-        pl.col("socialized_debt_usd", "backstop_vault_change_usd").fill_null(0.0), pl.col("blocks").fill_null(0),
+        pl.col("socialized_debt_usd", "backstop_vault_change_usd", "backstop_shares_change").fill_null(0.0),
+        pl.col("blocks").fill_null(0),
     ), schema.ProtocolStatsHourly).sort("bucket")
 
 
@@ -192,7 +198,7 @@ def combine_protocol_stats(rows: pl.DataFrame, size: int) -> pl.DataFrame:
     """ProtocolStats rows in time order, combined into buckets of ``size`` seconds."""
     out = rows.group_by("chain_id", pl.col("bucket") // size * size, maintain_order=True).agg(
         pl.col("socialized_debt_usd").sum(), pl.col("insurance_fund_usd").drop_nulls().last(),
-        pl.col("backstop_vault_change_usd").sum(), pl.col("blocks").sum())
+        pl.col("backstop_vault_change_usd").sum(), pl.col("backstop_shares_change").sum(), pl.col("blocks").sum())
     return _conform(out, schema.ProtocolStatsHourly).sort("bucket")
 
 

@@ -301,6 +301,7 @@ class MarketStats(SQLModel):
     volume_liquidation_usd: float = 0.0  # Σ price × size of fillType 1 (a liquidation's book leg)
     volume_adl_usd: float = 0.0  # fillType 2
     volume_backstop_usd: float = 0.0  # fillType 3 (normal = volume_usd − the three)
+    liquidation_fees_usd: float = 0.0  # Σ LiquidationFeeCollected.amount of this market's liquidations
     realized_pnl_usd: float = 0.0  # traders' Σ PositionUpdated.realizedPnl
     funding_paid_usd: float = 0.0  # traders' Σ PositionUpdated.fundingPaid
     position_fees_usd: float = 0.0  # traders' Σ PositionUpdated.fee
@@ -341,6 +342,7 @@ class ProtocolStats(SQLModel):
     socialized_debt_usd: float = 0.0  # Σ DebtSocialized.amount in the bucket
     insurance_fund_usd: float | None = None  # balance of the bucket's last InsuranceFund event
     backstop_vault_change_usd: float = 0.0  # Σ signed vault value changes in the bucket
+    backstop_shares_change: float = 0.0  # Σ Deposit.shares − Σ Withdraw.shares in the bucket
     blocks: int = 0  # blocks with indexed logs in the bucket: a bucket "with activity" has some
 
 

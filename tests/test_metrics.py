@@ -127,7 +127,8 @@ def test_daily_totals(by_market: bool, want: list[tuple[int, float, int, float]]
     market = stats([{"market": "a", "bucket": MON, "volume_usd": 10.0, "trades": 1, "socialized_usd": 1.0}])
     protocol = pl.DataFrame({"chain_id": [1, 1, 1], "bucket": [MON, MON + DAY, MON + 2 * DAY],
                              "socialized_debt_usd": [5.0, 2.0, 9.0], "insurance_fund_usd": [None, None, None],
-                             "backstop_vault_change_usd": [0.0, 0.0, 0.0], "blocks": [3, 1, 0]},
+                             "backstop_vault_change_usd": [0.0, 0.0, 0.0], "backstop_shares_change": [0.0, 0.0, 0.0],
+                             "blocks": [3, 1, 0]},
                             schema=schema.frame_schema(schema.ProtocolStatsDaily))
     got = metrics.daily_totals(market, protocol, by_market_debt=by_market)
     assert got.select("bucket", "volume_usd", "trades", "socialized_debt_usd").rows() == want

@@ -22,7 +22,7 @@ from core.utc import DAY, HOUR, WEEK, datetime_expr
 
 #: Market-stats columns that add up over buckets (to_weeks sums them).
 ADDITIVE = ("volume_usd", "base_volume", "trades", "taker_buy_volume_usd", "taker_buy_trades", "fees_usd", "taker_fees_usd", "maker_fees_usd",
-            "volume_liquidation_usd", "volume_adl_usd", "volume_backstop_usd", "liquidations", "liquidations_long",
+            "volume_liquidation_usd", "volume_adl_usd", "volume_backstop_usd", "liquidation_fees_usd", "liquidations", "liquidations_long",
             "liquidated_notional_usd", "liquidated_notional_long_usd", "adl_covered_usd", "backstop_loss_usd",
             "insurance_cover_usd", "socialized_usd", "realized_pnl_usd", "funding_paid_usd", "position_fees_usd")
 #: Market-stats columns that are a state at the bucket's end (to_weeks keeps the last one).
@@ -49,7 +49,7 @@ def protocol_to_weeks(daily: pl.DataFrame) -> pl.DataFrame:
     """Daily protocol stats into ISO weeks: flows summed, the insurance balance the week's last."""
     return daily.with_columns(week_start(pl.col("bucket"))).group_by("chain_id", "bucket").agg(
         pl.col("socialized_debt_usd").sum(), pl.col("insurance_fund_usd").drop_nulls().last(),
-        pl.col("backstop_vault_change_usd").sum(), pl.col("blocks").sum()).sort("bucket")
+        pl.col("backstop_vault_change_usd").sum(), pl.col("backstop_shares_change").sum(), pl.col("blocks").sum()).sort("bucket")
 
 
 def latest_state(rows: pl.DataFrame) -> pl.DataFrame:
@@ -64,6 +64,12 @@ def open_interest_usd(latest: pl.DataFrame, markets: pl.DataFrame) -> float:
     # summed in market order: the same float on every run and backend
     perps = latest.join(markets.filter(pl.col("market_type") == "perp").select("market"), on="market").sort("market")
     return float(perps.select((pl.col("long_open_interest") * pl.col("mark_price")).fill_null(0).sum()).item())
+
+
+def backstop_share_price(rows: pl.DataFrame) -> float | None:
+    """The BackstopVault's value ÷ share supply after the daily balance ``rows`` (None while no share is out)."""
+    shares = float(rows["backstop_shares_change"].sum())
+    return float(rows["backstop_vault_change_usd"].sum()) / shares if shares > 1e-9 else None
 
 
 def balances(rows: pl.DataFrame) -> tuple[float, float]:

@@ -48,23 +48,18 @@ def taker_sides(stats: pl.DataFrame) -> pl.DataFrame:
     return pl.concat([buy, sell]).sort("bucket", "symbol", "side")
 
 
-def fees_daily(stats: pl.DataFrame, liquidation_fees: pl.DataFrame) -> pl.DataFrame:
-    """Per bucket: taker fees, maker fees (rebates negative), liquidation fees, the protocol's net and its
-    running total. ``liquidation_fees``: (bucket, amount_usd) of the same buckets."""
-    trade = stats.group_by("bucket").agg(pl.col("taker_fees_usd").sum(), pl.col("maker_fees_usd").sum())
-    liq = liquidation_fees.group_by("bucket").agg(pl.col("amount_usd").sum().alias("liquidation_fees_usd"))
-    out = trade.join(liq, on="bucket", how="full", coalesce=True).with_columns(
-        pl.col("taker_fees_usd", "maker_fees_usd", "liquidation_fees_usd").fill_null(0.0)).sort("bucket")
+def fees_daily(stats: pl.DataFrame) -> pl.DataFrame:
+    """Per bucket: taker fees, maker fees (rebates negative), liquidation fees, the protocol's net and its running total."""
+    out = stats.group_by("bucket").agg(pl.col("taker_fees_usd").sum(), pl.col("maker_fees_usd").sum(),
+                                       pl.col("liquidation_fees_usd").sum()).sort("bucket")
     return out.with_columns((pl.col("taker_fees_usd") + pl.col("maker_fees_usd") + pl.col("liquidation_fees_usd")).alias("net_fees_usd")
                             ).with_columns(pl.col("net_fees_usd").cum_sum().alias("cumulative_net_fees_usd"))
 
 
-def fees_by_market(stats: pl.DataFrame, liquidation_fees: pl.DataFrame) -> pl.DataFrame:
-    """Per market over the period: taker, maker and liquidation fees and the net. ``liquidation_fees``:
-    (market, amount_usd)."""
-    trade = stats.group_by("market", "symbol").agg(pl.col("taker_fees_usd").sum(), pl.col("maker_fees_usd").sum())
-    liq = liquidation_fees.group_by("market").agg(pl.col("amount_usd").sum().alias("liquidation_fees_usd"))
-    return trade.join(liq, on="market", how="left").with_columns(pl.col("liquidation_fees_usd").fill_null(0.0)).with_columns(
+def fees_by_market(stats: pl.DataFrame) -> pl.DataFrame:
+    """Per market over the period: taker, maker and liquidation fees and the net."""
+    return stats.group_by("market", "symbol").agg(pl.col("taker_fees_usd").sum(), pl.col("maker_fees_usd").sum(),
+                                                  pl.col("liquidation_fees_usd").sum()).with_columns(
         (pl.col("taker_fees_usd") + pl.col("maker_fees_usd") + pl.col("liquidation_fees_usd")).alias("net_fees_usd")).sort(
         "net_fees_usd", descending=True)
 

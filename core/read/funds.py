@@ -5,16 +5,12 @@ The fund's end-of-day balance is in the protocol rollup (core/read/stats.balance
 
 from __future__ import annotations
 
-from typing import Any
-
 import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
 from core import db, schema
-from core.period import Filters
-from core.read.where import in_period
 from core.utc import DAY
 
 
@@ -47,30 +43,3 @@ def insurance_flows(engine: Engine, chain_id: int, end: int | None = None) -> pl
     with engine.connect() as conn:
         return db.read_frame(conn, q, {"bucket": pl.Int64(), "event": pl.String(), "amount_usd": pl.Float64()})
 
-
-def liquidation_fees(engine: Engine, chain_id: int, f: Filters) -> float:
-    """Σ LiquidationFeeCollected.amount in the period (of the selected markets), in USD."""
-    t = schema.table_of(schema.InsuranceFundEvent)
-    q = sa.select(sa.func.coalesce(sa.func.sum(t.c.amount_usd), 0.0)).where(
-        t.c.chain_id == chain_id, t.c.event == "LiquidationFeeCollected")
-    q = in_period(q, t, f)
-    with engine.connect() as conn:
-        return float(conn.execute(q).scalar_one())
-
-
-def liquidation_fees_per(engine: Engine, chain_id: int, f: Filters, *, by: str) -> pl.DataFrame:
-    """Σ LiquidationFeeCollected.amount in the period per UTC day (``by="bucket"``: bucket, amount_usd) or
-    per market (``by="market"``: market, amount_usd), summed by the database."""
-    t = schema.table_of(schema.InsuranceFundEvent)
-    if by == "bucket":
-        key: sa.ColumnElement[Any] = (t.c.block_timestamp // DAY * DAY).label("bucket")
-        key_type: pl.DataType = pl.Int64()
-    elif by == "market":
-        key, key_type = t.c.market.label("market"), pl.String()
-    else:
-        raise ValueError(f"by must be 'bucket' or 'market', not {by!r}")
-    q: sa.Select[Any] = sa.select(key, sa.func.sum(t.c.amount_usd).label("amount_usd")).where(
-        t.c.chain_id == chain_id, t.c.event == "LiquidationFeeCollected")
-    q = in_period(q, t, f).group_by(key).order_by(key)
-    with engine.connect() as conn:
-        return db.read_frame(conn, q, {by: key_type, "amount_usd": pl.Float64()})

@@ -89,9 +89,10 @@ def market_state_rows(engine: Engine, chain_id: int, end: int | None, markets: t
 
 
 def balance_rows(engine: Engine, chain_id: int, end: int | None) -> pl.DataFrame:
-    """Daily insurance-fund balance and backstop-vault change before ``end``, in day order."""
+    """Daily insurance-fund balance, backstop-vault value change and share-supply change before ``end``, in day order."""
     t = schema.table_of(schema.ProtocolStatsDaily)
-    q = sa.select(t.c.bucket, t.c.insurance_fund_usd, t.c.backstop_vault_change_usd).where(t.c.chain_id == chain_id)
+    q = sa.select(t.c.bucket, t.c.insurance_fund_usd, t.c.backstop_vault_change_usd, t.c.backstop_shares_change).where(
+        t.c.chain_id == chain_id)
     if end is not None:
         q = q.where(t.c.bucket < end)
     return _frame(engine, q.order_by(t.c.bucket), schema.ProtocolStatsDaily)
