@@ -4,7 +4,7 @@ exposure, one account's figures, funding, and every card's Δ vs the previous pe
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import polars as pl
 import pytest
@@ -18,6 +18,7 @@ from core.read import stats as read
 from core.read.accounts import AccountError
 from core.simulator import build_database
 from core.utc import DAY
+from tests.api_server import api_server, get
 from tests.apptest import open_app
 
 
@@ -368,3 +369,51 @@ def test_a_database_with_outdated_rollups_is_rebuilt_on_open(database_url: str) 
         else:
             assert got[key] == pytest.approx(want[key], rel=1e-9)
     assert got["fees_taker_usd"] > 0
+
+
+@pytest.fixture(scope="module")
+def api(simulated: str) -> Iterator[str]:
+    """The /stats API on the simulated history (a real server on a loopback port)."""
+    with api_server(simulated) as (base, _proc):
+        yield base
+
+
+def test_the_api_serves_the_analyses_as_the_pages_compute_them(api: str, engine: sa.Engine) -> None:
+    report = dashboard.report(engine, CHAIN, Filters())
+    status, _, fees = get(f"{api}/stats/fees?range=all")
+    assert status == 200
+    assert sum(p["taker_fees_usd"] for p in fees["points"]) == pytest.approx(report["fees_taker_usd"])
+    assert sum(p["liquidation_fees_usd"] for p in fees["points"]) == pytest.approx(report["liquidation_fees_usd"])
+    assert [p["time"] for p in fees["points"]] == sorted({p["time"] for p in fees["points"]})
+    status, _, fills = get(f"{api}/stats/fill-types?range=all&interval=1h")
+    assert status == 200 and fills["interval"] == "1h"
+    by_type = report["volume_by_fill_type_usd"]
+    for kind in ("normal", "liquidation", "adl", "backstop"):
+        assert sum(p[kind] for p in fills["points"]) == pytest.approx(by_type[kind], rel=1e-9, abs=1e-6)
+    status, _, pnl = get(f"{api}/stats/traders-pnl?range=all")
+    want = one(engine, "SELECT SUM(realized_pnl_usd - funding_paid_usd - fee_usd) FROM position_updates")
+    assert status == 200 and pnl["points"][-1]["cumulative_net_pnl_usd"] == pytest.approx(want, abs=1e-6)
+    assert get(f"{api}/stats/traders-pnl?interval=1h")[0] == 422  # per-trader days do not split into hours
+    status, _, vault = get(f"{api}/stats/vault?range=all")
+    assert status == 200 and vault["share_price"] == pytest.approx(report["backstop_share_price"], rel=1e-9)
+    assert {r["window_days"] for r in vault["returns"]} == {7, 30, 90}
+    status, _, book = get(f"{api}/stats/positions")
+    assert status == 200
+    assert sum(r["positions"] for r in book["leverage"]) == open_book(engine).height
+    status, _, funding = get(f"{api}/stats/funding?range=all")
+    assert status == 200 and {r["market"] for r in funding["markets"]} == {
+        str(m) for (m,) in rows(engine, "SELECT DISTINCT market FROM funding")}
+    status, _, adl = get(f"{api}/stats/adl?range=all")
+    assert status == 200 and len(adl["accounts"]) == int(one(engine, "SELECT COUNT(DISTINCT account) FROM adl_events"))
+
+
+def test_the_api_account_answers_one_account_and_refuses_a_malformed_one(api: str, engine: sa.Engine) -> None:
+    account = str(rows(engine, "SELECT account FROM adl_events ORDER BY block_number LIMIT 1")[0][0])
+    status, _, body = get(f"{api}/stats/accounts/{account}")
+    assert status == 200 and body["known"] and body["address"] == account
+    assert body["summary"]["trades"] == int(one(engine, "SELECT COUNT(*) FROM trades WHERE maker = :a OR taker = :a", a=account))
+    status, _, unknown = get(f"{api}/stats/accounts/0x{'ab' * 20}")
+    assert status == 200 and not unknown["known"]
+    status, _, bad = get(f"{api}/stats/accounts/0x12%27%3B%20DROP%20TABLE%20trades")
+    assert status == 422 and bad["parameter"] == "address" and "not an address" in bad["error"]
+    assert one(engine, "SELECT COUNT(*) FROM trades") > 0

@@ -31,6 +31,7 @@ from core.api.params import ParamError, View
 from core.indexer.rpc import index_lag, redact_url
 from core.period import Filters
 from core.read import stats as read
+from core.read.accounts import AccountError, normalize_address
 
 JSON = "application/json"
 
@@ -283,6 +284,60 @@ def traders(request: Request, _: SeriesParams) -> Response:
     """active, new and returning traders per UTC day (interval 1d only: distinct counts do not add
     up); active_traders of the whole period; the top 25 traders by volume."""
     return _serve(request, params.SERIES_PARAMS, figures.traders, intervals=("1d",))
+
+
+@router.get("/stats/fees", response_model=Series, summary="Fees by kind per bucket, the protocol's net")
+def fees(request: Request, _: SeriesParams) -> Response:
+    """taker_fees_usd, maker_fees_usd (rebates negative), liquidation_fees_usd, net_fees_usd and its running
+    total per bucket; by_market: the period per market; value = net_fees_usd."""
+    return _serve(request, params.SERIES_PARAMS, figures.fees)
+
+
+@router.get("/stats/fill-types", response_model=Series, summary="Volume by fill type per bucket")
+def fill_types(request: Request, _: SeriesParams) -> Response:
+    """normal, liquidation, adl, backstop volume (USD) and forced (the last three) per bucket; value = forced."""
+    return _serve(request, params.SERIES_PARAMS, figures.fill_types)
+
+
+@router.get("/stats/traders-pnl", response_model=Series, summary="Traders' PnL per day")
+def traders_pnl(request: Request, _: SeriesParams) -> Response:
+    """Traders' realized PnL, funding paid, fees, net PnL (and running total) and profitable/losing
+    traders per UTC day (interval 1d only); value = net_pnl_usd."""
+    return _serve(request, params.SERIES_PARAMS, figures.traders_pnl, intervals=("1d",))
+
+
+@router.get("/stats/funding", response_model=Table, summary="Funding per perp market")
+def funding(request: Request, _: PeriodParams) -> Response:
+    """Per perp market: latest and mean funding rate annualised, the latest per hour, cumulative funding."""
+    return _serve(request, params.PERIOD_PARAMS, figures.funding)
+
+
+@router.get("/stats/vault", response_model=Table, summary="Backstop vault and insurance fund performance")
+def vault(request: Request, _: PeriodParams) -> Response:
+    """Share price, 7/30/90-day returns and APR, the vault's daily flows and PnL by source, the fund's flows."""
+    return _serve(request, params.PERIOD_PARAMS, figures.buffers)
+
+
+@router.get("/stats/positions", response_model=Table, summary="Open-book risk and the liquidation map")
+def positions(request: Request, _: MarketParams) -> Response:
+    """Largest and most-levered open positions, leverage buckets, OI by side, the liquidation map."""
+    return _serve(request, params.MARKET_PARAMS, figures.positions)
+
+
+@router.get("/stats/adl", response_model=Table, summary="ADL'd accounts of the period")
+def adl(request: Request, _: PeriodParams) -> Response:
+    """Per account force-reduced by ADL in the period: reductions, notional, realized PnL, last time."""
+    return _serve(request, params.PERIOD_PARAMS, figures.adl)
+
+
+@router.get("/stats/accounts/{address}", response_model=Table, summary="One account")
+def account(request: Request, address: str) -> Response:
+    """Totals, daily PnL, positions, newest trades, liquidations and ADL reductions of one address."""
+    try:
+        normalize_address(address)
+    except AccountError as e:
+        return _error(422, str(e), "address")
+    return _serve(request, (), lambda engine, view: figures.account(engine, view, address))
 
 
 @router.get("/health", summary="Last indexed block, its age, and the lag behind RPC_URL's node")

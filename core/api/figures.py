@@ -105,3 +105,72 @@ def liquidation_day(engine: Engine, view: View, day: dt.date) -> dict[str, Any]:
     rows = _clean(rows.with_columns(pl.col("time").dt.epoch("s")))
     return {"date": day.isoformat(), "as_of_block": view.as_of_block, "as_of_time": view.as_of_time,
             "liquidations": rows.to_dicts()}
+
+
+def _table(view: View, **tables: pl.DataFrame | Any) -> dict[str, Any]:
+    """Tables (frames as lists of rows, datetimes as unix seconds) and plain values, with the newest block."""
+    def rows(df: pl.DataFrame) -> list[dict[str, Any]]:
+        return _clean(df.with_columns(pl.col(pl.Datetime).dt.epoch("s"))).to_dicts()
+
+    return {"as_of_block": view.as_of_block, "as_of_time": view.as_of_time,
+            **{k: rows(v) if isinstance(v, pl.DataFrame) else v for k, v in tables.items()}}
+
+
+def fees(engine: Engine, view: View) -> dict[str, Any]:
+    """Fees by kind per bucket (taker, maker with rebates negative, liquidation), the protocol's net and
+    its running total; value = net_fees_usd; ``by_market`` the period's per-market split."""
+    data = dashboard.revenue_and_pnl(engine, view.chain_id, view.filters, view.granularity)
+    return series(view, data["fees"], ("taker_fees_usd", "maker_fees_usd", "liquidation_fees_usd", "net_fees_usd",
+                                       "cumulative_net_fees_usd"), "net_fees_usd",
+                  by_market=_clean(data["fees_by_market"]).to_dicts())
+
+
+def fill_types(engine: Engine, view: View) -> dict[str, Any]:
+    """Volume per bucket by fill type (normal, liquidation, adl, backstop); value = the forced part."""
+    df = dashboard.revenue_and_pnl(engine, view.chain_id, view.filters, view.granularity)["fill_volume"]
+    wide = df.group_by("bucket", "fill_type").agg(pl.col("volume_usd").sum()).pivot(on="fill_type", index="bucket", values="volume_usd")
+    for kind in ("normal", "liquidation", "adl", "backstop"):
+        if kind not in wide.columns:
+            wide = wide.with_columns(pl.lit(0.0).alias(kind))
+    wide = wide.with_columns((pl.col("liquidation") + pl.col("adl") + pl.col("backstop")).alias("forced"))
+    return series(view, wide, ("normal", "liquidation", "adl", "backstop", "forced"), "forced")
+
+
+def traders_pnl(engine: Engine, view: View) -> dict[str, Any]:
+    """Traders' realized PnL, funding paid, fees, net PnL and its running total per UTC day, with the
+    profitable and losing traders of the day (all markets); value = net_pnl_usd."""
+    df = dashboard.revenue_and_pnl(engine, view.chain_id, view.filters, "day")["traders_pnl"]
+    return series(view, df, ("realized_pnl_usd", "funding_paid_usd", "position_fees_usd", "net_pnl_usd", "cumulative_net_pnl_usd",
+                             "profitable_traders", "losing_traders"), "net_pnl_usd")
+
+
+def funding(engine: Engine, view: View) -> dict[str, Any]:
+    """Per perp market over the period: the latest and mean funding rate annualised, cumulative funding."""
+    return _table(view, markets=dashboard.funding(engine, view.chain_id, view.filters)["summary"])
+
+
+def buffers(engine: Engine, view: View) -> dict[str, Any]:
+    """The BackstopVault per day (flows, PnL by source, value, shares, share price, depositors), its
+    share-price returns over 7/30/90 days and the InsuranceFund's flows by kind per day."""
+    data = dashboard.buffers(engine, view.chain_id, view.filters, view.as_of_time)
+    return _table(view, share_price=data["share_price"], returns=data["returns"], vault_daily=data["vault_daily"].drop("date"),
+                  fund_flows=data["fund_flows"], fund_balance=data["fund_balance"])
+
+
+def positions(engine: Engine, view: View) -> dict[str, Any]:
+    """The open book at the newest block: largest and most-levered positions, leverage buckets, OI by side
+    and the liquidation map of the selected markets."""
+    book = dashboard.position_risk(engine, view.chain_id, view.filters.markets)
+    return _table(view, **book)
+
+
+def adl(engine: Engine, view: View) -> dict[str, Any]:
+    """The accounts ADL force-reduced in the period, most reduced first."""
+    return _table(view, accounts=dashboard.adl_history(engine, view.chain_id, view.filters))
+
+
+def account(engine: Engine, view: View, address: str) -> dict[str, Any]:
+    """One account's totals, daily PnL, positions, newest trades, liquidations and ADL reductions."""
+    a = dashboard.account(engine, view.chain_id, address)
+    return _table(view, address=a.address, known=a.known, summary=a.summary, pnl_daily=a.pnl_daily, positions=a.positions,
+                  trades=a.trades, liquidations=a.liquidations, adl=a.adl)
