@@ -15,7 +15,7 @@ For the database at URL (keep big ones outside the repository):
 3. pages: Overview cold and warm (``bench/dashboard.py``'s ``overview``: the calls the Overview page
    makes) and its SQL GROUP BY peer, then the other pages' main ``core.dashboard`` / ``core.read`` calls over the whole
    history (the sidebar's "All"), each on a new engine.
-4. vault: ``core.vault.load`` of the whole history and one replay of the ``proposed`` preset.
+4. vault: ``core.read.history.load`` of the whole history and one replay of the ``proposed`` preset.
 5. app: ``streamlit run app.py`` on URL (BUILD_DEMO=0) in a subprocess, every page of app.py loaded
    with ``?range=All`` in Debian's chromium (playwright); the server's RSS is sampled while each page
    loads, and its peak (VmHWM) reported. Target: < 1 GB.
@@ -39,6 +39,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import sqlalchemy as sa
 
 from bench.dashboard import overview, sql_groupby
@@ -56,6 +57,9 @@ PAGE_CALLS: dict[str, Any] = {
     "overview_series": dashboard.overview_series, "liquidation_rows": dashboard.liquidation_rows,
     "top_liquidated_accounts": read.top_liquidated_accounts, "trader_activity": dashboard.trader_activity,
     "index_status": status.index_status, "reconciliation": status.reconciliation,
+    "revenue_and_pnl": dashboard.revenue_and_pnl, "funding": dashboard.funding, "position_risk": dashboard.position_risk,
+    "adl_exposure": dashboard.adl_exposure, "adl_history": dashboard.adl_history, "buffers": dashboard.buffers,
+    "account": dashboard.account,
 }
 
 OUT = ROOT / "bench" / "out"
@@ -416,13 +420,21 @@ def step_pages(url: str, chain_id: int) -> dict[str, Any]:
                                "sql_groupby": peer_t}
     as_of = on_new_engine(url, read.latest_timestamp, chain_id)()
     f = Filters(*trailing_window(as_of, None))  # the sidebar's "All"
-    first_market = on_new_engine(url, read.markets, chain_id)()["market"][0]
+    all_markets = on_new_engine(url, read.markets, chain_id)()
+    first_market = all_markets["market"][0]
+    first_perp = str(all_markets.filter(pl.col("market_type") == "perp")["market"][0])
+    busiest_trader = str(on_new_engine(url, dashboard.trader_activity, chain_id, f, 1)()[1]["trader"][0])
     calls = {
         "markets": [("market_table", (chain_id, f)), ("market_series", (chain_id, first_market, f, "day"))],
         "liquidations": [("overview_series", (chain_id, f, "day")), ("liquidation_rows", (chain_id, f, 500)),
                          ("top_liquidated_accounts", (chain_id, f))],
         "traders": [("trader_activity", (chain_id, f))],
         "indexed": [("index_status", ()), ("reconciliation", (chain_id,))],
+        "revenue": [("revenue_and_pnl", (chain_id, f, "day")), ("funding", (chain_id, f))],
+        "risk": [("position_risk", (chain_id, None)), ("adl_exposure", (chain_id, first_perp, -0.2)),
+                 ("adl_history", (chain_id, f))],
+        "buffers": [("buffers", (chain_id, f, as_of))],
+        "account": [("account", (chain_id, busiest_trader))],
     }
     for page, page_calls in calls.items():
         start = clock.read()
@@ -435,11 +447,12 @@ def step_pages(url: str, chain_id: int) -> dict[str, Any]:
 # ------------------------------------------------------------------ 4. vault what-if
 
 def step_vault(url: str, chain_id: int) -> dict[str, Any]:
-    """core.vault.load of the whole history, then one replay of the `proposed` preset."""
+    """core.read.history.load of the whole history, then one replay of the `proposed` preset."""
     from core import vault
+    from core.read import history as read_history
 
     clock = Clock(url)
-    load_t, history = clock.time(on_new_engine(url, vault.load, chain_id))
+    load_t, history = clock.time(on_new_engine(url, read_history.load, chain_id))
     replay_t, result = clock.time(lambda: vault.replay(history, vault.preset("proposed")))
     s = result.summary
     say(f"vault: load {fmt(load_t)} ({history.liquidations.height:,} liquidations, {history.marks.height:,} marks, "
