@@ -305,7 +305,7 @@ class Account:
 def account(engine: Engine, chain_id: int, address: str, trade_limit: int = 500) -> Account:
     """Everything indexed about ``address`` (read_accounts.AccountError if it is not an address)."""
     a = read_accounts.normalize_address(address)
-    updates = read_accounts.position_updates(engine, chain_id, a)
+    pnl = read_accounts.pnl_days(engine, chain_id, a)
     days = read_accounts.trade_days(engine, chain_id, a)
     liqs = read_accounts.liquidations(engine, chain_id, a)
     adl = read_accounts.adl_reductions(engine, chain_id, Filters(), a)
@@ -315,7 +315,7 @@ def account(engine: Engine, chain_id: int, address: str, trade_limit: int = 500)
         return df.join(names, on="market", how="left").with_columns(pl.col("symbol").fill_null(pl.col("market"))).drop(
             "market").rename({"symbol": "market"}).select(df.columns)
 
-    return Account(a, accounts.summary(updates, days, liqs, adl), accounts.pnl_daily(updates),
+    return Account(a, accounts.summary(pnl, days, liqs, adl), accounts.pnl_daily(pnl),
                    named(read_accounts.positions(engine, chain_id, a)),
                    named(accounts.trade_table(read_accounts.trades(engine, chain_id, a, trade_limit), a)), named(liqs), named(adl))
 
@@ -347,5 +347,5 @@ def revenue_and_pnl(engine: Engine, chain_id: int, f: Filters, granularity: Gran
         "fees_by_market": revenue.fees_by_market(stats),
         "fill_volume": revenue.fill_volumes(stats),
         "taker_sides": revenue.taker_sides(stats),
-        "traders_pnl": revenue.traders_pnl_daily(daily, read.trader_pnl_days(engine, chain_id, f)),
+        "traders_pnl": revenue.traders_pnl_daily(daily, read.trader_pnl_counts(engine, chain_id, f)),
     }

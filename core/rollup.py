@@ -221,6 +221,14 @@ def trader_pnl_daily(raw: dict[str, pl.DataFrame], chain_id: int) -> pl.DataFram
         "bucket", "trader")
 
 
+def trader_pnl_counts(pnl_days: pl.DataFrame) -> pl.DataFrame:
+    """Per UTC day: the accounts of :func:`trader_pnl_daily` whose net (realized − funding − fees) is above and below zero."""
+    net = pl.col("realized_pnl_usd") - pl.col("funding_paid_usd") - pl.col("fees_usd")
+    return _conform(pnl_days.group_by("chain_id", "bucket").agg(
+        (net > 0).sum().cast(pl.Int64).alias("profitable_traders"), (net < 0).sum().cast(pl.Int64).alias("losing_traders")),
+        schema.TraderPnlCounts).sort("bucket")
+
+
 def traders_daily(per_trader: pl.DataFrame) -> pl.DataFrame:
     """Per UTC day: distinct traders across markets, from :func:`trader_daily`'s rows."""
     return _conform(per_trader.group_by("chain_id", "bucket").agg(pl.col("trader").n_unique().alias("traders")),
@@ -246,7 +254,8 @@ def build(raw: dict[str, pl.DataFrame], chain_id: int) -> list[tuple[type[SQLMod
         (schema.ProtocolStatsDaily, _conform(combine_protocol_stats(protocol, DAY), schema.ProtocolStatsDaily)),
         (schema.TraderDay, per_trader),
         (schema.DailyActiveTraders, traders_daily(per_trader)),
-        (schema.TraderPnlDay, trader_pnl_daily(raw, chain_id)),
+        (schema.TraderPnlDay, pnl_days := trader_pnl_daily(raw, chain_id)),
+        (schema.TraderPnlCounts, trader_pnl_counts(pnl_days)),
     ]
 
 
@@ -417,10 +426,23 @@ def _fold(conn: Connection, chain_id: int, first_block: int, end_block: int | No
     protocol_days = sorted({int(ts) // DAY * DAY for name in ("debt", "fund", "vault", "blocks") for ts in
                             raw[name]["ts"].unique().to_list()})
     _fold_days(conn, chain_id, hourly, keys, protocol_days)
-    db.upsert_frame(conn, schema.TraderPnlDay, trader_pnl_daily(raw, chain_id),
-                    add=("realized_pnl_usd", "funding_paid_usd", "fees_usd"))
+    pnl_days = trader_pnl_daily(raw, chain_id)
+    db.upsert_frame(conn, schema.TraderPnlDay, pnl_days, add=("realized_pnl_usd", "funding_paid_usd", "fees_usd"))
+    _count_pnl_days(conn, chain_id, pnl_days["bucket"].unique().to_list())
     _insert_latest(conn, chain_id, "block_number >= :b AND block_number < :e",
                    {"b": first_block, "e": end_block if end_block is not None else _NO_END}, replace=True)
+
+
+def _count_pnl_days(conn: Connection, chain_id: int, days: list[int]) -> None:
+    """Recount trader_pnl_counts for ``days`` from their trader_pnl_daily rows."""
+    for day in sorted(int(d) for d in days):
+        conn.execute(sa.text(
+            "INSERT INTO trader_pnl_counts (chain_id, bucket, profitable_traders, losing_traders) "
+            "SELECT :c, :d, COALESCE(SUM(CASE WHEN realized_pnl_usd - funding_paid_usd - fees_usd > 0 THEN 1 ELSE 0 END), 0), "
+            "COALESCE(SUM(CASE WHEN realized_pnl_usd - funding_paid_usd - fees_usd < 0 THEN 1 ELSE 0 END), 0) "
+            "FROM trader_pnl_daily WHERE chain_id = :c AND bucket = :d "
+            "ON CONFLICT (chain_id, bucket) DO UPDATE SET profitable_traders = excluded.profitable_traders, "
+            "losing_traders = excluded.losing_traders"), {"c": chain_id, "d": day})
 
 
 # ------------------------------------------------------------------ rewind to a day
@@ -499,7 +521,7 @@ def _rewind_last_trades(conn: Connection, chain_id: int, day0: int, cut: int) ->
 
 
 _BUCKETED = (schema.MarketStatsHourly, schema.MarketStatsDaily, schema.ProtocolStatsHourly, schema.ProtocolStatsDaily,
-             schema.TraderDay, schema.DailyActiveTraders, schema.TraderPnlDay)
+             schema.TraderDay, schema.DailyActiveTraders, schema.TraderPnlDay, schema.TraderPnlCounts)
 
 
 def rewind(conn: Connection, chain_id: int, day0: int) -> int:
@@ -586,6 +608,10 @@ def _backfill_traders(conn: Connection, chain_id: int, through: int) -> None:
                              "FROM trader_daily WHERE chain_id = :c GROUP BY bucket"), {"c": chain_id})
     if _empty(conn, schema.TraderTotal, chain_id):
         _add_to_totals(conn, chain_id, 0)
+    if _empty(conn, schema.TraderPnlCounts, chain_id) and not _empty(conn, schema.TraderPnlDay, chain_id):
+        days = [int(d) for (d,) in conn.execute(sa.text("SELECT DISTINCT bucket FROM trader_pnl_daily WHERE chain_id = :c"),
+                                                   {"c": chain_id})]
+        _count_pnl_days(conn, chain_id, days)
     if _empty(conn, schema.TraderLastTrade, chain_id):
         conn.execute(sa.text(
             "INSERT INTO trader_last_trade (chain_id, trader, last_ts) SELECT :c, trader, MAX(ts) FROM ("
@@ -609,7 +635,7 @@ def upgrade(engine: Engine) -> None:
             sa.select(state.c.chain_id, state.c.through_block).where(state.c.through_block >= 0))]
         stale = [(c, t) for c, t in chains if any(_empty(conn, m, c) for m in (
             schema.DailyActiveTraders, schema.TraderTotal, schema.TraderLastTrade, schema.TraderCounts,
-            schema.PositionLatest))]
+            schema.PositionLatest, schema.TraderPnlCounts))]
     for chain_id, through in stale:
         with engine.begin() as conn:
             _backfill_positions(conn, chain_id, through)

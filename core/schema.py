@@ -95,7 +95,6 @@ class PositionUpdate(EventRow, table=True):
     __tablename__ = "position_updates"
     __table_args__ = (
         sa.Index("ix_position_updates_market_time", "market", "block_timestamp"),
-        sa.Index("ix_position_updates_account", "chain_id", "account"),  # the account page
     )
     position_key: str
     account: str
@@ -381,12 +380,24 @@ class TraderPnlDay(SQLModel, table=True):
     market), so the profitable and losing traders of a day are counted without scanning the updates."""
 
     __tablename__ = "trader_pnl_daily"
+    __table_args__ = (sa.Index("ix_trader_pnl_daily_trader", "chain_id", "trader", "bucket"),)  # the account page
     chain_id: int = Field(primary_key=True, sa_type=sa.BigInteger)
     bucket: int = Field(primary_key=True, sa_type=sa.BigInteger)
     trader: str = Field(primary_key=True)
     realized_pnl_usd: float = 0.0
     funding_paid_usd: float = 0.0
     fees_usd: float = 0.0
+
+
+class TraderPnlCounts(SQLModel, table=True):
+    """Per UTC day: accounts whose net PnL that day (trader_pnl_daily: realized − funding − fees) was above
+    and below zero, recounted for the days a commit touches (a day is a few thousand accounts)."""
+
+    __tablename__ = "trader_pnl_counts"
+    chain_id: int = Field(primary_key=True, sa_type=sa.BigInteger)
+    bucket: int = Field(primary_key=True, sa_type=sa.BigInteger)
+    profitable_traders: int = 0
+    losing_traders: int = 0
 
 
 class TraderTotal(SQLModel, table=True):
@@ -458,7 +469,7 @@ class RollupState(SQLModel, table=True):
 
 
 ROLLUP_TABLES: tuple[type[SQLModel], ...] = (
-    MarketStatsHourly, MarketStatsDaily, ProtocolStatsHourly, ProtocolStatsDaily, TraderDay, DailyActiveTraders, TraderPnlDay,
+    MarketStatsHourly, MarketStatsDaily, ProtocolStatsHourly, ProtocolStatsDaily, TraderDay, DailyActiveTraders, TraderPnlDay, TraderPnlCounts,
     TraderTotal, TraderLastTrade, TraderCounts, PositionLatest,
 )
 

@@ -9,26 +9,24 @@ from __future__ import annotations
 
 import polars as pl
 
-from core.utc import DAY, datetime_expr
+from core.utc import datetime_expr
 
 FILL_TYPES = {0: "normal", 1: "liquidation", 2: "adl", 3: "backstop"}
 
 
-def pnl_daily(updates: pl.DataFrame) -> pl.DataFrame:
-    """Per UTC day: realized PnL, funding paid, fees, net PnL and its running total."""
-    return updates.with_columns((pl.col("block_timestamp") // DAY * DAY).alias("bucket")).group_by("bucket").agg(
-        pl.col("realized_pnl_usd").sum(), pl.col("funding_paid_usd").sum(), pl.col("fee_usd").sum(),
-    ).sort("bucket").with_columns(
-        (pl.col("realized_pnl_usd") - pl.col("funding_paid_usd") - pl.col("fee_usd")).alias("net_pnl_usd"),
+def pnl_daily(days: pl.DataFrame) -> pl.DataFrame:
+    """Per UTC day (the rollup's bucket, realized_pnl_usd, funding_paid_usd, fees_usd rows): net PnL and its running total."""
+    return days.sort("bucket").with_columns(
+        (pl.col("realized_pnl_usd") - pl.col("funding_paid_usd") - pl.col("fees_usd")).alias("net_pnl_usd"),
     ).with_columns(pl.col("net_pnl_usd").cum_sum().alias("cumulative_net_pnl_usd"))
 
 
-def summary(updates: pl.DataFrame, trade_days: pl.DataFrame, liquidations: pl.DataFrame, adl: pl.DataFrame) -> dict[str, float | int]:
+def summary(days: pl.DataFrame, trade_days: pl.DataFrame, liquidations: pl.DataFrame, adl: pl.DataFrame) -> dict[str, float | int]:
     """The account's totals: volume and trades (from its trade days), realized PnL, funding, fees, net
-    PnL, liquidations with their notional, and ADL reductions with the PnL they realized."""
-    realized = float(updates["realized_pnl_usd"].sum())
-    funding = float(updates["funding_paid_usd"].sum())
-    fees = float(updates["fee_usd"].sum())
+    PnL (from its PnL days), liquidations with their notional, and ADL reductions with the PnL they realized."""
+    realized = float(days["realized_pnl_usd"].sum())
+    funding = float(days["funding_paid_usd"].sum())
+    fees = float(days["fees_usd"].sum())
     return {
         "volume_usd": float(trade_days["volume_usd"].sum()), "trades": int(trade_days["trades"].sum()),
         "realized_pnl_usd": realized, "funding_paid_usd": funding, "fees_usd": fees, "net_pnl_usd": realized - funding - fees,

@@ -64,14 +64,11 @@ def fees_by_market(stats: pl.DataFrame) -> pl.DataFrame:
         "net_fees_usd", descending=True)
 
 
-def traders_pnl_daily(stats: pl.DataFrame, trader_days: pl.DataFrame) -> pl.DataFrame:
+def traders_pnl_daily(stats: pl.DataFrame, counts: pl.DataFrame) -> pl.DataFrame:
     """Per bucket: traders' realized PnL, funding paid, fees and net PnL (from the market rollups) with the
-    running net, and (from the per-trader days) how many traders were profitable and losing that day."""
+    running net, and (``counts``: bucket, profitable_traders, losing_traders) the day's winners and losers."""
     per = stats.group_by("bucket").agg(pl.col("realized_pnl_usd").sum(), pl.col("funding_paid_usd").sum(),
                                        pl.col("position_fees_usd").sum()).sort("bucket")
-    net = trader_days.with_columns((pl.col("realized_pnl_usd") - pl.col("funding_paid_usd") - pl.col("fees_usd")).alias("net"))
-    counts = net.group_by("bucket").agg((pl.col("net") > 0).sum().cast(pl.Int64).alias("profitable_traders"),
-                                        (pl.col("net") < 0).sum().cast(pl.Int64).alias("losing_traders"))
-    out = per.join(counts, on="bucket", how="left").with_columns(pl.col("profitable_traders", "losing_traders").fill_null(0))
+    out = per.join(counts.select("bucket", "profitable_traders", "losing_traders"), on="bucket", how="left").with_columns(pl.col("profitable_traders", "losing_traders").fill_null(0))
     return out.with_columns((pl.col("realized_pnl_usd") - pl.col("funding_paid_usd") - pl.col("position_fees_usd")).alias("net_pnl_usd")
                             ).with_columns(pl.col("net_pnl_usd").cum_sum().alias("cumulative_net_pnl_usd"))

@@ -1,8 +1,9 @@
 """One account's rows (the account page: GMX's account dashboard, Drift's user lookup) and the
 history of ADL'd accounts.
 
-Every read is an index range: trades by (maker | taker, block), position updates and liquidations
-by account; ADL events are few. An account's totals come from the trader-day rollup.
+Every read is an index range: trades by (maker | taker, block), liquidations by account, the PnL days
+of the trader_pnl_daily rollup by trader; ADL events are few. Its volume and trades come from the
+trader-day rollup.
 """
 
 from __future__ import annotations
@@ -64,16 +65,13 @@ def trades(engine: Engine, chain_id: int, account: str, limit: int = 500) -> pl.
     return rows.unique(["block_number", "log_index"]).sort(["block_number", "log_index"], descending=True).head(limit)
 
 
-UPDATE_COLUMNS = ("block_timestamp", "block_number", "log_index", "position_key", "market", "is_long", "size_delta", "size",
-                  "price", "entry_price", "collateral_usd", "realized_pnl_usd", "funding_paid_usd", "fee_usd")
-
-
-def position_updates(engine: Engine, chain_id: int, account: str) -> pl.DataFrame:
-    """Every PositionUpdated of the account, in chain order."""
-    t = schema.table_of(schema.PositionUpdate)
-    q = sa.select(*(t.c[c] for c in UPDATE_COLUMNS)).where(t.c.chain_id == chain_id, t.c.account == account)
-    with engine.connect() as conn:  # sorted here: an ORDER BY lets SQLite walk the block index over every update
-        return db.read_frame(conn, q, _typed(schema.PositionUpdate, UPDATE_COLUMNS)).sort("block_number", "log_index")
+def pnl_days(engine: Engine, chain_id: int, account: str) -> pl.DataFrame:
+    """The account's days from the trader_pnl_daily rollup: bucket, Σ realized PnL, funding paid, fees."""
+    t = schema.table_of(schema.TraderPnlDay)
+    cols = ("bucket", "realized_pnl_usd", "funding_paid_usd", "fees_usd")
+    q = sa.select(*(t.c[c] for c in cols)).where(t.c.chain_id == chain_id, t.c.trader == account).order_by(t.c.bucket)
+    with engine.connect() as conn:
+        return db.read_frame(conn, q, _typed(schema.TraderPnlDay, cols))
 
 
 POSITION_COLUMNS = ("position_key", "market", "is_long", "size", "entry_price", "collateral_usd", "block_timestamp")

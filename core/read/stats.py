@@ -211,9 +211,9 @@ def top_liquidated_accounts(engine: Engine, chain_id: int, f: Filters, n: int = 
                                        "deficit_usd": pl.Float64(), "socialized_usd": pl.Float64()})
 
 
-def trader_pnl_days(engine: Engine, chain_id: int, f: Filters) -> pl.DataFrame:
-    """Per UTC day and account of the period: its Σ realized PnL, funding paid and fees (every market)."""
-    t = schema.table_of(schema.TraderPnlDay)
-    q = _bounded(t, sa.select(t.c.bucket, t.c.trader, t.c.realized_pnl_usd, t.c.funding_paid_usd, t.c.fees_usd).where(
-        t.c.chain_id == chain_id), f, with_markets=False)
-    return _frame(engine, q, schema.TraderPnlDay)
+def trader_pnl_counts(engine: Engine, chain_id: int, f: Filters) -> pl.DataFrame:
+    """Per UTC day of the period: the accounts with a positive and a negative net PnL that day (every market)."""
+    t = schema.table_of(schema.TraderPnlCounts)
+    q = _bounded(t, sa.select(t.c.bucket, t.c.profitable_traders, t.c.losing_traders).where(t.c.chain_id == chain_id), f,
+                 with_markets=False)
+    return _frame(engine, q, schema.TraderPnlCounts)
