@@ -74,7 +74,7 @@ def test_a_node_failing_a_third_of_calls_every_way_ends_with_the_same_database(
     after_429 = [sum(1 for u in times if t < u < t + 0.95) for t, _, fault in proxy.log if fault == "http_429"]
     assert after_429 and after_429[0] < FETCH_THREADS and not any(after_429[1:]), after_429
     # a hard range cap is not hit on every other call (whether growth reaches it at all depends on
-    # which calls the faults hit: a timed-out range also caps the span; test_plan covers the learning)
+    # which calls the faults hit: a timed-out range also caps the span)
     assert proxy.counts["getlogs_range_cap"] <= proxy.methods["eth_getLogs"] // 4, (proxy.counts, proxy.methods)
 
 
