@@ -445,7 +445,8 @@ class PositionLatest(SQLModel, table=True):
 
     __tablename__ = "positions_latest"
     __table_args__ = (sa.Index("ix_positions_latest_market", "chain_id", "market"),
-                      sa.Index("ix_positions_latest_block", "chain_id", "block_number"))
+                      sa.Index("ix_positions_latest_block", "chain_id", "block_number"),
+                      sa.Index("ix_positions_latest_account", "chain_id", "account"))  # the account page
     chain_id: int = Field(primary_key=True, sa_type=sa.BigInteger)
     position_key: str = Field(primary_key=True)
     account: str

@@ -21,6 +21,7 @@ reduced first.
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 
 from core.protocol import MAINTENANCE_MARGIN_BPS
@@ -85,15 +86,21 @@ def liquidation_map(marked: pl.DataFrame, moves: tuple[float, ...] = MOVES) -> p
     """Per market and price move x: the notional (size × liquidation price) that a move of the mark by x
     would liquidate, cumulative from 0 outwards (longs on falls, shorts on rises; those already below
     maintenance count at every move)."""
-    move = pl.DataFrame({"move": list(moves)})
+    grid = np.asarray(moves, dtype=np.float64)
+    rows: list[tuple[str, float, float]] = []
     pos = marked.select("market", "is_long", "move_to_liquidation", (pl.col("size") * pl.col("liquidation_price")).alias("liq_notional"))
-    grid = pos.join(move, how="cross")
-    hit = (pl.col("is_long") & (pl.col("move") <= 0) & (pl.col("move_to_liquidation") >= pl.col("move"))) | (
-        ~pl.col("is_long") & (pl.col("move") >= 0) & (pl.col("move_to_liquidation") <= pl.col("move")))
-    out = grid.filter(hit).group_by("market", "move").agg(pl.col("liq_notional").sum().alias("liquidated_notional_usd"))
-    markets = marked.select("market").unique()
-    return markets.join(move, how="cross").join(out, on=["market", "move"], how="left").with_columns(
-        pl.col("liquidated_notional_usd").fill_null(0.0)).sort("market", "move")
+    for (market,), g in pos.group_by(["market"], maintain_order=False):
+        out = np.zeros(len(grid))
+        for is_long, falls in ((True, grid <= 0), (False, grid >= 0)):
+            side = g.filter(pl.col("is_long") == is_long).sort("move_to_liquidation")
+            at = side["move_to_liquidation"].to_numpy()
+            cum = np.concatenate(([0.0], np.cumsum(side["liq_notional"].to_numpy())))
+            # longs: every position with move_to_liquidation >= x; shorts: every one with it <= x
+            hit = (cum[-1] - cum[np.searchsorted(at, grid, side="left")]) if is_long else cum[np.searchsorted(at, grid, side="right")]
+            out = out + np.where(falls, hit, 0.0)
+        rows.extend((str(market), float(m), float(v)) for m, v in zip(grid, out, strict=True))
+    return pl.DataFrame(rows, schema={"market": pl.String, "move": pl.Float64, "liquidated_notional_usd": pl.Float64},
+                        orient="row").sort("market", "move")
 
 
 def adl_ranking(marked: pl.DataFrame) -> pl.DataFrame:
