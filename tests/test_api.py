@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from core import db
 from core.indexer.run import ingest_stream
+from core.utc import DAY
 from tests.anvil import free_port, rpc
 from tests.api_server import api_server, get
 from tests.synthetic import MANIFEST, PERP, ROOT, SPOT, batches, history
@@ -26,7 +27,6 @@ from tests.synthetic import MANIFEST, PERP, ROOT, SPOT, batches, history
 E6 = 10**6
 HIST = history(4)
 ORIGIN = "https://app.marginx.example"
-DAY = 86_400
 
 
 def sql(url: str, query: str, **params: Any) -> Any:

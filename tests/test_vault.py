@@ -27,6 +27,7 @@ from core.fmt import format_usd
 from core.period import Filters
 from core.read.history import load, open_positions
 from core.simulator import build_database
+from core.utc import DAY, HOUR
 from core.vault import History, VaultParams, preset, replay, sweep
 from core.vault.history import LIQUIDATION_SCHEMA, MarkBook, assemble
 from core.vault.params import PRESETS, SEED_WATERFALL, SOURCES, ParamError, field_docs, parse_value, preset_sources
@@ -34,8 +35,6 @@ from core.vault.replay import MIN_DAYS_ANNUALISED
 from core.vault.scenarios import Shock, run_shock, thin_market
 from core.vault.stats import apr, depositor_path, drawdown, high_water_fees, max_drawdown, sharpe
 
-DAY = 86_400
-HOUR = 3_600
 T0 = 1_790_000_000 // DAY * DAY  # a UTC midnight
 BIG, THIN = "0xbig", "0xthin"
 PLAIN = VaultParams(vault_size_usd=1_000.0, unwind_hours=0.0, slippage_coef=0.0, trigger_mm_fraction=1.0)
