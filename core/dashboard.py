@@ -120,7 +120,10 @@ def overview_cards(engine: Engine, chain_id: int, f: Filters, as_of: int) -> lis
     vol_24h = float(market_stats(engine, chain_id, metrics.hour_aligned(day_now), "hour")["volume_usd"].sum())
     vol_prev = float(market_stats(engine, chain_id, metrics.hour_aligned(day_before), "hour")["volume_usd"].sum())
     traders_24h = read.traders_24h(engine, chain_id, as_of, f.markets)
-    traders_prev = read.traders_between(engine, chain_id, as_of - 2 * DAY + 1, as_of - DAY + 1, f.markets)
+    # Δ from the trader-day rollup (an exact 24-hour window before this one would scan a day of raw trades)
+    today = as_of // DAY * DAY
+    traders_day = read.active_traders(engine, chain_id, Filters(today, today + DAY, f.markets))
+    traders_day_before = read.active_traders(engine, chain_id, Filters(today - DAY, today, f.markets))
     debt_now = float(protocol_stats(engine, chain_id, Filters(end=f.end), "day")["socialized_debt_usd"].sum())
     debt_before = float(protocol_stats(engine, chain_id, Filters(end=previous_period(f, as_of).end), "day")["socialized_debt_usd"].sum())
     vs = " Δ vs the previous period of the same length (for All: vs 24 hours earlier)."
@@ -143,8 +146,8 @@ def overview_cards(engine: Engine, chain_id: int, f: Filters, as_of: int) -> lis
         card("Insurance fund", "insurance_fund_usd", "Balance of the latest InsuranceFund event."),
         card("Backstop vault", "backstop_vault_usd", "Vault value implied by Deposit − Withdraw + VaultPnLUpdated."),
         Card("Active traders (24h)", traders_24h,
-             "Distinct makers and takers of Trades in the 24 hours up to the latest block; Δ vs the 24 hours before.",
-             delta=traders_24h - traders_prev, money=False),
+             "Distinct makers and takers of Trades in the 24 hours up to the latest block; Δ: the latest block's UTC day's "
+             "distinct traders vs the day before's.", delta=traders_day - traders_day_before, money=False),
     ]
 
 

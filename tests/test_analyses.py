@@ -276,6 +276,14 @@ def test_every_card_delta_is_the_change_vs_the_previous_period(engine: sa.Engine
                  s=day_on(prev.start), e=start_day)
     assert (cards["Liquidations"].value, cards["Liquidations"].delta) == (n, n - n_prev)
 
+    def traders(start: int) -> float:
+        return one(engine, "SELECT COUNT(*) FROM (SELECT maker AS t FROM trades WHERE block_timestamp >= :s AND block_timestamp < :e "
+                           "UNION SELECT taker FROM trades WHERE block_timestamp >= :s AND block_timestamp < :e) AS u",
+                   s=start, e=start + DAY)
+
+    today = as_of // DAY * DAY
+    assert cards["Active traders (24h)"].delta == traders(today) - traders(today - DAY)
+
 
 @pytest.mark.parametrize("page", ["pages/buffers.py", "pages/risk.py", "pages/account.py", "pages/revenue.py"])
 def test_the_analysis_pages_render_their_figures(simulated: str, engine: sa.Engine, page: str, monkeypatch: pytest.MonkeyPatch) -> None:
