@@ -31,10 +31,12 @@ The model (each step is one method of :class:`core.vault.book.VaultBook`):
 from __future__ import annotations
 
 import bisect
+import contextlib
 import itertools
 import math
 import multiprocessing as mp
-from collections.abc import Sequence
+import sys
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -481,6 +483,22 @@ def _sweep_row(base: VaultParams, changes: dict[str, Any], prep: Prepared | None
     return {**changes, **{k: r.summary[k] for k in SWEEP_COLUMNS}, "cap_hits": sum(r.cap_hits.values())}
 
 
+@contextlib.contextmanager
+def _no_main_script() -> Iterator[None]:
+    """Spawned workers re-run the parent's ``__main__`` script unless it has no file: inside Streamlit or
+    a test run that script is the app (app.py), which must not start again in a worker. The workers
+    need only this module's functions, imported by name."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if main is not None and path is not None:
+        del main.__file__
+    try:
+        yield
+    finally:
+        if main is not None and path is not None:
+            main.__file__ = path
+
+
 def sweep(history: History, base: VaultParams, x: tuple[str, Sequence[Any]], y: tuple[str, Sequence[Any]], *,
           workers: int = 1) -> pl.DataFrame:
     """Every combination of two parameters' values on ``base``: one row of outcomes each.
@@ -490,8 +508,8 @@ def sweep(history: History, base: VaultParams, x: tuple[str, Sequence[Any]], y: 
     so each receives the history pickled and prepares it once."""
     changes = [{x[0]: vx, y[0]: vy} for vx, vy in itertools.product(x[1], y[1])]
     if workers > 1 and len(changes) > 1:
-        with ProcessPoolExecutor(min(workers, len(changes)), mp_context=mp.get_context("spawn"),
-                                 initializer=_start_worker, initargs=(history,)) as pool:
+        with _no_main_script(), ProcessPoolExecutor(min(workers, len(changes)), mp_context=mp.get_context("spawn"),
+                                                    initializer=_start_worker, initargs=(history,)) as pool:
             out = list(pool.map(_sweep_row, [base] * len(changes), changes,
                                 chunksize=max(1, len(changes) // (4 * workers))))
     else:
