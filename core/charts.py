@@ -359,12 +359,15 @@ def heatmap(df: pl.DataFrame, x: str, y: str, value: str, title: str, fmt: str =
     return _finish(alt.LayerChart(layer=[cells, labels]), title, data.height, HEIGHT + 80)
 
 
-def grouped_bars(df: pl.DataFrame, category: str, value: str, group: str, title: str, fmt: str = ",.0f") -> alt.Chart:
-    """One bar per (category, group): e.g. bad debt or cap hits per design."""
+def grouped_bars(df: pl.DataFrame, category: str, value: str, group: str, title: str, fmt: str = ",.0f",
+                 order: list[Any] | None = None) -> alt.Chart:
+    """One bar per (category, group): e.g. bad debt or cap hits per design; ``order``: the categories' order
+    (default: sorted)."""
     data = _shown(df, value, fmt)
     names = data[group].unique(maintain_order=True).to_list()
     chart: alt.Chart = alt.Chart(data).mark_bar().encode(
-        x=alt.X(f"{category}:N", title=None, axis=alt.Axis(labelAngle=0, labelLimit=0)), xOffset=f"{group}:N",
+        x=alt.X(f"{category}:N", title=None, axis=alt.Axis(labelAngle=0, labelLimit=0),
+                sort=order if order is not None else "ascending"), xOffset=f"{group}:N",
         y=alt.Y(f"{value}:Q", title=None, axis=_axis(fmt)),
         color=alt.Color(f"{group}:N", sort=names, legend=legend(names)),
         tooltip=[_tip(category, category.capitalize()), _tip(group, group.capitalize()), _tip("shown", title)],

@@ -63,7 +63,8 @@ with right:
 
 left, right = st.columns(2)
 with left:
-    common.chart(charts.grouped_bars(lev, "bucket", "positions", "bucket", "Open positions by leverage", fmt=",.0f"), lev, "leverage")
+    common.chart(charts.grouped_bars(lev.with_columns(pl.lit("positions").alias("count")), "bucket", "positions", "count",
+                                     "Open positions by leverage", fmt=",.0f", order=lev["bucket"].to_list()), lev, "leverage")
 with right:
     common.chart(charts.grouped_bars(oi, "symbol", "notional_usd", "side", "Open interest by side (USD)", fmt="$,.0f"),
                  oi, "open_interest_by_side")

@@ -74,16 +74,21 @@ def pnl_days(engine: Engine, chain_id: int, account: str) -> pl.DataFrame:
         return db.read_frame(conn, q, _typed(schema.TraderPnlDay, cols))
 
 
+def _newest_first(engine: Engine, model: type[Any], cols: tuple[str, ...], chain_id: int, account: str) -> pl.DataFrame:
+    """``model``'s rows of one account (its account index), newest first."""
+    t = schema.table_of(model)
+    q = sa.select(*(t.c[c] for c in cols)).where(t.c.chain_id == chain_id, t.c.account == account).order_by(
+        t.c.block_number.desc(), t.c.log_index.desc())
+    with engine.connect() as conn:
+        return db.read_frame(conn, q, _typed(model, cols))
+
+
 POSITION_COLUMNS = ("position_key", "market", "is_long", "size", "entry_price", "collateral_usd", "block_timestamp")
 
 
 def positions(engine: Engine, chain_id: int, account: str) -> pl.DataFrame:
     """The account's positions as of the newest block (size 0 = closed), newest change first."""
-    t = schema.table_of(schema.PositionLatest)
-    q = sa.select(*(t.c[c] for c in POSITION_COLUMNS)).where(t.c.chain_id == chain_id, t.c.account == account).order_by(
-        t.c.block_number.desc(), t.c.log_index.desc())
-    with engine.connect() as conn:
-        return db.read_frame(conn, q, _typed(schema.PositionLatest, POSITION_COLUMNS))
+    return _newest_first(engine, schema.PositionLatest, POSITION_COLUMNS, chain_id, account)
 
 
 LIQUIDATION_COLUMNS = ("block_timestamp", "tx_hash", "market", "is_long", "size", "entry_price", "liquidation_price",
@@ -92,11 +97,7 @@ LIQUIDATION_COLUMNS = ("block_timestamp", "tx_hash", "market", "is_long", "size"
 
 def liquidations(engine: Engine, chain_id: int, account: str) -> pl.DataFrame:
     """The account's liquidations, newest first."""
-    t = schema.table_of(schema.Liquidation)
-    q = sa.select(*(t.c[c] for c in LIQUIDATION_COLUMNS)).where(t.c.chain_id == chain_id, t.c.account == account).order_by(
-        t.c.block_number.desc(), t.c.log_index.desc())
-    with engine.connect() as conn:
-        return db.read_frame(conn, q, _typed(schema.Liquidation, LIQUIDATION_COLUMNS))
+    return _newest_first(engine, schema.Liquidation, LIQUIDATION_COLUMNS, chain_id, account)
 
 
 ADL_COLUMNS = ("block_timestamp", "tx_hash", "market", "account", "is_long", "size_reduced", "price", "realized_pnl_usd",
