@@ -28,7 +28,7 @@ def window_card(days: int) -> cards.Shown:
     return cards.Shown(f"{days}d return", fmt.format_pct(None if r["return"] is None else float(r["return"]), 2),
                        f"Share-price change over the {days} days to the newest block{measured}. APR, the simple "
                        f"annualisation of that window (× 365 / {r['days']}): {apr}. A short window's APR is not a forecast.",
-                       None if r["apr"] is None else (f"APR {apr}" if r["days"] >= 30 else f"over {r['days']} d, not annualised"))
+                       None if r["apr"] is None else (f"APR {apr}" if r["days"] >= 30 else f"{r['days']} d: no APR"))
 
 
 price = data["share_price"]
