@@ -8,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 
 from tests.synthetic import ROOT
 
-FIRST_PAGE = "pages/overview.py"
+FIRST_PAGE = "views/overview.py"
 
 
 def open_app(url: str, monkeypatch: pytest.MonkeyPatch, page: str = FIRST_PAGE, params: dict[str, str] | None = None,

@@ -285,19 +285,19 @@ def test_every_card_delta_is_the_change_vs_the_previous_period(engine: sa.Engine
     assert cards["Active traders (24h)"].delta == traders(today) - traders(today - DAY)
 
 
-@pytest.mark.parametrize("page", ["pages/buffers.py", "pages/risk.py", "pages/account.py", "pages/revenue.py"])
+@pytest.mark.parametrize("page", ["views/buffers.py", "views/risk.py", "views/account.py", "views/revenue.py"])
 def test_the_analysis_pages_render_their_figures(simulated: str, engine: sa.Engine, page: str, monkeypatch: pytest.MonkeyPatch) -> None:
     account = str(rows(engine, "SELECT account FROM adl_events ORDER BY block_number LIMIT 1")[0][0])
     at = open_app(simulated, monkeypatch, page, {"address": account, "range": "All"})
     labels = {m.label: m.value for m in at.metric}
-    if page == "pages/buffers.py":
+    if page == "views/buffers.py":
         price = dashboard.buffers(engine, CHAIN, Filters(), int(read.latest_timestamp(engine, CHAIN) or 0))["share_price"]
         assert labels["Share price"] == f"{price:,.4f}"
-    elif page == "pages/risk.py":
+    elif page == "views/risk.py":
         book = dashboard.position_risk(engine, CHAIN, None)
         assert labels["Open positions"] == f"{int(book['leverage']['positions'].sum()):,}"
         assert at.get("vega_lite_chart")
-    elif page == "pages/revenue.py":
+    elif page == "views/revenue.py":
         report = dashboard.report(engine, CHAIN, Filters())
         assert labels["Taker fees"] == fmt.format_usd(report["fees_taker_usd"])
         assert labels["Liquidation fees"] == fmt.format_usd(report["liquidation_fees_usd"])

@@ -16,7 +16,7 @@ from tests.app_server import processes
 from tests.apptest import FIRST_PAGE, open_app
 from tests.synthetic import MANIFEST, PERP, ROOT, SPOT, batches, history
 
-PAGES = [FIRST_PAGE, "pages/markets.py", "pages/liquidations.py", "pages/traders.py", "pages/indexed.py"]
+PAGES = [FIRST_PAGE, "views/markets.py", "views/liquidations.py", "views/traders.py", "views/indexed.py"]
 HOSTILE = "<i>ETH</i>-USDC"
 
 
@@ -58,9 +58,9 @@ def sql(url: str, query: str) -> float:
 @pytest.mark.parametrize("page", PAGES)
 def test_every_page_renders_numbers_and_charts(fixture_db: str, page: str, monkeypatch: pytest.MonkeyPatch) -> None:
     at = run(fixture_db, page, monkeypatch)
-    if page != "pages/indexed.py":
+    if page != "views/indexed.py":
         assert at.get("vega_lite_chart"), "charts"
-    if page in ("pages/markets.py", "pages/liquidations.py", "pages/traders.py", "pages/indexed.py"):
+    if page in ("views/markets.py", "views/liquidations.py", "views/traders.py", "views/indexed.py"):
         assert at.dataframe, "tables"
 
 
@@ -91,7 +91,7 @@ def test_a_link_reproduces_the_view(fixture_db: str, monkeypatch: pytest.MonkeyP
 
 
 def test_hostile_symbol_is_plain_text(fixture_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    at = run(fixture_db, "pages/markets.py", monkeypatch)
+    at = run(fixture_db, "views/markets.py", monkeypatch)
     select = at.selectbox(key="markets_market")
     assert HOSTILE in select.options  # shown verbatim, as text
     rendered = [m.value for m in at.markdown] + [c.value for c in at.caption] + [t.value for t in at.title]
@@ -163,7 +163,7 @@ EMOJI = re.compile("[\U0001F300-\U0001FAFF\u2600-\u27BF\uFE0F]")
 
 def test_icons_are_material_not_emoji() -> None:
     """Emoji draw as empty boxes where the system lacks an emoji font; Streamlit bundles Material icons."""
-    for path in [ROOT / "app.py", *sorted((ROOT / "pages").glob("*.py"))]:
+    for path in [ROOT / "app.py", *sorted((ROOT / "views").glob("*.py"))]:
         text = path.read_text()
         assert not EMOJI.search(text), f"{path.name}: {EMOJI.findall(text)}"
         for icon in re.findall(r'\b(?:page_)?icon="([^"]*)"', text):

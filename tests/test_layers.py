@@ -50,7 +50,7 @@ def offending(paths: list[Path], forbidden: tuple[str, ...]) -> dict[str, list[s
     ("core/rollup.py", ("core.read", "core.metrics", "core.dashboard"), "rollups sit below the read layer"),
     ("core/indexer/*.py", ("core.metrics", "core.dashboard", "core.vault", "core.simulator"),
      "the indexer writes; it knows nothing of what reads the rows"),
-    ("pages/*.py", ("sqlalchemy", "sqlmodel", "core.db", "core.rollup", "web3"), "pages are thin: no SQL, no RPC"),
+    ("views/*.py", ("sqlalchemy", "sqlmodel", "core.db", "core.rollup", "web3"), "pages are thin: no SQL, no RPC"),
 ])
 def test_imports_follow_the_data_flow(pattern: str, forbidden: tuple[str, ...], why: str) -> None:
     assert offending(modules(pattern), forbidden) == {}, why

@@ -228,3 +228,25 @@ def test_overview_checks_read_cards_and_money_axes(measured: dict[str, Any], key
 def test_cards_two_a_row_on_a_phone(measured: dict[str, Any], key: str) -> None:
     tops = [c["top"] for c in measured[key]["cards"]]
     assert len(tops) >= 4 and tops[0] == tops[1] < tops[2] == tops[3], tops
+
+
+#: Shared links opened as a session's first request, hostile values included (URL-encoded as a browser sends them).
+DEEP_LINKS = ["risk?range=%27%3BDROP%20TABLE%20trades%3B--&gran=decade", "account?address=%3Cscript%3Ealert(1)%3C%2Fscript%3E",
+              "markets?range=All"]
+
+
+@pytest.mark.parametrize("link", DEEP_LINKS, ids=[link.split("?")[0] for link in DEEP_LINKS])
+def test_a_deep_link_as_a_session_s_first_request(server: tuple[str, str], measured: dict[str, Any], link: str) -> None:
+    """A shared link opened in a new session runs the app (its data source and navigation), not the
+    page file on its own: the sidebar lists the navigation's pages and the page shows its cards."""
+    base, _account = server
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
+        m = _open(page, ScriptRuns(page), f"{base}/{link}")
+        listed = page.evaluate("""() => [...document.querySelectorAll('[data-testid="stSidebarNav"] a')]
+          .map(a => new URL(a.href).pathname.replace(/^\\//, ''))""")
+        body = page.inner_text("body")
+        scripts = page.evaluate("""() => document.querySelectorAll('[data-testid="stMain"] script').length""")
+    assert listed == measured["navigation"], listed
+    assert "Nothing indexed yet" not in body and scripts == 0, body[:500]
+    assert m["cards"] or link.startswith("account"), body[:500]

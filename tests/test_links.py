@@ -111,7 +111,7 @@ def test_a_market_symbol_in_a_link_selects_it(link_db: str, monkeypatch: pytest.
                          ids=[k for k in HOSTILE if k != "deleted-market"] + ["39-bytes"])
 def test_a_page_s_own_parameter_too(link_db: str, value: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """The Account page reads ``address`` from the link: junk is left out with the same one-line warning."""
-    at = open_app(link_db, monkeypatch, "pages/account.py", {"address": value})
+    at = open_app(link_db, monkeypatch, "views/account.py", {"address": value})
     warnings = warnings_of(at)
     assert len(warnings) == 1 and "`address`" in warnings[0], warnings
     assert_safe(warnings)
@@ -121,7 +121,7 @@ def test_a_page_s_own_parameter_too(link_db: str, value: str, monkeypatch: pytes
 
 def test_a_linked_address_opens_its_account(link_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
     trader = "0x" + "b3" * 20  # one of tests/synthetic's traders
-    at = open_app(link_db, monkeypatch, "pages/account.py", {"address": trader.upper().replace("0X", "0x")})
+    at = open_app(link_db, monkeypatch, "views/account.py", {"address": trader.upper().replace("0X", "0x")})
     assert warnings_of(at) == [] and at.text_input(key="account_address").value.lower() == trader
 
 

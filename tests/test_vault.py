@@ -678,7 +678,7 @@ def test_vault_page_compares_two_designs_and_runs_sweep_stress_and_depositor(
         simulated: str, monkeypatch: pytest.MonkeyPatch) -> None:
     from tests.apptest import open_app
 
-    at = open_app(simulated, monkeypatch, "pages/vault.py", {"range": "All"}, timeout=300)
+    at = open_app(simulated, monkeypatch, "views/vault.py", {"range": "All"}, timeout=300)
     cards = {m.label: m.value for m in at.metric}
     # The cards are the engine's figures for the presets on the same history.
     engine = db.make_engine(simulated, create=False)

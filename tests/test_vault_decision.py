@@ -349,7 +349,7 @@ def test_cli_adds_the_decision_keys_writes_the_memo_and_rejects_bad_input(small_
 def test_vault_page_shows_the_replay_then_the_decision_on_demand(small_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
     from tests.apptest import open_app
 
-    at = open_app(small_db, monkeypatch, "pages/vault.py", {"range": "All"}, timeout=300)
+    at = open_app(small_db, monkeypatch, "views/vault.py", {"range": "All"}, timeout=300)
     before = {m.label for m in at.metric}
     assert "A: Final NAV" in before and not any("Daily VaR" in label for label in before)  # the point replay first
     at.number_input(key="decision_n").set_value(20).run()

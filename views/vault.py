@@ -18,8 +18,8 @@ from core.vault import METHODOLOGY, decision, memo, replay, scenarios, stats, sw
 from core.vault import history as vh
 from core.vault import params as vp
 from core.vault.replay import SWEEP_COLUMNS, Result
-from pages import _cards as cards
-from pages import _common as common
+from views import _cards as cards
+from views import _common as common
 
 DOCS = vp.field_docs()
 FIELDS = {f.name: str(f.type) for f in dataclasses.fields(vp.VaultParams)}

@@ -7,8 +7,8 @@ import streamlit as st
 
 from core import fmt
 from core.utc import format_minute
-from pages import _cards as cards
-from pages import _common as common
+from views import _cards as cards
+from views import _common as common
 
 st.title("Indexed data")
 deployments = common.index_status()

@@ -87,7 +87,7 @@ def pick(cards: Sequence[Card], *labels: str) -> list[Card]:
     return [by_label[label] for label in labels]
 
 
-#: The account page (pages/account.py reads ``?address=``), relative to the page linking to it; None: no links.
+#: The account page (views/account.py reads ``?address=``), relative to the page linking to it; None: no links.
 ACCOUNT_PAGE: str | None = "account"
 
 

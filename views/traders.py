@@ -5,8 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from core import charts, fmt
-from pages import _cards as cards
-from pages import _common as common
+from views import _cards as cards
+from views import _common as common
 
 st.title("Traders")
 view = common.view()

@@ -8,8 +8,8 @@ import streamlit as st
 
 from core import charts, fmt
 from core.metrics.risk import MAINTENANCE_MARGIN
-from pages import _cards as cards
-from pages import _common as common
+from views import _cards as cards
+from views import _common as common
 
 st.title("Position risk")
 view = common.view()

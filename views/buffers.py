@@ -6,8 +6,8 @@ import polars as pl
 import streamlit as st
 
 from core import charts, fmt
-from pages import _cards as cards
-from pages import _common as common
+from views import _cards as cards
+from views import _common as common
 
 st.title("Backstop vault & insurance fund")
 view = common.view()

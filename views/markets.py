@@ -7,8 +7,8 @@ import streamlit as st
 
 from core import charts, fmt
 from core.metrics import revenue
-from pages import _cards as cards
-from pages import _common as common
+from views import _cards as cards
+from views import _common as common
 
 st.title("Markets")
 view = common.view()
