@@ -8,6 +8,11 @@ rollups, so the pages show what is built while the rest lands, and the server st
 replicas by ``db.exclusive``: a second app process's build waits for the first and then finds the
 history there. Progress is read from the database itself (how far its newest block reached), so
 every session of every process shows the same figure.
+
+The first batch is small (a few simulated hours), so a newcomer's first page has cards and charts
+in seconds; the rest comes a day at a time. This module imports nothing heavy at the top: the app
+starts the build (:func:`start_configured`) before its own imports, and the build process decides
+whether there is anything to build.
 """
 
 from __future__ import annotations
@@ -23,17 +28,20 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from core import config
 
-from core import config, db, schema
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 DEMO_DEPLOYMENT = "demo"
 DEMO_SEED = 1
 #: Logs per committed batch: about one simulated day of the default history, so the first day
 #: shows within seconds and the pages fill in day by day.
 BATCH_LOGS = 30_000
+#: Logs of the first batch: the deployment and about three simulated hours, the first cards' data.
+FIRST_BATCH_LOGS = 2_000
 #: A demo whose newest block is this close to its last simulated second is complete; one that
 #: stopped earlier (its build was killed) is rebuilt by the next build.
 COMPLETE_WITHIN_S = 3_600
@@ -44,12 +52,20 @@ log = logging.getLogger(__name__)
 
 def is_empty(engine: Engine) -> bool:
     """True when nothing has been indexed into this database yet."""
+    import sqlalchemy as sa
+
+    from core import schema
+
     t = schema.table_of(schema.Checkpoint)
     with engine.connect() as conn:
         return conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one() == 0
 
 
 def is_demo(engine: Engine) -> bool:
+    import sqlalchemy as sa
+
+    from core import schema
+
     t = schema.table_of(schema.Checkpoint)
     with engine.connect() as conn:
         names = {str(n) for (n,) in conn.execute(sa.select(t.c.deployment))}
@@ -67,6 +83,10 @@ def span(days: int) -> tuple[int, int]:
 
 
 def _newest_block_time(engine: Engine) -> int | None:
+    import sqlalchemy as sa
+
+    from core import schema
+
     b = schema.table_of(schema.Block)
     with engine.connect() as conn:
         value = conn.execute(sa.select(sa.func.max(b.c.timestamp))).scalar()
@@ -93,6 +113,8 @@ def ensure_demo(engine: Engine, days: int) -> bool:
     wait for the first and then find the data there. Rollups are refreshed after every committed
     batch, so what a page reads is as far as the rows.
     """
+    from core import db
+
     with db.exclusive(engine, "demo-build"):
         if is_empty(engine):
             replace = False
@@ -108,7 +130,7 @@ def ensure_demo(engine: Engine, days: int) -> bool:
             rollup.refresh(engine, CHAIN_ID)
 
         build_database(engine, seed=DEMO_SEED, days=days, progress=after_batch, batch_logs=BATCH_LOGS,
-                       replace_existing=replace)
+                       first_batch_logs=FIRST_BATCH_LOGS, replace_existing=replace)
         return True
 
 
@@ -149,6 +171,22 @@ def start_build(url: str, days: int) -> Build:
             build = _builds[url] = Build(url, days, time.monotonic())
             threading.Thread(target=_supervise, args=(build,), name="demo-build", daemon=True).start()
     return build
+
+
+def start_configured() -> Build | None:
+    """This process's background build of the configured database (DATABASE_URL, DEMO_DAYS), started
+    unless it already was; None with BUILD_DEMO off or an invalid DEMO_DAYS (the app says why).
+
+    The app calls it first thing, before its own imports, without looking at the database: the
+    build process finds out whether there is anything to build (on a database that needs none it
+    exits after ~1 s of CPU, once per app process), so a newcomer's build starts seconds sooner."""
+    if not config.build_demo():
+        return None
+    try:
+        days = config.demo_days()
+    except ValueError:
+        return None
+    return start_build(config.database_url(), days)
 
 
 def _supervise(build: Build) -> None:
@@ -197,6 +235,8 @@ def main(argv: list[str]) -> int:
     if argv[:1] == ["--parent"]:
         _die_with(int(argv[1]))
         argv = argv[2:]
+    from core import db
+
     try:
         days = int(argv[0]) if argv else config.demo_days()
         if not config.build_demo():

@@ -35,10 +35,11 @@ DEFAULT_RANGE = "30d"
 TYPES = ("all", "perp", "spot")
 STALE_AFTER_S = 600
 LIVE_EVERY_S = 5  # how often an open page asks whether the database moved on
-FIRST_DATA_EVERY_S = 1.5  # the same while a demo build has not landed its first day: the first cards sooner
+FIRST_DATA_EVERY_S = 1.0  # the same while a demo build has not landed its first day: the first cards sooner
 DRAWN = "_drawn_from"  # session key: the commit (and build state) the page's figures were read at
 DRAWN_AT = "_drawn_at"  # session key: when (monotonic seconds) the page was last drawn in full
 READY = "_data_ready"  # session key: the database holds rows with their rollups
+BUILDING = "_demo_building"  # session key: a demo build of this database is running (it is empty or a demo cut short)
 
 
 @st.cache_resource
@@ -122,15 +123,23 @@ def _state(commit: live.Commit | None, build: demo.Build | None) -> tuple[Any, .
 
 
 def _demo_build(eng: Engine) -> demo.Build | None:
-    """This process's demo build of the configured database, started when it is empty (or holds a
-    demo cut short); None when there is nothing to build."""
-    url = config.database_url()
-    build = demo.current_build(url)
-    if build is not None or not config.build_demo():
-        return build
-    if not (demo.is_empty(eng) or (demo.is_demo(eng) and not demo.is_complete(eng, config.demo_days()))):
+    """This process's demo build of the configured database while it builds one (the database is
+    empty or holds a demo cut short), or once it has ended; None when there is nothing to build.
+
+    app.py starts the build process before anything else, without looking at the database; on a
+    database that needs no build that process only looks and ends, and it is not shown."""
+    build = demo.current_build(config.database_url())
+    if build is None and config.build_demo():
+        build = demo.start_build(config.database_url(), config.demo_days())  # DEMO_DAYS invalid: ValueError
+    if build is None or not (build.running or build.error):
         return None
-    return demo.start_build(url, config.demo_days())
+    return build if demo.is_empty(eng) or (demo.is_demo(eng) and not demo.is_complete(eng, build.days)) else None
+
+
+def _building() -> demo.Build | None:
+    """The running demo build this session's last full run showed, if any."""
+    build = demo.current_build(config.database_url())
+    return build if st.session_state.get(BUILDING) and build is not None and build.running else None
 
 
 def prepare_data(page: str = "") -> None:
@@ -147,6 +156,7 @@ def prepare_data(page: str = "") -> None:
         st.error(str(e))
         st.stop()
     st.session_state[DRAWN] = _state(commit, build)
+    st.session_state[BUILDING] = build is not None and build.running
     st.session_state[DRAWN_AT] = time.monotonic()
     # the demo build commits a batch's rows just before its rollups: its first rows are not a view yet
     st.session_state[READY] = commit is not None and (build is None or not build.running or commit.rolled_up_through >= 0)
@@ -331,8 +341,7 @@ def _live(chain_id: int | None = None, as_of: int | None = None) -> None:
     newest commit redraws the page (filters and scroll stay) when the database moved on."""
     on = st.toggle("Live", value=True, key="live",
                    help=f"Redraw this page by itself when the database gains a newer block (checked every {LIVE_EVERY_S} s).")
-    build = demo.current_build(config.database_url())
-    every = FIRST_DATA_EVERY_S if build is not None and build.running and not st.session_state.get(READY) else LIVE_EVERY_S
+    every = FIRST_DATA_EVERY_S if _building() is not None and not st.session_state.get(READY) else LIVE_EVERY_S
     st.fragment(run_every=every if on else None)(_freshness)(chain_id, as_of, every)
 
 
@@ -342,7 +351,8 @@ def _freshness(chain_id: int | None, as_of: int | None, every: float) -> None:
     # the newer figures; widgets keep their state and the browser its scroll.
     polled = time.monotonic() - st.session_state.get(DRAWN_AT, 0.0) >= every * 0.8
     if polled and st.session_state.get("live", True) and \
-            _state(commit, demo.current_build(config.database_url())) != st.session_state.get(DRAWN):
+            _state(commit, demo.current_build(config.database_url()) if st.session_state.get(BUILDING) else None) \
+            != st.session_state.get(DRAWN):
         st.rerun()
     if commit is None or chain_id is None or as_of is None:
         st.caption("Nothing indexed yet")
@@ -367,8 +377,7 @@ node_lag = st.cache_data(ttl=30)(index_lag)
 def view() -> View | None:
     v = st.session_state.get("view")
     if v is None:
-        build = demo.current_build(config.database_url())
-        if build is not None and build.running:
+        if _building() is not None:
             st.info("The demo's first simulated day is being built: this page fills in by itself in a few seconds.",
                     icon=":material/hourglass_top:")
         else:

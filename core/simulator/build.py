@@ -73,19 +73,25 @@ def fingerprint(cfg: RunConfig) -> str:
     return hashlib.blake2b(repr(cfg).encode(), digest_size=16).hexdigest()
 
 
-def raw_batches(cfg: RunConfig, book: AddressBook, *, batch_logs: int = 50_000) -> tuple[Simulation, Iterator[RawBatch]]:
-    """The simulation and a generator of its :class:`RawBatch` es (deployment logs first)."""
+def raw_batches(cfg: RunConfig, book: AddressBook, *, batch_logs: int = 50_000,
+                first_batch_logs: int | None = None) -> tuple[Simulation, Iterator[RawBatch]]:
+    """The simulation and a generator of its :class:`RawBatch` es (deployment logs first); with
+    ``first_batch_logs``, the first batch is cut at that size (a reader's first view sooner)."""
     sim = Simulation(cfg, book, np.random.default_rng(cfg.seed))
-    writer = RawLogWriter(book, fingerprint(cfg), batch_logs)
+    writer = RawLogWriter(book, fingerprint(cfg), first_batch_logs or batch_logs)
+
+    def cut(batch: RawBatch) -> RawBatch:
+        writer.batch_logs = batch_logs
+        return batch
 
     def batches() -> Iterator[RawBatch]:
         for number, ts, events in deployment_txs(book, cfg.markets, cfg.start_ts):
             if (batch := writer.add_block(number, ts, events)) is not None:
-                yield batch
+                yield cut(batch)
         number = book.start_block + book.deploy_blocks
         for tx in sim.transactions():
             if (batch := writer.add_block(number, tx.ts, tx.events)) is not None:
-                yield batch
+                yield cut(batch)
             number += 1
         if (batch := writer.flush()) is not None:
             yield batch
@@ -112,10 +118,12 @@ def _prepare(engine: Engine, replace_existing: bool) -> None:
 def build_database(engine_or_url: Engine | str, seed: int, days: int = DEFAULT_DAYS,
                    trades_per_day: int = DEFAULT_TRADES_PER_DAY, markets: Sequence[str] | None = None,
                    progress: Progress | None = None, *, start: dt.datetime | dt.date | None = None,
-                   batch_logs: int = 50_000, replace_existing: bool = False, parallel: bool = True) -> Truth:
+                   batch_logs: int = 50_000, replace_existing: bool = False, parallel: bool = True,
+                   first_batch_logs: int | None = None) -> Truth:
     """Simulate a history and index it into a database with no node (the raw path); returns its ledger.
 
-    ``progress(fraction, message)`` is called after every ingested batch. The deployment is the
+    ``progress(fraction, message)`` is called after every ingested batch (the first of
+    ``first_batch_logs`` logs when given, the others of ``batch_logs``). The deployment is the
     committed demo manifest (``data/deployments/demo.json``). With ``parallel`` the model runs in
     a child process while this one indexes; the events are the same either way.
     """
@@ -129,7 +137,8 @@ def build_database(engine_or_url: Engine | str, seed: int, days: int = DEFAULT_D
     _prepare(engine, replace_existing)
     known = {addr: symbol for symbol, addr in book.markets.items()}
     span = cfg.days * 86_400
-    stream = _produce_in_process(cfg, batch_logs) if parallel else _produce_here(cfg, book, batch_logs)
+    stream = (_produce_in_process(cfg, batch_logs, first_batch_logs) if parallel
+              else _produce_here(cfg, book, batch_logs, first_batch_logs))
     truth: Truth | None = None
     rolled_up_to = cfg.start_ts
     for item in stream:
@@ -159,8 +168,9 @@ def build_database(engine_or_url: Engine | str, seed: int, days: int = DEFAULT_D
     return truth
 
 
-def _produce_here(cfg: RunConfig, book: AddressBook, batch_logs: int) -> Iterator[RawBatch | Truth]:
-    sim, batches = raw_batches(cfg, book, batch_logs=batch_logs)
+def _produce_here(cfg: RunConfig, book: AddressBook, batch_logs: int,
+                  first_batch_logs: int | None = None) -> Iterator[RawBatch | Truth]:
+    sim, batches = raw_batches(cfg, book, batch_logs=batch_logs, first_batch_logs=first_batch_logs)
     yield from batches
     yield sim.ledger.truth()
 
@@ -184,9 +194,9 @@ WORKER_AHEAD = 4  # pickled batches the worker may hold while the writing proces
 
 
 def produce_to(stream: BinaryIO) -> None:
-    """Worker side of :func:`_produce_in_process`: read (config, batch size) pickled from stdin,
+    """Worker side of :func:`_produce_in_process`: read (config, batch sizes) pickled from stdin,
     write every batch, decoded, and finally the ledger, pickled, to ``stream``."""
-    cfg, batch_logs = pickle.load(sys.stdin.buffer)
+    cfg, batch_logs, first_batch_logs = pickle.load(sys.stdin.buffer)
     # The model and the encoder allocate millions of short-lived tuples and lists that form no
     # reference cycles, so the cyclic collector only re-scans the model's state over and over:
     # ~20% of this process's time. Reference counting frees everything here.
@@ -199,14 +209,14 @@ def produce_to(stream: BinaryIO) -> None:
     # used ~1.3 of 2 cores. Up to WORKER_AHEAD batches wait here (the blocked write releases the GIL).
     pending: queue.Queue[bytes | None] = queue.Queue(maxsize=WORKER_AHEAD)
     sender = start_sender(stream, pending, "send-batches")
-    for item in _produce_here(cfg, book, batch_logs):
+    for item in _produce_here(cfg, book, batch_logs, first_batch_logs):
         out = decode_batch(item, manifest, markets) if isinstance(item, RawBatch) else item
         pending.put(pickle.dumps(out, protocol=pickle.HIGHEST_PROTOCOL))
     pending.put(None)
     sender.join()
 
 
-def _produce_in_process(cfg: RunConfig, batch_logs: int) -> Iterator[DecodedBatch | Truth]:
+def _produce_in_process(cfg: RunConfig, batch_logs: int, first_batch_logs: int | None = None) -> Iterator[DecodedBatch | Truth]:
     """Simulate, encode and decode in a second process while this one writes (2 cores).
 
     The worker runs the model, encodes its logs as ``eth_getLogs`` returns them and puts them
@@ -222,7 +232,7 @@ def _produce_in_process(cfg: RunConfig, batch_logs: int) -> Iterator[DecodedBatc
                                 stdout=subprocess.PIPE, stderr=errors, cwd=ROOT, env=env)
         assert proc.stdin is not None and proc.stdout is not None
         try:
-            pickle.dump((cfg, batch_logs), proc.stdin)
+            pickle.dump((cfg, batch_logs, first_batch_logs), proc.stdin)
             proc.stdin.close()
             while True:
                 try:
