@@ -1,9 +1,9 @@
 """One account's rows (the account page: GMX's account dashboard, Drift's user lookup) and the
 history of ADL'd accounts.
 
-Every read is an index range: trades by (maker | taker, block), liquidations by account, the PnL days
-of the trader_pnl_daily rollup by trader; ADL events are few. Its volume and trades come from the
-trader-day rollup.
+Every read is an index range: trades by (maker | taker, block), liquidations and positions by account,
+the trade days and PnL days of the trader rollups by trader; ADL events are few. Its volume and trades
+come from the trader-day rollup.
 """
 
 from __future__ import annotations
@@ -75,12 +75,17 @@ def pnl_days(engine: Engine, chain_id: int, account: str) -> pl.DataFrame:
 
 
 def _newest_first(engine: Engine, model: type[Any], cols: tuple[str, ...], chain_id: int, account: str) -> pl.DataFrame:
-    """``model``'s rows of one account (its account index), newest first."""
+    """``model``'s rows of one account (its account index), newest first.
+
+    Sorted here, not by an ORDER BY: given one, SQLite walks the whole table in block order (the key
+    or block index) instead of the account's few rows (1.2 s for a market maker's 8 positions at 10M trades)."""
     t = schema.table_of(model)
-    q = sa.select(*(t.c[c] for c in cols)).where(t.c.chain_id == chain_id, t.c.account == account).order_by(
-        t.c.block_number.desc(), t.c.log_index.desc())
+    order = ["block_number", "log_index"]
+    read = tuple(dict.fromkeys((*cols, *order)))
+    q = sa.select(*(t.c[c] for c in read)).where(t.c.chain_id == chain_id, t.c.account == account)
     with engine.connect() as conn:
-        return db.read_frame(conn, q, _typed(model, cols))
+        rows = db.read_frame(conn, q, _typed(model, read))
+    return rows.sort(order, descending=True).select(cols)
 
 
 POSITION_COLUMNS = ("position_key", "market", "is_long", "size", "entry_price", "collateral_usd", "block_timestamp")
