@@ -14,7 +14,10 @@ For the database at URL (keep big ones outside the repository):
    does after a day of new blocks is appended), timed apart.
 3. pages: Overview cold and warm (``bench/dashboard.py``'s ``overview``: the calls the Overview page
    makes) and its SQL GROUP BY peer, then the other pages' main ``core.dashboard`` / ``core.read`` calls over the whole
-   history (the sidebar's "All"), each on a new engine.
+   history (the sidebar's "All"), each on a new engine: each page's calls once cold (the first time this
+   process reads them) and then twice more, warm (the best of the two, per page and per call; target
+   < 0.5 s a page on SQLite at 10M trades), with the load average when the page was timed. A page
+   whose cold run takes over 10 s (the Indexed page, which re-adds the raw rows on purpose) runs once.
 4. vault: ``core.read.history.load`` of the whole history and one replay of the ``proposed`` preset.
 5. app: ``streamlit run app.py`` on URL (BUILD_DEMO=0) in a subprocess, every page of app.py loaded
    with ``?range=All`` in Debian's chromium (playwright); the server's RSS is sampled while each page
@@ -68,6 +71,9 @@ SEED = 1
 STEPS = ("build", "rollup", "pages", "vault", "app")
 PAGES = ("overview", "markets", "liquidations", "traders", "vault", "indexed")  # app.py's pages, by URL path
 MEMORY_TARGET_MB = 1024
+WARM_RUNS = 2  # the pages step: each page's calls again after the cold run, the best kept
+PAGE_TARGET_WARM_S = 0.5  # each page's data, warm, on SQLite at 10M trades (#15)
+NO_WARM_AFTER_S = 10.0  # a page whose cold run takes longer is not timed warm (its warm figures are the cold ones)
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -222,6 +228,12 @@ def fmt(t: dict[str, float]) -> str:
     """'12.3 s (CPU 10.1 s + server 4.2 s)'."""
     server = f" + server {t['server_cpu_s']:,.1f} s" if "server_cpu_s" in t else ""
     return f"{t['s']:,.2f} s (CPU {t['cpu_s']:,.1f} s{server})"
+
+
+def fmt_ms(t: dict[str, float]) -> str:
+    """'0.123 s (CPU 0.08 s)': :func:`fmt` for sub-second figures."""
+    server = f" + server {t['server_cpu_s']:.2f} s" if "server_cpu_s" in t else ""
+    return f"{t['s']:.3f} s (CPU {t['cpu_s']:.2f} s{server})"
 
 
 def peak_rss_mb() -> float:
@@ -437,10 +449,23 @@ def step_pages(url: str, chain_id: int) -> dict[str, Any]:
         "account": [("account", (chain_id, busiest_trader))],
     }
     for page, page_calls in calls.items():
-        start = clock.read()
-        parts = {name: clock.time(on_new_engine(url, PAGE_CALLS[name], *args))[0]["s"] for name, args in page_calls}
-        figures[page] = clock.since(start) | {"calls_s": parts}
-        say(f"{page} page data: {fmt(figures[page])}: " + ", ".join(f"{n} {s:.3f} s" for n, s in parts.items()))
+        runs = []  # the first (cold: this process has not read these rows yet), then WARM_RUNS more
+        for _ in range(1 + WARM_RUNS):
+            start = clock.read()
+            parts = {name: clock.time(on_new_engine(url, PAGE_CALLS[name], *args))[0] for name, args in page_calls}
+            runs.append((clock.since(start), parts))
+            if runs[0][0]["s"] > NO_WARM_AFTER_S:  # far from any target (the Indexed page's reconciliation): once
+                break
+        (cold, cold_parts), warm_runs = runs[0], runs[1:] or runs[:1]
+        best, best_parts = min(warm_runs, key=lambda r: r[0]["s"])
+        figures[page] = cold | {"calls_s": {n: t["s"] for n, t in cold_parts.items()}, "warm_runs": len(runs) - 1,
+                                "warm": best | {"calls_s": {n: min(r[1][n]["s"] for r in warm_runs) for n in best_parts},
+                                                "calls_cpu_s": {n: min(r[1][n]["cpu_s"] for r in warm_runs) for n in best_parts}},
+                                "load_average": round(os.getloadavg()[0], 1)}
+        warm_calls = figures[page]["warm"]["calls_s"]
+        say(f"{page} page data: cold {fmt_ms(cold)}, warm {fmt_ms(best)} (best of {len(runs) - 1 or 'none: the cold run'}; each call's best: "
+            + ", ".join(f"{n} {s:.3f} s" for n, s in warm_calls.items()) + f"); load {figures[page]['load_average']}"
+            + ("" if best["s"] < PAGE_TARGET_WARM_S else f"; warm is OVER the {PAGE_TARGET_WARM_S} s target"))
     return figures
 
 
