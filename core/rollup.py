@@ -87,8 +87,8 @@ def _raw_frames(conn: Connection, chain_id: int, first_block: int, end_block: in
         "open_interest": _read(conn, f"SELECT block_timestamp, market, long_open_interest, short_open_interest "
                                      f"FROM open_interest {where}", p,
                                {"ts": i64, "market": s, "long_open_interest": f64, "short_open_interest": f64}),
-        "prices": _read(conn, f"SELECT block_timestamp, market, mark_price FROM prices {where}", p,
-                        {"ts": i64, "market": s, "mark_price": f64}),
+        "prices": _read(conn, f"SELECT block_timestamp, market, mark_price, index_price FROM prices {where}", p,
+                        {"ts": i64, "market": s, "mark_price": f64, "index_price": f64}),
         "funding": _read(conn, f"SELECT block_timestamp, market, funding_rate FROM funding {where}", p,
                          {"ts": i64, "market": s, "funding_rate": f64}),
         "debt": _read(conn, f"SELECT block_timestamp, amount_usd FROM socialized_debt {where}", p,
@@ -229,6 +229,14 @@ def trader_pnl_counts(pnl_days: pl.DataFrame) -> pl.DataFrame:
         schema.TraderPnlCounts).sort("bucket")
 
 
+def premium_hourly(raw: dict[str, pl.DataFrame], chain_id: int) -> pl.DataFrame:
+    """Per (market, hour) of the oracle pushes: Σ mark − index, Σ index and their count (schema.PremiumHourly)."""
+    return _conform(raw["prices"].group_by("market", (pl.col("ts") // HOUR * HOUR).alias("bucket")).agg(
+        (pl.col("mark_price") - pl.col("index_price")).sum().alias("premium_sum_usd"),
+        pl.col("index_price").sum().alias("index_sum_usd"), pl.len().cast(pl.Int64).alias("pushes"),
+    ).with_columns(pl.lit(chain_id, dtype=pl.Int64).alias("chain_id")), schema.PremiumHourly).sort("bucket", "market")
+
+
 def traders_daily(per_trader: pl.DataFrame) -> pl.DataFrame:
     """Per UTC day: distinct traders across markets, from :func:`trader_daily`'s rows."""
     return _conform(per_trader.group_by("chain_id", "bucket").agg(pl.col("trader").n_unique().alias("traders")),
@@ -256,6 +264,7 @@ def build(raw: dict[str, pl.DataFrame], chain_id: int) -> list[tuple[type[SQLMod
         (schema.DailyActiveTraders, traders_daily(per_trader)),
         (schema.TraderPnlDay, pnl_days := trader_pnl_daily(raw, chain_id)),
         (schema.TraderPnlCounts, trader_pnl_counts(pnl_days)),
+        (schema.PremiumHourly, premium_hourly(raw, chain_id)),
     ]
 
 
@@ -429,8 +438,15 @@ def _fold(conn: Connection, chain_id: int, first_block: int, end_block: int | No
     pnl_days = trader_pnl_daily(raw, chain_id)
     db.upsert_frame(conn, schema.TraderPnlDay, pnl_days, add=("realized_pnl_usd", "funding_paid_usd", "fees_usd"))
     _count_pnl_days(conn, chain_id, pnl_days["bucket"].unique().to_list())
+    _fold_premium(conn, chain_id, raw)
     _insert_latest(conn, chain_id, "block_number >= :b AND block_number < :e",
                    {"b": first_block, "e": end_block if end_block is not None else _NO_END}, replace=True)
+
+
+def _fold_premium(conn: Connection, chain_id: int, raw: dict[str, pl.DataFrame]) -> None:
+    """Add the new pushes' hourly sums to premium_hourly (sums and counts add: the hour's means merge)."""
+    db.upsert_frame(conn, schema.PremiumHourly, premium_hourly(raw, chain_id),
+                    add=("premium_sum_usd", "index_sum_usd", "pushes"))
 
 
 def _count_pnl_days(conn: Connection, chain_id: int, days: list[int]) -> None:
@@ -521,7 +537,7 @@ def _rewind_last_trades(conn: Connection, chain_id: int, day0: int, cut: int) ->
 
 
 _BUCKETED = (schema.MarketStatsHourly, schema.MarketStatsDaily, schema.ProtocolStatsHourly, schema.ProtocolStatsDaily,
-             schema.TraderDay, schema.DailyActiveTraders, schema.TraderPnlDay, schema.TraderPnlCounts)
+             schema.TraderDay, schema.DailyActiveTraders, schema.TraderPnlDay, schema.TraderPnlCounts, schema.PremiumHourly)
 
 
 def rewind(conn: Connection, chain_id: int, day0: int) -> int:
@@ -620,9 +636,22 @@ def _backfill_traders(conn: Connection, chain_id: int, through: int) -> None:
             "GROUP BY trader"), {"c": chain_id, "t": through})
 
 
+def _backfill_premium(conn: Connection, chain_id: int, through: int) -> None:
+    """Fill premium_hourly from the raw prices through block ``through`` when it is empty but prices
+    exist (a database rolled up before the table existed): that table only, once (one GROUP BY over
+    the prices; the other rollups are left as they are)."""
+    if not _empty(conn, schema.PremiumHourly, chain_id) or _empty(conn, schema.Price, chain_id):
+        return
+    conn.execute(sa.text(
+        "INSERT INTO premium_hourly (chain_id, market, bucket, premium_sum_usd, index_sum_usd, pushes) "
+        f"SELECT :c, market, block_timestamp / {HOUR} * {HOUR}, SUM(mark_price - index_price), SUM(index_price), COUNT(*) "
+        f"FROM prices WHERE chain_id = :c AND block_number <= :t GROUP BY market, block_timestamp / {HOUR} * {HOUR}"),
+        {"c": chain_id, "t": through})
+
+
 def upgrade(engine: Engine) -> None:
     """Fill the rollup tables added since a database was last rolled up (positions_latest, the trader
-    tables), and build all of them for a chain whose rollups an upgrade dropped, so a reader opening it
+    tables, premium_hourly: each from the raw rows, the other rollups left as they are), and build all of them for a chain whose rollups an upgrade dropped, so a reader opening it
     sees them before the indexer's next refresh. Writes only when there is something to fill."""
     state, checkpoints = schema.table_of(schema.RollupState), schema.table_of(schema.Checkpoint)
     with engine.connect() as conn:
@@ -641,6 +670,12 @@ def upgrade(engine: Engine) -> None:
             _backfill_positions(conn, chain_id, through)
             _backfill_traders(conn, chain_id, through)
             _count_traders(conn, chain_id)
+    with engine.connect() as conn:
+        unfilled = [c for c, _ in chains if _empty(conn, schema.PremiumHourly, c) and not _empty(conn, schema.Price, c)]
+    if unfilled:  # under a lock: two readers opening the database at once fill it once (the second finds it filled)
+        with db.exclusive(engine, "premium-backfill"), engine.begin() as conn:
+            for chain_id in unfilled:
+                _backfill_premium(conn, chain_id, _state(conn, chain_id)[0])
 
 
 def refresh(engine: Engine, chain_id: int) -> int | None:
@@ -694,9 +729,10 @@ def refresh_in(conn: Connection, chain_id: int,
     (:func:`rolled_up_to_end`, asked before the insert) — then the new rows are folded from them
     instead of read back; a batch of blocks at or below rollup_state's is read as usual."""
     through, dirty_from = _state(conn, chain_id)
-    if through >= 0:  # rollups built before positions_latest or the trader tables existed
+    if through >= 0:  # rollups built before positions_latest, the trader tables or premium_hourly existed
         _backfill_positions(conn, chain_id, through)
         _backfill_traders(conn, chain_id, through)
+        _backfill_premium(conn, chain_id, through)
     b = schema.table_of(schema.Block)
     newest, first_ts = conn.execute(sa.select(sa.func.max(b.c.number), sa.func.min(b.c.timestamp)).where(
         b.c.chain_id == chain_id, b.c.number > through)).one()

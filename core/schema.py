@@ -460,6 +460,20 @@ class PositionLatest(SQLModel, table=True):
     block_timestamp: int = _bigint()
 
 
+class PremiumHourly(SQLModel, table=True):
+    """Per market and hour: Σ (mark − index) and Σ index of the oracle's PriceUpdated pushes, and their
+    count, so the funding page's mean premium per hour reads one row instead of the hour's pushes
+    (sums add across commits: means merge)."""
+
+    __tablename__ = "premium_hourly"
+    chain_id: int = Field(primary_key=True, sa_type=sa.BigInteger)
+    market: str = Field(primary_key=True)
+    bucket: int = Field(primary_key=True, sa_type=sa.BigInteger)
+    premium_sum_usd: float = 0.0  # Σ mark − index of the hour's pushes
+    index_sum_usd: float = 0.0  # Σ index of the hour's pushes
+    pushes: int = 0
+
+
 class RollupState(SQLModel, table=True):
     """How far rollups are built; ``dirty_from`` (seconds) marks buckets a reorg invalidated."""
 
@@ -471,7 +485,7 @@ class RollupState(SQLModel, table=True):
 
 ROLLUP_TABLES: tuple[type[SQLModel], ...] = (
     MarketStatsHourly, MarketStatsDaily, ProtocolStatsHourly, ProtocolStatsDaily, TraderDay, DailyActiveTraders, TraderPnlDay, TraderPnlCounts,
-    TraderTotal, TraderLastTrade, TraderCounts, PositionLatest,
+    TraderTotal, TraderLastTrade, TraderCounts, PositionLatest, PremiumHourly,
 )
 
 

@@ -243,13 +243,21 @@ def test_funding_and_premium_equal_sql(engine: sa.Engine) -> None:
         assert float(got["cumulative_funding"][0]) == pytest.approx(float(idx[last]) - float(idx[first]), abs=1e-12)
         rate = one(engine, "SELECT funding_rate FROM funding WHERE market = :m AND block_number * 100000 + log_index = :k", m=market, k=last)
         assert float(got["funding_rate_annual"][0]) == pytest.approx(rate * 24 * 365)
-    premium = data["premium"]
-    for market, bucket, want in rows(engine, "SELECT market, block_timestamp / 3600 * 3600, AVG(mark_price - index_price) FROM prices "
-                                             "GROUP BY market, block_timestamp / 3600 * 3600"):
-        got = premium.filter((pl.col("market") == market) & (pl.col("bucket") == int(bucket)))
-        if got.height:  # spot markets' pushes are left out: funding is a perp's
-            assert float(got["premium_usd"][0]) == pytest.approx(float(want), abs=1e-12)
-    assert premium.height > 0
+    perps = [str(m) for (m,) in rows(engine, "SELECT market FROM markets WHERE market_type = 'perp'")]
+    first = int(one(engine, "SELECT MIN(block_timestamp) FROM prices")) // 3600 * 3600
+    # the whole history, and a period of whole hours (the rollup's hours starting in it)
+    for f in (Filters(), Filters(first + 5 * 3600, first + 29 * 3600)):
+        premium = dashboard.funding(engine, CHAIN, f)["premium"] if f.start is not None else data["premium"]
+        period = "" if f.start is None else f"AND block_timestamp >= {f.start} AND block_timestamp < {f.end}"
+        want = rows(engine, "SELECT market, block_timestamp / 3600 * 3600, AVG(mark_price - index_price), AVG(index_price), COUNT(*) "
+                            f"FROM prices WHERE chain_id = :c {period} GROUP BY market, block_timestamp / 3600 * 3600 "
+                            "ORDER BY market, block_timestamp / 3600 * 3600", c=CHAIN)
+        want = [r for r in want if r[0] in perps]  # spot markets' pushes are left out: funding is a perp's
+        got = premium.sort("market", "bucket").select("market", "bucket", "premium_usd", "index_price", "pushes").rows()
+        assert len(got) == len(want) > 20
+        for (m, b, p, i, n), (wm, wb, wp, wi, wn) in zip(got, want, strict=True):
+            assert (m, b, n) == (wm, int(wb), int(wn))
+            assert (p, i) == pytest.approx((float(wp), float(wi)), rel=1e-9, abs=1e-12)
 
 
 def test_every_card_delta_is_the_change_vs_the_previous_period(engine: sa.Engine) -> None:

@@ -21,7 +21,7 @@ from core.indexer.decode import logs_to_frame
 from core.indexer.run import ingest, ingest_stream
 from core.period import Filters
 from core.read import stats as read
-from tests.support.tables import Rows, rollups
+from tests.support.tables import Rows, dump, rollups
 from tests.synthetic import E6, MANIFEST, PERP, ROOT, SPOT, batches, history
 
 HIST = history(11)
@@ -147,6 +147,47 @@ def test_trader_totals_equal_the_trader_days_summed(whole: str, new_database: Ca
     rollup.upgrade(engine)
     check(engine)
     assert rollups(engine) == rollups(whole)
+
+
+def test_a_database_without_premium_hourly_fills_that_table_alone_on_open_and_on_refresh(
+        whole: str, new_database: Callable[[str], str]) -> None:
+    """A database rolled up before premium_hourly existed: opening it (or its next refresh) fills that
+    table from the raw prices, and leaves every other rollup as it was (no rebuild: a marked row stays)."""
+    from core.read import open_database
+
+    url = new_database("premium")
+    ingest_stream(db.make_engine(url), MANIFEST, batches(HIST, [3, 7]))
+    want = rollups(whole)["premium_hourly"]
+    assert len(want) > 5
+
+    def drop_and_mark(engine: sa.Engine) -> tuple[dict[str, Rows], list[tuple[Any, ...]]]:
+        with engine.begin() as conn:
+            conn.execute(sa.text("DROP TABLE premium_hourly"))
+            # a value no rebuild would give: it survives only if the stored rollups are left alone
+            conn.execute(sa.text("UPDATE stats_hourly SET volume_usd = -12345.0 WHERE bucket = (SELECT MIN(bucket) FROM stats_hourly)"))
+            state = [tuple(r) for r in conn.execute(sa.text("SELECT * FROM rollup_state ORDER BY chain_id"))]
+        return dump(engine, [m for m in schema.ROLLUP_TABLES if m is not schema.PremiumHourly]), state
+
+    def check(engine: sa.Engine, others: dict[str, Rows], state: list[tuple[Any, ...]]) -> None:
+        got = rollups(engine)
+        assert got["premium_hourly"] == want
+        assert {name: rows for name, rows in got.items() if name != "premium_hourly"} == others
+        with engine.connect() as conn:
+            assert [tuple(r) for r in conn.execute(sa.text("SELECT * FROM rollup_state ORDER BY chain_id"))] == state
+            assert conn.execute(sa.text("SELECT COUNT(*) FROM stats_hourly WHERE volume_usd = -12345.0")).scalar_one() > 0
+
+    engine = db.make_engine(url, create=False)
+    others, state = drop_and_mark(engine)
+    engine.dispose()
+    opened = open_database(url)  # the app's open: schema created (the table, empty), then rollup.upgrade
+    check(opened, others, state)
+    others, state = drop_and_mark(opened)
+    opened.dispose()
+    engine = db.make_engine(url)
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT COUNT(*) FROM premium_hourly")).scalar_one() == 0
+    assert rollup.refresh(engine, 31337) is None  # nothing new to fold: the refresh only fills the table
+    check(engine, others, state)
 
 
 def sql(url: str, query: str) -> Any:

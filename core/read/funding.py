@@ -1,5 +1,6 @@
 """Readers of the perp markets' funding (FundingUpdated: hourly per market) and the oracle's mark vs
-index (PriceUpdated). Both grow with time and markets, not with trades: read per hour by the database."""
+index (PriceUpdated). Both grow with time and markets, not with trades: the updates are hourly, the
+pushes are read through their hourly rollup (premium_hourly)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from sqlalchemy.engine import Engine
 from core import db, schema
 from core.period import Filters
 from core.read.where import in_period
-from core.utc import HOUR
 
 
 def funding_updates(engine: Engine, chain_id: int, f: Filters) -> pl.DataFrame:
@@ -25,13 +25,12 @@ def funding_updates(engine: Engine, chain_id: int, f: Filters) -> pl.DataFrame:
 
 
 def premium_hourly(engine: Engine, chain_id: int, f: Filters) -> pl.DataFrame:
-    """Per market and hour of the period: the oracle pushes' mean mark − index (USD) and mean index."""
-    t = schema.table_of(schema.Price)
-    bucket = (t.c.block_timestamp // HOUR * HOUR).label("bucket")
-    q = in_period(sa.select(t.c.market, bucket, sa.func.avg(t.c.mark_price - t.c.index_price).label("premium_usd"),
-                         sa.func.avg(t.c.index_price).label("index_price"), sa.func.count().label("pushes"))
-            .where(t.c.chain_id == chain_id), t, f).group_by(t.c.market, bucket)
+    """Per market and hour of the period (hours starting in it): the oracle pushes' mean mark − index
+    (USD) and mean index, from the premium_hourly rollup (Σ over the hour's pushes ÷ their count)."""
+    t = schema.table_of(schema.PremiumHourly)
+    q = in_period(sa.select(t.c.market, t.c.bucket, (t.c.premium_sum_usd / t.c.pushes).label("premium_usd"),
+                            (t.c.index_sum_usd / t.c.pushes).label("index_price"), t.c.pushes)
+                  .where(t.c.chain_id == chain_id, t.c.pushes > 0), t, f, time="bucket").order_by(t.c.market, t.c.bucket)
     with engine.connect() as conn:
-        rows = db.read_frame(conn, q, {"market": pl.String(), "bucket": pl.Int64(), "premium_usd": pl.Float64(),
+        return db.read_frame(conn, q, {"market": pl.String(), "bucket": pl.Int64(), "premium_usd": pl.Float64(),
                                        "index_price": pl.Float64(), "pushes": pl.Int64()})
-    return rows.sort("market", "bucket")
