@@ -257,9 +257,7 @@ def buffers(engine: Engine, chain_id: int, f: Filters, as_of: int) -> dict[str, 
 
 def marked_positions(engine: Engine, chain_id: int, markets: tuple[str, ...] | None) -> pl.DataFrame:
     """Open positions of the selected markets at each market's latest mark, with their symbols (core.metrics.risk)."""
-    positions = read_history.open_positions(engine, chain_id)
-    if markets is not None:
-        positions = positions.filter(pl.col("market").is_in(markets))
+    positions = read_history.open_positions(engine, chain_id, markets)
     marked = risk.marked_positions(positions, latest_state(engine, chain_id, None, markets))
     return marked.join(read.markets(engine, chain_id).select("market", "symbol"), on="market", how="left").with_columns(
         pl.col("symbol").fill_null(pl.col("market")))

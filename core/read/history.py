@@ -132,14 +132,19 @@ def load(engine: Engine, chain_id: int | None = None, start: int | None = None, 
     return assemble(cid, liquidation_frame(liqs), marks, daily, stats.markets(engine, cid), start, end)
 
 
-def open_positions(engine: Engine, chain_id: int) -> pl.DataFrame:
+def open_positions(engine: Engine, chain_id: int, markets: tuple[str, ...] | None = None) -> pl.DataFrame:
     """Positions open at the newest indexed block (their latest PositionUpdated has a size), from the
-    rollup's positions_latest table.
+    rollup's positions_latest table; of ``markets`` only, if given (its market index).
 
     Columns: position_key, account, market, is_long, size, entry_price, collateral_usd."""
     t = schema.table_of(schema.PositionLatest)
     cols = ("position_key", "account", "market", "is_long", "size", "entry_price", "collateral_usd")
-    q = sa.select(*(t.c[c] for c in cols)).where(t.c.chain_id == chain_id, t.c.size > 0).order_by(t.c.position_key)
+    # One pass over the table, in its storage order: `chain_id + 0` keeps SQLite off its indexes, which
+    # read the rows in key or block order, page by random page (0.4-2 s for the open book at 10M trades
+    # against 0.1-0.3 s for the scan); the rows are sorted here instead of by an ORDER BY.
+    q = sa.select(*(t.c[c] for c in cols)).where(t.c.chain_id + 0 == chain_id, t.c.size > 0)
+    if markets is not None:
+        q = q.where(t.c.market.in_(markets))
     types = schema.frame_schema(schema.PositionLatest)
     with engine.connect() as conn:
-        return db.read_frame(conn, q, {c: types[c] for c in cols})
+        return db.read_frame(conn, q, {c: types[c] for c in cols}).sort("position_key")
