@@ -4,6 +4,8 @@ page and in the API is the same computation."""
 
 from __future__ import annotations
 
+import itertools
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,7 +13,7 @@ import polars as pl
 from sqlalchemy.engine import Engine
 
 from core import metrics
-from core.metrics import accounts, funds, revenue, risk
+from core.metrics import accounts, funds, revenue, risk, totals
 from core.metrics import funding as funding_metrics
 from core.period import Filters, Granularity
 from core.read import accounts as read_accounts
@@ -19,7 +21,7 @@ from core.read import funding as read_funding
 from core.read import funds as read_funds
 from core.read import history as read_history
 from core.read import stats as read
-from core.utc import DAY
+from core.utc import DAY, format_day
 
 
 def market_stats(engine: Engine, chain_id: int, f: Filters, granularity: Granularity = "day") -> pl.DataFrame:
@@ -36,7 +38,7 @@ def protocol_stats(engine: Engine, chain_id: int, f: Filters, granularity: Granu
 
 def balances_before(engine: Engine, chain_id: int, end: int | None) -> tuple[float, float]:
     """(insurance fund, backstop vault) in USD as of ``end`` (exclusive)."""
-    return metrics.balances(read.balance_rows(engine, chain_id, end))
+    return totals.balances(read.protocol_rows(engine, chain_id, Filters(end=end), totals.PROTOCOL_COLUMNS))
 
 
 def latest_state(engine: Engine, chain_id: int, end: int | None, markets: tuple[str, ...] | None) -> pl.DataFrame:
@@ -44,35 +46,19 @@ def latest_state(engine: Engine, chain_id: int, end: int | None, markets: tuple[
     return metrics.latest_state(read.market_state_rows(engine, chain_id, end, markets))
 
 
-def _headline(engine: Engine, chain_id: int, f: Filters) -> tuple[dict[str, Any], pl.DataFrame]:
-    """The report's figures of a period except active traders, and its daily totals."""
-    markets = read.markets(engine, chain_id)
-    stats = market_stats(engine, chain_id, f, "day")
-    protocol = protocol_stats(engine, chain_id, f, "day")
-    by_market = f.markets is not None
-    fund, vault = balances_before(engine, chain_id, f.end)
-    latest = latest_state(engine, chain_id, f.end, f.markets)
-    figures = {
-        "total_volume_usd": float(stats["volume_usd"].sum()),
-        "total_trades": int(stats["trades"].sum()),
-        "liquidations": int(stats["liquidations"].sum()),
-        "liquidated_notional_usd": float(stats["liquidated_notional_usd"].sum()),
-        "socialized_debt_usd": float((stats["socialized_usd"] if by_market else protocol["socialized_debt_usd"]).sum()),
-        "insurance_fund_usd": fund,
-        "backstop_vault_usd": vault,
-        "open_interest_usd": metrics.open_interest_usd(latest, markets),
-        "fees_taker_usd": float(stats["taker_fees_usd"].sum()),
-        "fees_maker_usd": float(stats["maker_fees_usd"].sum()),
-        "liquidation_fees_usd": float(stats["liquidation_fees_usd"].sum()),
-        "volume_by_fill_type_usd": revenue.volume_by_fill_type(stats),
-        "backstop_share_price": backstop_share_price(engine, chain_id, f.end),
-    }
-    return figures, metrics.daily_totals(stats, protocol, by_market_debt=by_market)
+def _headline(engine: Engine, chain_id: int, f: Filters) -> tuple[dict[str, Any], list[tuple[Any, ...]]]:
+    """The report's figures of a period except active traders, and its daily totals (core.metrics.totals:
+    three reads of the daily rollups on one connection)."""
+    with engine.connect() as conn:
+        stats = read.stat_rows(conn, chain_id, f, totals.STAT_COLUMNS)
+        protocol = read.protocol_rows(conn, chain_id, Filters(end=f.end), totals.PROTOCOL_COLUMNS)
+        perps = read.perp_states(conn, chain_id, f.end, f.markets)
+    return totals.headline(stats, protocol, perps, f.start, by_market=f.markets is not None)
 
 
 def backstop_share_price(engine: Engine, chain_id: int, end: int | None) -> float | None:
     """The BackstopVault's value ÷ share supply as of ``end`` (None before the first share), from the daily rollup."""
-    return metrics.backstop_share_price(read.balance_rows(engine, chain_id, end))
+    return totals.share_price(read.protocol_rows(engine, chain_id, Filters(end=end), totals.PROTOCOL_COLUMNS))
 
 
 def report(engine: Engine, chain_id: int, f: Filters) -> dict[str, Any]:
@@ -82,10 +68,9 @@ def report(engine: Engine, chain_id: int, f: Filters) -> dict[str, Any]:
         **figures,
         "active_traders": read.active_traders(engine, chain_id, f),
         "daily": [
-            {"date": r["date"].isoformat(), "volume_usd": r["volume_usd"], "trades": r["trades"],
-             "liquidations": r["liquidations"], "liquidated_notional_usd": r["liquidated_notional_usd"],
-             "socialized_debt_usd": r["socialized_debt_usd"]}
-            for r in daily.iter_rows(named=True)
+            {"date": format_day(bucket), "volume_usd": volume, "trades": trades, "liquidations": liquidations,
+             "liquidated_notional_usd": notional, "socialized_debt_usd": debt}
+            for bucket, volume, trades, liquidations, notional, debt in daily
         ],
     }
 
@@ -199,22 +184,31 @@ def trader_activity(engine: Engine, chain_id: int, f: Filters, n: int = 25) -> t
     return metrics.trader_days(rows["active"], rows["new"]), metrics.top_traders(rows["top"], rows["active_days"])
 
 
-def period_totals(engine: Engine, chain_id: int, f: Filters, granularity: Granularity = "day") -> pl.DataFrame:
-    """The report's ``daily`` rows at any bucket size (the ``/stats`` series): per bucket with activity,
-    volume_usd, trades, liquidations, liquidated_notional_usd and socialized_debt_usd of the selected
-    markets, plus cumulative_volume_usd (running Σ over the period: the last is the report's
-    total_volume_usd) and outstanding_debt_usd (Σ socialized debt since the first block, to the
-    bucket's end). Buckets are those of :func:`market_stats`; ``date`` is the bucket start's UTC day."""
-    by_market = f.markets is not None
-    totals = metrics.daily_totals(market_stats(engine, chain_id, f, granularity), protocol_stats(engine, chain_id, f, granularity),
-                                  by_market_debt=by_market)
-    before = 0.0
-    if f.start is not None:  # debt socialized before the period (the same buckets' complement)
-        earlier = Filters(end=f.start, markets=f.markets)
-        before = float((market_stats(engine, chain_id, earlier, granularity)["socialized_usd"] if by_market
-                        else protocol_stats(engine, chain_id, earlier, granularity)["socialized_debt_usd"]).sum())
-    return totals.with_columns(pl.col("volume_usd").cum_sum().alias("cumulative_volume_usd"),
-                               (before + pl.col("socialized_debt_usd").cum_sum()).alias("outstanding_debt_usd"))
+def period_totals(engine: Engine, chain_id: int, f: Filters, granularity: Granularity = "day") -> list[dict[str, Any]]:
+    """The report's ``daily`` rows at any bucket size (the ``/stats`` series), ascending: per bucket with
+    activity, bucket, date (the bucket start's UTC day), volume_usd, trades, liquidations,
+    liquidated_notional_usd and socialized_debt_usd of the selected markets (core.metrics.totals.bucket_totals),
+    plus cumulative_volume_usd (running Σ over the period: the last is the report's total_volume_usd, to
+    float rounding) and
+    outstanding_debt_usd (Σ socialized debt since the first block, to the bucket's end). A week is
+    the Monday-to-Sunday days of the period."""
+    by_market, hourly = f.markets is not None, granularity == "hour"
+    with engine.connect() as conn:
+        stats = read.stat_rows(conn, chain_id, f, totals.BUCKET_COLUMNS, hourly=hourly)
+        protocol = read.protocol_rows(conn, chain_id, f, totals.PROTOCOL_COLUMNS, hourly=hourly)
+        before = 0.0
+        if f.start is not None:  # debt socialized before the period
+            earlier = Filters(end=f.start, markets=f.markets)
+            before = math.fsum(r[1] for r in (read.stat_rows(conn, chain_id, earlier, ("bucket", "socialized_usd"), hourly=hourly)
+                                              if by_market else read.protocol_rows(conn, chain_id, earlier, totals.PROTOCOL_COLUMNS,
+                                                                                   hourly=hourly)))
+    rows = totals.bucket_totals(stats, protocol, by_market_debt=by_market,
+                                bucket_of=totals.week_of if granularity == "week" else None)
+    cumulative = itertools.accumulate(r[1] for r in rows)
+    outstanding = itertools.accumulate((r[5] for r in rows), initial=before)
+    next(outstanding)  # the debt before the period
+    return [{**dict(zip(totals.TOTAL_COLUMNS, r, strict=True)), "date": format_day(r[0]), "cumulative_volume_usd": c,
+             "outstanding_debt_usd": o} for r, c, o in zip(rows, cumulative, outstanding, strict=True)]
 
 
 def open_interest_totals(engine: Engine, chain_id: int, f: Filters, granularity: Granularity = "day") -> pl.DataFrame:

@@ -19,13 +19,13 @@ from tests.synthetic import ROOT
 
 @contextmanager
 def api_server(database_url: str, *, env: Mapping[str, str] | None = None, output: IO[Any] | int = subprocess.DEVNULL,
-               start_timeout_s: float = 60) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """The API on ``database_url`` (no access log; no RPC_URL unless ``env`` gives one); yields (base URL, process)
-    once it answers /docs, and stops it afterwards."""
+               start_timeout_s: float = 60, workers: int | None = 1) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """The API on ``database_url`` (no access log; no RPC_URL unless ``env`` gives one; ``workers`` server
+    processes, None = the server's default); yields (base URL, process) once it answers /docs, and stops it afterwards."""
     port = free_port()
     full_env = {k: v for k, v in os.environ.items() if k != "RPC_URL"} | dict(env or {})
     proc = subprocess.Popen([sys.executable, "-m", "core.api", "--database-url", database_url, "--port", str(port),
-                             "--no-access-log"], cwd=ROOT, env=full_env, stdout=output,
+                             "--no-access-log", *(["--workers", str(workers)] if workers is not None else [])], cwd=ROOT, env=full_env, stdout=output,
                             stderr=subprocess.STDOUT if output is not subprocess.DEVNULL else output)
     base = f"http://127.0.0.1:{port}"
     try:

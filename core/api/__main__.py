@@ -2,10 +2,13 @@
 
 Settings: ``DATABASE_URL`` (or --database-url); ``API_CORS_ORIGINS`` (comma-separated origins a
 browser may call from; none by default); ``API_CACHE_TTL`` (seconds a response is cached, 0-3600,
-default 30; 0 turns the cache off); ``API_COALESCE=0`` (with the cache off, identical concurrent
-requests each compute instead of sharing the next computation); ``API_COUNT_SQL=1`` (an
-``X-SQL-Statements`` header: the statements each response ran); ``RPC_URL`` (``/health`` reports
-the lag behind that node).
+default 30; 0 turns the cache off: every request computes its answer from the database);
+``API_COUNT_SQL=1`` (an ``X-SQL-Statements`` header: the statements each response ran); ``RPC_URL``
+(``/health`` reports the lag behind that node).
+
+--workers N runs N server processes on the one port (each with its own database connections and
+cache), so N requests compute at once: one Python process computes one at a time (the GIL). The
+default is the number of CPUs this process may use.
 """
 
 from __future__ import annotations
@@ -17,28 +20,12 @@ from collections.abc import Sequence
 
 import uvicorn
 
-from core import config
-from core.api.app import create_app
-
-DEFAULT_TTL = 30
+from core.api.app import cache_ttl
 
 
-def cache_ttl(value: str | None) -> int:
-    """API_CACHE_TTL as whole seconds (default 30)."""
-    if value is None or not value.strip():
-        return DEFAULT_TTL
-    try:
-        ttl = int(value)
-    except ValueError:
-        raise ValueError(f"API_CACHE_TTL must be whole seconds (0-3600), got {value!r}") from None
-    if not 0 <= ttl <= 3600:
-        raise ValueError(f"API_CACHE_TTL must be 0-3600 seconds, got {ttl}")
-    return ttl
-
-
-def cors_origins(value: str | None) -> list[str]:
-    """API_CORS_ORIGINS as a list (comma-separated, blanks dropped)."""
-    return [o.strip() for o in (value or "").split(",") if o.strip()]
+def default_workers() -> int:
+    """The CPUs this process may run on (at least 1)."""
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -47,18 +34,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--database-url", default=None, help="default: $DATABASE_URL or sqlite:///data/marginx.db")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--workers", type=int, default=None,
+                   help=f"server processes (default: the CPUs available, here {default_workers()})")
     p.add_argument("--no-access-log", action="store_true", help="do not log each request")
     args = p.parse_args(argv)
     try:
-        ttl = cache_ttl(os.environ.get("API_CACHE_TTL"))
+        cache_ttl(os.environ.get("API_CACHE_TTL"))
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    app = create_app(args.database_url or config.database_url(), ttl=ttl,
-                     cors_origins=cors_origins(os.environ.get("API_CORS_ORIGINS")),
-                     count_sql=os.environ.get("API_COUNT_SQL", "") == "1",
-                     coalesce=os.environ.get("API_COALESCE", "1") != "0")
-    uvicorn.run(app, host=args.host, port=args.port, access_log=not args.no_access_log, log_level="info")
+    workers = default_workers() if args.workers is None else args.workers
+    if not 1 <= workers <= 64:
+        print(f"error: --workers must be 1-64, got {workers}", file=sys.stderr)
+        return 2
+    if args.database_url is not None:
+        os.environ["DATABASE_URL"] = args.database_url  # read by each worker's app (core.api.app.from_environment)
+    uvicorn.run("core.api.app:from_environment", factory=True, host=args.host, port=args.port, workers=workers,
+                access_log=not args.no_access_log, log_level="info")
     return 0
 
 

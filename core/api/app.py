@@ -10,6 +10,7 @@ when it could not. Responses go through :class:`~core.api.cache.ResponseCache`.
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections.abc import Callable, Hashable, Sequence
@@ -34,6 +35,7 @@ from core.read import stats as read
 from core.read.accounts import AccountError, normalize_address
 
 JSON = "application/json"
+DEFAULT_TTL = 30
 
 
 def _one_line(error: BaseException) -> str:
@@ -102,18 +104,22 @@ def _json(body: dict[str, Any]) -> Response:
 
 
 def resolve(engine: Engine, given: dict[str, str], allowed: Sequence[str], intervals: Sequence[str]) -> View:
-    """The request's chain, newest block, period, markets and bucket size."""
-    chains = read.chain_ids(engine)
-    if not chains:
-        raise Unavailable("the database holds no indexed deployment: run python -m core.indexer first")
-    chain_id = params.chain(given.get("chain_id"), chains)
-    as_of_time = read.latest_timestamp(engine, chain_id)
-    if as_of_time is None:
-        raise Unavailable(f"chain {chain_id} has no indexed blocks yet")
+    """The request's chain, newest block, period, markets and bucket size (the markets table is read
+    only when ``markets`` or ``type`` selects some)."""
+    with engine.connect() as conn:
+        chains = read.chain_ids(conn)
+        if not chains:
+            raise Unavailable("the database holds no indexed deployment: run python -m core.indexer first")
+        chain_id = params.chain(given.get("chain_id"), chains)
+        as_of_time = read.latest_timestamp(conn, chain_id)
+        if as_of_time is None:
+            raise Unavailable(f"chain {chain_id} has no indexed blocks yet")
+        as_of_block = read.last_block(conn, chain_id)
     granularity = params.interval(given.get("interval"), intervals) if "interval" in allowed else "day"
     start, end = params.period(given, as_of_time) if "range" in allowed else (None, None)
-    markets = params.selected_markets(given, read.markets(engine, chain_id)) if "markets" in allowed else None
-    return View(chain_id, read.last_block(engine, chain_id), as_of_time, Filters(start, end, markets), granularity)
+    selects = "markets" in allowed and ("markets" in given or "type" in given)
+    markets = params.selected_markets(given, read.markets(engine, chain_id)) if selects else None
+    return View(chain_id, as_of_block, as_of_time, Filters(start, end, markets), granularity)
 
 
 # --------------------------------------------------------------------------- documented parameters
@@ -128,16 +134,16 @@ MarketType = Annotated[str | None, Query(alias="type", description="only markets
 ChainId = Annotated[str | None, Query(description="the chain, when the database holds several")]
 
 
-def _market_params(markets: Markets = None, market_type: MarketType = None, chain_id: ChainId = None) -> None:
+async def _market_params(markets: Markets = None, market_type: MarketType = None, chain_id: ChainId = None) -> None:
     """markets, type, chain_id (read from the request; declared here for the OpenAPI docs)."""
 
 
-def _period_params(_m: Annotated[None, Depends(_market_params)], range_: Range = None, start: Start = None,
+async def _period_params(_m: Annotated[None, Depends(_market_params)], range_: Range = None, start: Start = None,
                    end: End = None) -> None:
     """range or start/end, plus the market parameters."""
 
 
-def _series_params(_p: Annotated[None, Depends(_period_params)], interval: Interval = None) -> None:
+async def _series_params(_p: Annotated[None, Depends(_period_params)], interval: Interval = None) -> None:
     """interval plus the period parameters."""
 
 
@@ -216,29 +222,32 @@ def _serve(request: Request, allowed: Sequence[str], build: Callable[[Engine, Vi
 
 
 router = APIRouter()
+# The overview and the series of core.metrics.totals are async: they compute in the worker's event
+# loop (a few milliseconds of the daily rollups; no thread hand-off per request). The others, which
+# may read for longer, run in the threadpool as FastAPI's plain functions.
 
 
 @router.get("/stats/overview", response_model=Overview, summary="Headline totals of the period")
-def overview(request: Request, _: PeriodParams) -> Response:
+async def overview(request: Request, _: PeriodParams) -> Response:
     """Volume, trades, liquidations, liquidated notional, socialized debt, insurance fund, backstop
     vault, open interest and active traders of the period, with the report's ``daily`` rows."""
     return _serve(request, params.PERIOD_PARAMS, figures.overview)
 
 
 @router.get("/stats/volume", response_model=Series, summary="Volume per bucket")
-def volume(request: Request, _: SeriesParams) -> Response:
+async def volume(request: Request, _: SeriesParams) -> Response:
     """volume_usd, trades and cumulative_usd (running Σ over the period) per bucket; value = volume_usd."""
     return _serve(request, params.SERIES_PARAMS, figures.volume)
 
 
 @router.get("/stats/trades", response_model=Series, summary="Trades per bucket")
-def trades(request: Request, _: SeriesParams) -> Response:
+async def trades(request: Request, _: SeriesParams) -> Response:
     """trades per bucket; value = trades."""
     return _serve(request, params.SERIES_PARAMS, figures.trades)
 
 
 @router.get("/stats/liquidations", response_model=Series, summary="Liquidations per bucket")
-def liquidations(request: Request, _: SeriesParams) -> Response:
+async def liquidations(request: Request, _: SeriesParams) -> Response:
     """liquidations and liquidated_notional_usd per bucket; value = liquidations."""
     return _serve(request, params.SERIES_PARAMS, figures.liquidations)
 
@@ -254,7 +263,7 @@ def liquidation_day(request: Request, day: str, _: MarketParams) -> Response:
 
 
 @router.get("/stats/bad-debt", response_model=Series, summary="Socialized debt per bucket")
-def bad_debt(request: Request, _: SeriesParams) -> Response:
+async def bad_debt(request: Request, _: SeriesParams) -> Response:
     """socialized_debt_usd per bucket and cumulative_usd (Σ since the first block: outstanding at
     the bucket's end); value = socialized_debt_usd."""
     return _serve(request, params.SERIES_PARAMS, figures.bad_debt)
@@ -364,10 +373,9 @@ async def _invalid(_request: Request, exc: Exception) -> Response:
     return _error(422, f"{name}: {first.get('msg', 'invalid')}", name)
 
 
-def create_app(database_url: str, *, ttl: int = 30, cors_origins: Sequence[str] = (), count_sql: bool = False,
-               coalesce: bool = True) -> FastAPI:
+def create_app(database_url: str, *, ttl: int = 30, cors_origins: Sequence[str] = (), count_sql: bool = False) -> FastAPI:
     """The API on ``database_url``; responses cached ``ttl`` seconds (0: none), CORS for ``cors_origins``;
-    ``count_sql``: an X-SQL-Statements header; ``coalesce``: see :class:`ResponseCache`."""
+    ``count_sql``: an X-SQL-Statements header."""
     source = Source(database_url, count_sql=count_sql)
     app = FastAPI(title="marginX Analytics /stats API", version="1",
                   description="The dashboard's figures (EVENTS.md definitions) as JSON, read-only, cached "
@@ -375,11 +383,37 @@ def create_app(database_url: str, *, ttl: int = 30, cors_origins: Sequence[str] 
     app.state.source = source
     app.include_router(router)
     app.add_exception_handler(RequestValidationError, _invalid)
-    app.add_middleware(ResponseCache, head=source.head, ttl=ttl, count_sql=count_sql, coalesce=coalesce)
+    app.add_middleware(ResponseCache, head=source.head, ttl=ttl, count_sql=count_sql)
     if cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["GET"],
                            allow_headers=["If-None-Match"], expose_headers=["ETag"], max_age=600)
     return app
+
+
+def cache_ttl(value: str | None) -> int:
+    """API_CACHE_TTL as whole seconds (default 30)."""
+    if value is None or not value.strip():
+        return DEFAULT_TTL
+    try:
+        ttl = int(value)
+    except ValueError:
+        raise ValueError(f"API_CACHE_TTL must be whole seconds (0-3600), got {value!r}") from None
+    if not 0 <= ttl <= 3600:
+        raise ValueError(f"API_CACHE_TTL must be 0-3600 seconds, got {ttl}")
+    return ttl
+
+
+def cors_origins(value: str | None) -> list[str]:
+    """API_CORS_ORIGINS as a list (comma-separated, blanks dropped)."""
+    return [o.strip() for o in (value or "").split(",") if o.strip()]
+
+
+def from_environment() -> FastAPI:
+    """The app of the settings in the environment (``DATABASE_URL``, ``API_CACHE_TTL``,
+    ``API_CORS_ORIGINS``, ``API_COUNT_SQL``): the factory each uvicorn worker process calls."""
+    return create_app(config.database_url(), ttl=cache_ttl(os.environ.get("API_CACHE_TTL")),
+                      cors_origins=cors_origins(os.environ.get("API_CORS_ORIGINS")),
+                      count_sql=os.environ.get("API_COUNT_SQL", "") == "1")
 
 
 def _chains_health(engine: Engine) -> list[dict[str, Any]]:

@@ -4,12 +4,13 @@ A response is stored (cachetools TTL) under its path, its sorted query parameter
 indexed block of every chain (the *head*); the head itself is read at most once per TTL. So within
 a TTL a repeated request touches neither the endpoint nor the database, and once the TTL has passed
 a newly committed block changes the key: the next request computes the new figures. Concurrent
-requests for the same missing key wait for the first one's answer instead of all computing it.
+requests for the same missing key wait for the first one's answer instead of all computing it
+(within one worker process: each worker of ``--workers N`` keeps its own cache).
 
 Every 200 carries ``ETag`` (a hash of the body) and ``Cache-Control: max-age=<TTL>``; a request
 whose ``If-None-Match`` names the current ETag gets a bodiless 304. With a TTL of 0 nothing is
-stored and every answer is computed after its request arrived; identical requests arriving while
-one computes share the next computation (the ETag and 304 still apply).
+stored and nothing is shared: every request computes its own answer from the database (the ETag
+and 304 still apply).
 """
 
 from __future__ import annotations
@@ -70,20 +71,16 @@ class ResponseCache:
     ``head()`` returns the newest indexed block of every chain (it raises :class:`Unavailable` when
     the database cannot be read); it runs in a worker thread, at most once per TTL.
 
-    With ``ttl`` 0 nothing is stored; identical requests that arrive while one is being computed
-    share the *next* computation (it starts after they all arrived, so every answer still reads the
-    database after its request came in), unless ``coalesce`` is off."""
+    With ``ttl`` 0 nothing is stored and every request runs the endpoint itself."""
 
     def __init__(self, app: ASGIApp, *, head: Callable[[], Hashable], ttl: int, count_sql: bool = False,
-                 coalesce: bool = True, max_bytes: int = 64 << 20) -> None:
-        self.app, self.head, self.ttl, self.count_sql, self.coalesce = app, head, ttl, count_sql, coalesce
+                 max_bytes: int = 64 << 20) -> None:
+        self.app, self.head, self.ttl, self.count_sql = app, head, ttl, count_sql
         # bounded by the bodies' bytes: distinct valid queries (every start/end pair) cannot exhaust memory
         self.responses: TTLCache[Hashable, Answer] | None = TTLCache(
             max_bytes, ttl, getsizeof=lambda answer: len(answer.body) + 512) if ttl > 0 else None
         self.heads: TTLCache[str, Hashable] = TTLCache(1, max(ttl, 1))
         self.pending: dict[Hashable, asyncio.Event] = {}
-        self.running: dict[Hashable, asyncio.Future[Answer]] = {}
-        self.queued: dict[Hashable, asyncio.Future[Answer]] = {}
         self.cache_control = f"public, max-age={ttl}".encode() if ttl > 0 else b"no-cache"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -96,11 +93,10 @@ class ResponseCache:
         if path == "/health":
             await self._deliver(scope, send, await self._run(scope, receive), counter, b"no-store")
             return
-        query = tuple(sorted(scope.get("query_string", b"").split(b"&")))
         if self.responses is None:
-            answer = await (self._batched((path, query), scope, receive) if self.coalesce else self._run(scope, receive))
-            await self._deliver(scope, send, answer, counter, self.cache_control)
+            await self._deliver(scope, send, await self._run(scope, receive), counter, self.cache_control)
             return
+        query = tuple(sorted(scope.get("query_string", b"").split(b"&")))
         try:
             head = self.heads.get("head")
             if head is None:
@@ -129,28 +125,6 @@ class ResponseCache:
         finally:
             del self.pending[key]
             event.set()
-
-    async def _batched(self, key: Hashable, scope: Scope, receive: Receive) -> Answer:
-        """The endpoint's answer from a computation that starts after this request arrived, shared by
-        the identical requests that arrived while the one before it ran."""
-        if key in self.queued:
-            return await asyncio.shield(self.queued[key])
-        batch: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
-        if key in self.running:
-            self.queued[key] = batch
-            await asyncio.wait([self.running[key]])
-            del self.queued[key]
-        self.running[key] = batch
-        try:
-            answer = await self._run(scope, receive)
-            batch.set_result(answer)
-            return answer
-        except BaseException as e:
-            batch.set_exception(e)
-            batch.exception()  # retrieved: followers re-raise it, none may be waiting
-            raise
-        finally:
-            del self.running[key]
 
     async def _run(self, scope: Scope, receive: Receive) -> Answer:
         """Run the endpoint and buffer its response."""

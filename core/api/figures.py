@@ -6,6 +6,7 @@ only names columns and lays rows out (``{"interval", "points": [{"time", "date",
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,17 +27,31 @@ def _clean(df: pl.DataFrame) -> pl.DataFrame:
     return df.with_columns(pl.col(pl.Float64).fill_nan(None))
 
 
-def points(df: pl.DataFrame, columns: Sequence[str], value: str) -> list[dict[str, Any]]:
+def _finite(x: Any) -> Any:
+    """NaN and ±inf are not JSON: null."""
+    return None if isinstance(x, float) and not math.isfinite(x) else x
+
+
+def points(rows: pl.DataFrame | Sequence[dict[str, Any]], columns: Sequence[str], value: str) -> list[dict[str, Any]]:
     """One point per bucket: ``time`` (its start, unix seconds), ``date`` (its UTC day), the named
-    columns and ``value`` (= the column ``value``), in ascending time."""
-    df = _clean(df.sort("bucket").select("bucket", *columns))
-    return [{"time": row["bucket"], "date": format_day(row["bucket"]), **{c: row[c] for c in columns}, "value": row[value]}
-            for row in df.iter_rows(named=True)]
+    columns and ``value`` (= the column ``value``), in ascending time. ``rows``: a frame, or dicts
+    in ascending bucket order (dashboard.period_totals)."""
+    if isinstance(rows, pl.DataFrame):
+        rows = list(rows.sort("bucket").iter_rows(named=True))
+    out = []
+    for row in rows:
+        day = row.get("date")  # period_totals' rows carry it formatted
+        point = {"time": row["bucket"], "date": day if isinstance(day, str) else format_day(row["bucket"]),
+                 **{c: _finite(row[c]) for c in columns}}
+        point["value"] = point[value]
+        out.append(point)
+    return out
 
 
-def series(view: View, df: pl.DataFrame, columns: Sequence[str], value: str, **extra: Any) -> dict[str, Any]:
+def series(view: View, rows: pl.DataFrame | Sequence[dict[str, Any]], columns: Sequence[str], value: str,
+           **extra: Any) -> dict[str, Any]:
     return {"interval": INTERVAL_NAMES[view.granularity], "as_of_block": view.as_of_block, "as_of_time": view.as_of_time,
-            "points": points(df, columns, value), **extra}
+            "points": points(rows, columns, value), **extra}
 
 
 def overview(engine: Engine, view: View) -> dict[str, Any]:
@@ -46,25 +61,24 @@ def overview(engine: Engine, view: View) -> dict[str, Any]:
 
 
 def volume(engine: Engine, view: View) -> dict[str, Any]:
-    df = dashboard.period_totals(engine, view.chain_id, view.filters, view.granularity).rename(
-        {"cumulative_volume_usd": "cumulative_usd"})
-    return series(view, df, ("volume_usd", "trades", "cumulative_usd"), "volume_usd")
+    rows = [{**r, "cumulative_usd": r["cumulative_volume_usd"]}
+            for r in dashboard.period_totals(engine, view.chain_id, view.filters, view.granularity)]
+    return series(view, rows, ("volume_usd", "trades", "cumulative_usd"), "volume_usd")
 
 
 def trades(engine: Engine, view: View) -> dict[str, Any]:
-    df = dashboard.period_totals(engine, view.chain_id, view.filters, view.granularity)
-    return series(view, df, ("trades",), "trades")
+    return series(view, dashboard.period_totals(engine, view.chain_id, view.filters, view.granularity), ("trades",), "trades")
 
 
 def liquidations(engine: Engine, view: View) -> dict[str, Any]:
-    df = dashboard.period_totals(engine, view.chain_id, view.filters, view.granularity)
-    return series(view, df, ("liquidations", "liquidated_notional_usd"), "liquidations")
+    return series(view, dashboard.period_totals(engine, view.chain_id, view.filters, view.granularity),
+                  ("liquidations", "liquidated_notional_usd"), "liquidations")
 
 
 def bad_debt(engine: Engine, view: View) -> dict[str, Any]:
-    df = dashboard.period_totals(engine, view.chain_id, view.filters, view.granularity).rename(
-        {"outstanding_debt_usd": "cumulative_usd"})
-    return series(view, df, ("socialized_debt_usd", "cumulative_usd"), "socialized_debt_usd")
+    rows = [{**r, "cumulative_usd": r["outstanding_debt_usd"]}
+            for r in dashboard.period_totals(engine, view.chain_id, view.filters, view.granularity)]
+    return series(view, rows, ("socialized_debt_usd", "cumulative_usd"), "socialized_debt_usd")
 
 
 def open_interest(engine: Engine, view: View) -> dict[str, Any]:

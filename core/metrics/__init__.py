@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import polars as pl
 
+from core.metrics import totals
 from core.period import Filters
-from core.utc import DAY, HOUR, WEEK, datetime_expr
+from core.utc import HOUR, datetime_expr
 
 #: Market-stats columns that add up over buckets (to_weeks sums them).
 ADDITIVE = ("volume_usd", "base_volume", "trades", "taker_buy_volume_usd", "taker_buy_trades", "fees_usd", "taker_fees_usd", "maker_fees_usd",
@@ -31,7 +32,7 @@ STATES = ("long_open_interest", "short_open_interest", "mark_price", "funding_ra
 
 def week_start(bucket: pl.Expr) -> pl.Expr:
     """Monday 00:00 UTC of the bucket's week (1970-01-01 was a Thursday)."""
-    return ((bucket + 3 * DAY) // WEEK * WEEK - 3 * DAY).alias("bucket")
+    return totals.week_of(bucket).alias("bucket")
 
 
 def to_weeks(daily: pl.DataFrame) -> pl.DataFrame:
@@ -59,38 +60,14 @@ def latest_state(rows: pl.DataFrame) -> pl.DataFrame:
         pl.col("mark_price").drop_nulls().last())
 
 
-def open_interest_usd(latest: pl.DataFrame, markets: pl.DataFrame) -> float:
-    """Σ over perp markets of latest long OI × latest mark (EVENTS.md)."""
-    # summed in market order: the same float on every run and backend
-    perps = latest.join(markets.filter(pl.col("market_type") == "perp").select("market"), on="market").sort("market")
-    return float(perps.select((pl.col("long_open_interest") * pl.col("mark_price")).fill_null(0).sum()).item())
-
-
-def backstop_share_price(rows: pl.DataFrame) -> float | None:
-    """The BackstopVault's value ÷ share supply after the daily balance ``rows`` (None while no share is out)."""
-    shares = float(rows["backstop_shares_change"].sum())
-    return float(rows["backstop_vault_change_usd"].sum()) / shares if shares > 1e-9 else None
-
-
-def balances(rows: pl.DataFrame) -> tuple[float, float]:
-    """(insurance fund, backstop vault) in USD after the daily balance ``rows`` (in day order)."""
-    fund = rows["insurance_fund_usd"].drop_nulls()
-    return (float(fund[-1]) if fund.len() else 0.0, float(rows["backstop_vault_change_usd"].sum()))
-
-
 def daily_totals(stats_daily: pl.DataFrame, protocol_daily: pl.DataFrame, *, by_market_debt: bool) -> pl.DataFrame:
-    """One row per UTC day with any indexed activity: volume, trades, liquidations, notional, debt."""
-    per_day = stats_daily.group_by("bucket").agg(
-        pl.col("volume_usd").sum(), pl.col("trades").sum(), pl.col("liquidations").sum(),
-        pl.col("liquidated_notional_usd").sum(), pl.col("socialized_usd").sum())
-    days = protocol_daily.filter(pl.col("blocks") > 0).select("bucket", "socialized_debt_usd")
-    out = days.join(per_day, on="bucket", how="full", coalesce=True).with_columns(
-        pl.col("volume_usd", "liquidated_notional_usd", "socialized_usd", "socialized_debt_usd").fill_null(0.0),
-        pl.col("trades", "liquidations").fill_null(0))
-    if by_market_debt:
-        out = out.with_columns(pl.col("socialized_usd").alias("socialized_debt_usd"))
-        out = out.filter((pl.col("trades") > 0) | (pl.col("liquidations") > 0) | (pl.col("socialized_debt_usd") > 0))
-    return out.drop("socialized_usd").sort("bucket").with_columns(datetime_expr("bucket").dt.date().alias("date"))
+    """One row per UTC day with any indexed activity: volume, trades, liquidations, notional, debt
+    (:func:`core.metrics.totals.bucket_totals` on the frames' rows), with its ``date``."""
+    rows = totals.bucket_totals(stats_daily.sort("bucket").select(totals.BUCKET_COLUMNS).rows(), protocol_daily.select(totals.PROTOCOL_COLUMNS).rows(),
+                                by_market_debt=by_market_debt)
+    out = pl.DataFrame(rows, schema={"bucket": pl.Int64(), "volume_usd": pl.Float64(), "trades": pl.Int64(), "liquidations": pl.Int64(),
+                                     "liquidated_notional_usd": pl.Float64(), "socialized_debt_usd": pl.Float64()}, orient="row")
+    return out.with_columns(datetime_expr("bucket").dt.date().alias("date"))
 
 
 def hour_aligned(f: Filters) -> Filters:

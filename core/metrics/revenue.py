@@ -28,12 +28,6 @@ def fill_volumes(stats: pl.DataFrame) -> pl.DataFrame:
         pl.col("fill_type").replace_strict({v: k for k, v in cols.items()}, return_dtype=pl.String)).sort("bucket", "symbol", "fill_type")
 
 
-def volume_by_fill_type(stats: pl.DataFrame) -> dict[str, float]:
-    """The period's volume by fill type (the report's ``volume_by_fill_type_usd``)."""
-    forced = {k: float(stats[c].sum()) for k, c in FILL_VOLUMES.items() if c}
-    return {"normal": max(0.0, float(stats["volume_usd"].sum()) - sum(forced.values())), **forced}
-
-
 TAKER_SIDES = ("taker buy", "taker sell")
 
 

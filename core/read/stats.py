@@ -7,6 +7,9 @@ exact by definition (a 24-hour distinct-trader window, one day's liquidation row
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from functools import lru_cache
 from typing import Any
 
 import polars as pl
@@ -30,26 +33,51 @@ def _bounded(t: sa.Table, q: sa.Select[Any], f: Filters, *, with_markets: bool =
     return in_period(q, t, f, time="bucket", markets=with_markets)
 
 
-def chain_ids(engine: Engine) -> list[int]:
+Bind = Engine | sa.Connection
+
+
+@contextmanager
+def _connected(bind: Bind) -> Iterator[sa.Connection]:
+    """``bind`` itself when it is a connection (several reads on one), else a new one for this read."""
+    if isinstance(bind, sa.Connection):
+        yield bind
+    else:
+        with bind.connect() as conn:
+            yield conn
+
+
+@lru_cache(maxsize=None)
+def _statement(name: str) -> sa.Select[Any]:
+    """The small per-request statements, built once (their values are bound parameters)."""
+    checkpoint, block, counts = (schema.table_of(m) for m in (schema.Checkpoint, schema.Block, schema.TraderCounts))
+    chain: sa.BindParameter[int] = sa.bindparam("chain_id")
+    if name == "chain_ids":
+        return sa.select(checkpoint.c.chain_id)
+    if name == "last_block":
+        return sa.select(sa.func.max(checkpoint.c.last_block)).where(checkpoint.c.chain_id == chain)
+    if name == "latest_timestamp":
+        return sa.select(sa.func.max(block.c.timestamp)).where(block.c.chain_id == chain)
+    assert name == "trader_counts", name
+    return sa.select(counts.c.as_of, counts.c.traders_24h, counts.c.traders_total).where(counts.c.chain_id == chain)
+
+
+def chain_ids(bind: Bind) -> list[int]:
     """Chains with a checkpoint (indexed deployments), ascending."""
-    t = schema.table_of(schema.Checkpoint)
-    with engine.connect() as conn:
-        return sorted({int(c) for (c,) in conn.execute(sa.select(t.c.chain_id))})
+    with _connected(bind) as conn:
+        return sorted({int(c) for (c,) in conn.execute(_statement("chain_ids"))})
 
 
-def last_block(engine: Engine, chain_id: int) -> int:
+def last_block(bind: Bind, chain_id: int) -> int:
     """The checkpoint: the last block the indexer has fully stored (−1 before the first)."""
-    t = schema.table_of(schema.Checkpoint)
-    with engine.connect() as conn:
-        last = conn.execute(sa.select(sa.func.max(t.c.last_block)).where(t.c.chain_id == chain_id)).scalar()
+    with _connected(bind) as conn:
+        last = conn.execute(_statement("last_block"), {"chain_id": chain_id}).scalar()
     return int(last) if last is not None else -1
 
 
-def latest_timestamp(engine: Engine, chain_id: int) -> int | None:
+def latest_timestamp(bind: Bind, chain_id: int) -> int | None:
     """The newest indexed block's timestamp: the dashboard's "now" (data may be historical)."""
-    t = schema.table_of(schema.Block)
-    with engine.connect() as conn:
-        value = conn.execute(sa.select(sa.func.max(t.c.timestamp)).where(t.c.chain_id == chain_id)).scalar()
+    with _connected(bind) as conn:
+        value = conn.execute(_statement("latest_timestamp"), {"chain_id": chain_id}).scalar()
     return int(value) if value is not None else None
 
 
@@ -98,15 +126,77 @@ def balance_rows(engine: Engine, chain_id: int, end: int | None) -> pl.DataFrame
     return _frame(engine, q.order_by(t.c.bucket), schema.ProtocolStatsDaily)
 
 
-def trader_counts(engine: Engine, chain_id: int) -> tuple[int, int, int] | None:
+# --------------------------------------------------------------------------- rows as plain tuples
+# The report's totals (core.metrics.totals) read these: no frame and no statement built per call, so
+# a 90-day period costs well under a millisecond of SQL (the /stats API computes every answer anew).
+
+def _all(bind: Bind, q: sa.Select[Any], params: dict[str, Any]) -> Sequence[Sequence[Any]]:
+    with _connected(bind) as conn:
+        return conn.execute(q, params).all()
+
+
+def _params(chain_id: int, f: Filters) -> dict[str, Any]:
+    return {"chain_id": chain_id, "start": f.start, "end": f.end, "markets": list(f.markets or ())}
+
+
+@lru_cache(maxsize=64)
+def _rows_query(model: type[Any], columns: tuple[str, ...], start: bool, end: bool, markets: bool) -> sa.Select[Any]:
+    """SELECT ``columns`` of ``model``'s rollup in [:start, :end) and :markets (the where.in_period
+    conditions as bound parameters, so one statement per shape is built and compiled)."""
+    t = schema.table_of(model)
+    q = sa.select(*(t.c[c] for c in columns)).where(t.c.chain_id == sa.bindparam("chain_id"))
+    if start:
+        q = q.where(t.c.bucket >= sa.bindparam("start"))
+    if end:
+        q = q.where(t.c.bucket < sa.bindparam("end"))
+    if markets:
+        q = q.where(t.c.market.in_(sa.bindparam("markets", expanding=True)))
+    return q.order_by(t.c.bucket)
+
+
+def stat_rows(bind: Bind, chain_id: int, f: Filters, columns: Sequence[str], *, hourly: bool = False) -> Sequence[Sequence[Any]]:
+    """``columns`` of the market-stats rollup (day, or hour) per market and bucket in the period, in bucket order."""
+    model = schema.MarketStatsHourly if hourly else schema.MarketStatsDaily
+    q = _rows_query(model, tuple(columns), f.start is not None, f.end is not None, f.markets is not None)
+    return _all(bind, q, _params(chain_id, f))
+
+
+def protocol_rows(bind: Bind, chain_id: int, f: Filters, columns: Sequence[str], *, hourly: bool = False) -> Sequence[Sequence[Any]]:
+    """``columns`` of the protocol-stats rollup (day, or hour) per bucket in the period (markets do not apply), in bucket order."""
+    model = schema.ProtocolStatsHourly if hourly else schema.ProtocolStatsDaily
+    q = _rows_query(model, tuple(columns), f.start is not None, f.end is not None, False)
+    return _all(bind, q, _params(chain_id, f))
+
+
+@lru_cache(maxsize=8)
+def _perp_state_query(end: bool, markets: bool) -> sa.Select[Any]:
+    t, m = schema.table_of(schema.MarketStatsDaily), schema.table_of(schema.Market)
+
+    def latest(column: str) -> sa.ScalarSelect[Any]:
+        q = sa.select(t.c[column]).where(t.c.chain_id == m.c.chain_id, t.c.market == m.c.market, t.c[column].is_not(None))
+        q = q.where(t.c.bucket < sa.bindparam("end")) if end else q
+        return q.order_by(t.c.bucket.desc()).limit(1).scalar_subquery()
+
+    q = sa.select(m.c.market, latest("long_open_interest"), latest("mark_price")).where(
+        m.c.chain_id == sa.bindparam("chain_id"), m.c.market_type == "perp")
+    return q.where(m.c.market.in_(sa.bindparam("markets", expanding=True))) if markets else q
+
+
+def perp_states(bind: Bind, chain_id: int, end: int | None, markets: tuple[str, ...] | None) -> list[tuple[str, float | None, float | None]]:
+    """(market, latest long open interest, latest mark) of each selected perp market from its daily rows
+    before ``end`` (None where it has none)."""
+    rows = _all(bind, _perp_state_query(end is not None, markets is not None), _params(chain_id, Filters(end=end, markets=markets)))
+    return [(str(r[0]), r[1], r[2]) for r in rows]
+
+
+def trader_counts(bind: Bind, chain_id: int) -> tuple[int, int, int] | None:
     """(as_of, traders in the 24 h up to it, traders ever) as the last rollup refresh stored them."""
-    t = schema.table_of(schema.TraderCounts)
-    with engine.connect() as conn:
-        row = conn.execute(sa.select(t.c.as_of, t.c.traders_24h, t.c.traders_total).where(t.c.chain_id == chain_id)).first()
+    with _connected(bind) as conn:
+        row = conn.execute(_statement("trader_counts"), {"chain_id": chain_id}).first()
     return (int(row[0]), int(row[1]), int(row[2])) if row else None
 
 
-def active_traders(engine: Engine, chain_id: int, f: Filters) -> int:
+def active_traders(engine: Bind, chain_id: int, f: Filters) -> int:
     """Distinct makers and takers in the period (whole UTC days), counted by the database.
 
     A period from the first block is read off trader_totals (each trader's first day per market);
@@ -122,7 +212,7 @@ def active_traders(engine: Engine, chain_id: int, f: Filters) -> int:
     else:
         t = schema.table_of(schema.TraderDay)
         q = _bounded(t, sa.select(sa.func.count(sa.distinct(t.c.trader))).where(t.c.chain_id == chain_id), f)
-    with engine.connect() as conn:
+    with _connected(engine) as conn:
         return int(conn.execute(q).scalar_one())
 
 
