@@ -95,6 +95,8 @@ class PositionUpdate(EventRow, table=True):
     __tablename__ = "position_updates"
     __table_args__ = (
         sa.Index("ix_position_updates_market_time", "market", "block_timestamp"),
+        # the vault replay's reader: each liquidated position's latest earlier update (core/read/history.py)
+        sa.Index("ix_position_updates_key_block", "chain_id", "position_key", "block_number", "block_timestamp"),
     )
     position_key: str
     account: str

@@ -93,18 +93,20 @@ def _exact_book_fills(conn: sa.Connection, cid: int, liqs: pl.DataFrame) -> pl.D
                         schema={"tx_hash": pl.String(), "log_index": pl.Int64(), "book_exact": pl.Float64()})
 
 
-def _opened(conn: sa.Connection, cid: int, liqs: pl.DataFrame) -> pl.DataFrame:
-    """Per liquidation: the block time of its position's latest PositionUpdated in an earlier block."""
+def _opened(conn: sa.Connection, cid: int, start: int | None, end: int | None) -> pl.DataFrame:
+    """Per liquidation: the block time of its position's latest PositionUpdated in an earlier block.
+
+    One seek per liquidation on ``ix_position_updates_key_block`` (block times never decrease along the
+    chain, so the latest earlier update's time is the largest earlier time), instead of reading every
+    update of every liquidated position (248k of the 90-day demo's 1.2M rows for its 24k liquidations)."""
     U = schema.table_of(schema.PositionUpdate)
     L = schema.table_of(schema.Liquidation)
-    keys = sa.select(L.c.position_key).where(L.c.chain_id == cid)
-    q = sa.select(U.c.position_key, U.c.block_number, U.c.block_timestamp.label("opened_ts")).where(
-        U.c.chain_id == cid, U.c.position_key.in_(keys))
-    ups = db.read_frame(conn, q, {"position_key": pl.String(), "block_number": pl.Int64(), "opened_ts": pl.Int64()})
-    before = liqs.select("tx_hash", "log_index", "position_key", (pl.col("block_number") - 1).alias("before"))
-    return before.sort("before").join_asof(ups.sort("block_number"), left_on="before", right_on="block_number",
-                                           by="position_key", strategy="backward", check_sortedness=False
-                                           ).select("tx_hash", "log_index", "opened_ts")
+    last = sa.select(sa.func.max(U.c.block_timestamp)).where(
+        U.c.chain_id == L.c.chain_id, U.c.position_key == L.c.position_key,
+        U.c.block_number < L.c.block_number).scalar_subquery()
+    q = _window(sa.select(L.c.tx_hash, L.c.log_index, last.label("opened_ts")).where(L.c.chain_id == cid),
+                L.c.block_timestamp, start, end)
+    return db.read_frame(conn, q, {"tx_hash": pl.String(), "log_index": pl.Int64(), "opened_ts": pl.Int64()})
 
 
 def load(engine: Engine, chain_id: int | None = None, start: int | None = None, end: int | None = None) -> History:
@@ -123,7 +125,7 @@ def load(engine: Engine, chain_id: int | None = None, start: int | None = None, 
     with engine.connect() as conn:
         raw = _liquidation_rows(conn, cid, start, end)
         exact = _exact_book_fills(conn, cid, raw)
-        opened = _opened(conn, cid, raw)
+        opened = _opened(conn, cid, start, end)
         marks = db.read_frame(conn, pq, {"market": pl.String(), "ts": pl.Int64(), "mark": pl.Float64()})
         daily = db.read_frame(conn, sq, {"market": pl.String(), "day": pl.Int64(), "volume_usd": pl.Float64(),
                                          "fees_usd": pl.Float64()})
