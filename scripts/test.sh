@@ -25,4 +25,6 @@ fi
 # The house's checks first (pyproject.toml): lint over the whole tree, strict types over core/.
 .venv/bin/python -m ruff check .
 .venv/bin/python -m mypy
-exec .venv/bin/python -m pytest -q "$@"
+# One test process per core (TEST_WORKERS overrides), each whole test file on one process so its
+# module-wide databases and servers are made once.
+exec .venv/bin/python -m pytest -q -n "${TEST_WORKERS:-auto}" --dist loadfile "$@"

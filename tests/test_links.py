@@ -1,5 +1,9 @@
 """A shared link can carry any value. Every URL parameter the app reads, given junk, gives the nearest
-valid view with a one-line warning naming the parameter, never an exception (AppTest, every backend)."""
+valid view with a one-line warning naming the parameter, never an exception (AppTest).
+
+Reading a link is the same on every backend (the values are checked against the markets and dates
+the database holds, never sent to it as SQL), so the table-driven checks run on SQLite and the
+generated junk runs on every backend."""
 
 from __future__ import annotations
 
@@ -30,11 +34,21 @@ HOSTILE = {
 }
 
 
-@pytest.fixture(scope="module")
-def link_db(new_database: Callable[[str], str]) -> str:
-    url = new_database("links")
+def _indexed(url: str) -> str:
     ingest_stream(db.make_engine(url), MANIFEST, batches(history(5, blocks=150), [60]))
     return url
+
+
+@pytest.fixture(scope="module")
+def link_db(new_database: Callable[[str], str]) -> str:
+    """The five-day history on this run's backend (SQLite, then PostgreSQL)."""
+    return _indexed(new_database("links"))
+
+
+@pytest.fixture(scope="module")
+def sqlite_link_db(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The same history in one SQLite file, for the table-driven checks."""
+    return _indexed(f"sqlite:///{tmp_path_factory.mktemp('links') / 'marginx.db'}")
 
 
 def opened(url: str, monkeypatch: pytest.MonkeyPatch, params: dict[str, str]) -> AppTest:
@@ -53,9 +67,9 @@ def assert_safe(warnings: list[str]) -> None:
 
 @pytest.mark.parametrize("value", list(HOSTILE.values()), ids=list(HOSTILE))
 @pytest.mark.parametrize("param", PARAMS)
-def test_hostile_value_gives_a_warning_naming_the_parameter(link_db: str, param: str, value: str,
+def test_hostile_value_gives_a_warning_naming_the_parameter(sqlite_link_db: str, param: str, value: str,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    at = opened(link_db, monkeypatch, {param: value})
+    at = opened(sqlite_link_db, monkeypatch, {param: value})
     warnings = warnings_of(at)
     assert any(f"`{param}`" in w for w in warnings), warnings
     assert_safe(warnings)
@@ -81,9 +95,9 @@ def test_hostile_value_gives_a_warning_naming_the_parameter(link_db: str, param:
     ({"from": "2025-02-30", "to": "2026-01-04"}, "dates", (dt.date(2025, 2, 28), dt.date(2026, 1, 4)), "from"),
     ({"from": "2026-01-02", "to": "2026-13-45"}, "dates", (dt.date(2026, 1, 2), dt.date(2026, 12, 31)), "to"),
 ], ids=lambda v: str(v)[:40] if not isinstance(v, dict) else "&".join(f"{k}={x[:12]}" for k, x in v.items()))
-def test_a_link_gives_the_nearest_valid_view(link_db: str, link: dict[str, str], widget: str, shown: object,
+def test_a_link_gives_the_nearest_valid_view(sqlite_link_db: str, link: dict[str, str], widget: str, shown: object,
                                              warned: str | None, monkeypatch: pytest.MonkeyPatch) -> None:
-    at = opened(link_db, monkeypatch, link)
+    at = opened(sqlite_link_db, monkeypatch, link)
     if widget == "dates":
         value = at.sidebar.date_input(key="dates").value
     elif widget == "markets":
@@ -101,17 +115,17 @@ def test_a_link_gives_the_nearest_valid_view(link_db: str, link: dict[str, str],
         assert written == (",".join(shown) if isinstance(shown, list) else shown)
 
 
-def test_a_market_symbol_in_a_link_selects_it(link_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    at = opened(link_db, monkeypatch, {"markets": "<i>eth</i>-usdc"})
+def test_a_market_symbol_in_a_link_selects_it(sqlite_link_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = opened(sqlite_link_db, monkeypatch, {"markets": "<i>eth</i>-usdc"})
     assert at.sidebar.multiselect(key="markets").value == [SPOT]
     assert warnings_of(at) == []
 
 
 @pytest.mark.parametrize("value", [v for k, v in HOSTILE.items() if k != "deleted-market"] + ["0x" + "ab" * 19],
                          ids=[k for k in HOSTILE if k != "deleted-market"] + ["39-bytes"])
-def test_a_page_s_own_parameter_too(link_db: str, value: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_page_s_own_parameter_too(sqlite_link_db: str, value: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """The Account page reads ``address`` from the link: junk is left out with the same one-line warning."""
-    at = open_app(link_db, monkeypatch, "views/account.py", {"address": value})
+    at = open_app(sqlite_link_db, monkeypatch, "views/account.py", {"address": value})
     warnings = warnings_of(at)
     assert len(warnings) == 1 and "`address`" in warnings[0], warnings
     assert_safe(warnings)
@@ -119,9 +133,9 @@ def test_a_page_s_own_parameter_too(link_db: str, value: str, monkeypatch: pytes
     assert "address" not in at.query_params
 
 
-def test_a_linked_address_opens_its_account(link_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_linked_address_opens_its_account(sqlite_link_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
     trader = "0x" + "b3" * 20  # one of tests/synthetic's traders
-    at = open_app(link_db, monkeypatch, "views/account.py", {"address": trader.upper().replace("0X", "0x")})
+    at = open_app(sqlite_link_db, monkeypatch, "views/account.py", {"address": trader.upper().replace("0X", "0x")})
     assert warnings_of(at) == [] and at.text_input(key="account_address").value.lower() == trader
 
 
