@@ -347,10 +347,17 @@ def main() -> None:
     sweep_100 = sweep_s1 / n_cfg * 100
     replay_met = replay_med < REPLAY_TARGET_S
     sweep_met = sweep_100 < SWEEP_TARGET_S
+    # In CPU seconds (one process's work, whatever else the machine runs): the worse of the two presets' best.
+    replay_cpu = max(min(prop_cpu), min(hlp_cpu))
+    sweep_cpu_100 = sweep_cpu1 / n_cfg * 100
+    replay_cpu_met = replay_cpu < REPLAY_TARGET_S
+    sweep_cpu_met = sweep_cpu_100 < SWEEP_TARGET_S
     note = "" if at_scale else " (history smaller than the targets' 1 year / 100k liquidations)"
-    print(f"target replay < {REPLAY_TARGET_S:.0f} s: {'met' if replay_met else 'NOT met'} (median {replay_med:.3f} s){note}")
+    print(f"target replay < {REPLAY_TARGET_S:.0f} s: {'met' if replay_met else 'NOT met'} (median {replay_med:.3f} s "
+          f"wall); in CPU {'met' if replay_cpu_met else 'NOT met'} ({replay_cpu:.3f} s){note}")
     print(f"target 100-configuration sweep < {SWEEP_TARGET_S:.0f} s: {'met' if sweep_met else 'NOT met'} "
-          f"({sweep_100:.2f} s per 100){note}")
+          f"({sweep_100:.2f} s wall per 100); in CPU {'met' if sweep_cpu_met else 'NOT met'} ({sweep_cpu_100:.2f} s "
+          f"over all processes){note}")
 
     decided = None
     if args.bootstrap > 0:  # the whole decision analysis of one design (#13; bench/vault_decision.py)
@@ -380,7 +387,8 @@ def main() -> None:
             "compare_s": round(cmp_s[0], 4), "sweep_configs": n_cfg, "sweep_s": round(sweep_s1, 3),
             "sweep_per_config_s": round(sweep_s1 / n_cfg, 4), "sweep_cpu_s": round(sweep_cpu1, 3),
             "sweep_workers": args.workers,
-            "replay_proposed_cpu_best_s": round(min(prop_cpu), 4), "peak_rss_mb": round(rss, 1),
+            "replay_proposed_cpu_best_s": round(min(prop_cpu), 4), "replay_hlp_cpu_best_s": round(min(hlp_cpu), 4),
+            "peak_rss_mb": round(rss, 1),
             "peak_rss_history_mb": round(rss_history, 1),
             "bad_debt_recorded_usd": round(recorded, 2),
             "bad_debt_status_quo_usd": round(s["bad_debt_status_quo_usd"], 2),
@@ -390,6 +398,8 @@ def main() -> None:
             "sweep_range": {k: [round(a, 6), round(b, 6)] for k, (a, b) in ranges.items()},
             "target_replay_s": REPLAY_TARGET_S, "target_replay_met": replay_met,
             "target_sweep_s": SWEEP_TARGET_S, "target_sweep_met": sweep_met, "at_target_scale": at_scale,
+            "target_replay_cpu_met": replay_cpu_met, "target_sweep_cpu_met": sweep_cpu_met,
+            "load_average": [round(x, 2) for x in os.getloadavg()],
             "decision": vault_decision.json_figures(decided) if decided is not None else None,
         }))
 

@@ -247,6 +247,33 @@ def test_a_bad_day_is_stopped_at_the_daily_cap() -> None:
     assert r.summary["worst_day_loss_pct"] == pytest.approx(day_loss / 1000)
 
 
+def pushes(step: float, every: float = 300.0, hours: int = 48) -> list[tuple[str, float, float]]:
+    """BIG's oracle pushed every ``every`` seconds: 100 until T0 + 1 h, then ``step`` more at each push."""
+    n = int(hours * HOUR / every)
+    return [(BIG, float(T0 + k * every), 100.0 + step * max(0.0, (k * every - HOUR) / every)) for k in range(n)]
+
+
+def test_a_cap_is_checked_at_every_oracle_push_not_only_at_the_hourly_marks() -> None:
+    # A short of 10 taken at 100 (nothing to absorb) at T0 + 61 min; the oracle pushes every 5 minutes, each 1
+    # higher: the takeover loses 10 a push. The per-liquidation cap of 30 is reached at the third push, where
+    # the vault closes it: 30 lost (≤ 30 + one push's move × 10). Checked at the hourly marks only, the first
+    # check would have come at T0 + 2 h, 12 pushes in: 120 lost.
+    row = liq(HOUR + 60, equity=0.0, size=10, book=0.0, mark=100.0, long=False)
+    p = PLAIN.with_overrides(unwind_hours=12.0, per_liquidation_cap_usd=30.0)
+    r = replay(history([row], marks=pushes(1.0)), p)
+    assert r.liquidations["forced_close"][0] == "per_liquidation"
+    assert 30 <= -r.liquidations["vault_pnl"][0] <= 30 + 10 * 1.0 + 1e-9
+
+
+def test_the_daily_cap_is_checked_at_every_oracle_push() -> None:
+    # Two shorts of 10 lose 20 a push together; the day's cap is 5% × 1000 = 50: closed at the third push (60).
+    rows = [liq(HOUR + 60, equity=0.0, size=10, book=0.0, mark=100.0, long=False),
+            liq(HOUR + 70, equity=0.0, size=10, book=0.0, mark=100.0, long=False)]
+    r = replay(history(rows, marks=pushes(1.0)), PLAIN.with_overrides(unwind_hours=12.0, daily_loss_cap_pct=0.05))
+    assert set(r.liquidations["forced_close"].to_list()) == {"daily_loss"}
+    assert 50 <= -float(r.liquidations["vault_pnl"].sum()) <= 50 + 20 * 1.0 + 1e-9
+
+
 # --------------------------------------------------------------------------- the takeover from the price path (item 3)
 
 
@@ -401,13 +428,14 @@ def test_no_takeover_loses_more_than_its_cap_plus_one_intervals_move_and_its_clo
     taken = r.liquidations.filter(pl.col("vault_size_taken") > 0)
     for row in taken.iter_rows(named=True):
         t = float(row["takeover_ts"])
-        horizon = np.arange(t, t + (p.unwind_hours + 2) * HOUR, HOUR / 2)
+        # The generated marks are pushed every half hour, on the half hours: sampled there, consecutive points
+        # are consecutive pushes. The largest move over one push interval while it could be held bounds the
+        # move before its forced close; the jump from the takeover's own mark to a push bounds the first one.
+        horizon = np.arange(math.floor(t / (HOUR / 2)) * HOUR / 2, t + (p.unwind_hours + 2) * HOUR, HOUR / 2)
         path = book.at(row["market"], horizon, np.full(horizon.size, row["notional"] / row["size"]))
-        # The largest move of the mark over one hour while it could be held (an upper bound of the move
-        # over the interval before its forced close).
-        hourly = np.abs(path[2:] - path[:-2]).max(initial=0.0) if path.size > 2 else 0.0
+        push = np.abs(np.diff(path)).max(initial=0.0)
         jump = np.abs(path - row["notional"] / row["size"]).max(initial=0.0)
-        bound = cap + row["vault_size_taken"] * max(hourly, jump) + row["vault_slippage"]
+        bound = cap + row["vault_size_taken"] * max(push, jump) + row["vault_slippage"]
         assert -row["vault_pnl"] <= bound + 1e-6, row
 
 
@@ -542,18 +570,24 @@ def test_replay_of_an_indexed_history_reconciles_with_the_report(simulated: str)
     assert design.per_market["symbol"].to_list() != [] and design.nav.height >= 24 * 6
 
 
-def hourly_move(book: MarkBook, market: str, t0: float, t1: float, default: float) -> float:
-    """The largest move of a market's mark over one hour between t0 and t1 (half-hour steps)."""
-    grid = np.arange(t0, t1 + HOUR, HOUR / 2)
-    path = book.at(market, grid, np.full(grid.size, default))
-    return float(np.abs(path[2:] - path[:-2]).max(initial=0.0)) if path.size > 2 else 0.0
+def push_move(book: MarkBook, market: str, t0: float, t1: float, default: float) -> float:
+    """The largest move of a market's mark from one oracle push to the next between t0 and t1 (from the
+    last push before t0; ``default`` stands for the mark before the market's first push)."""
+    series = book.series(market)
+    if series is None:
+        return 0.0
+    ts, px = series
+    a = max(int(np.searchsorted(ts, t0, side="right")) - 1, 0)
+    b = int(np.searchsorted(ts, t1, side="right"))
+    path = np.concatenate(([default], px[a:b]))
+    return float(np.abs(np.diff(path)).max(initial=0.0))
 
 
 @pytest.mark.parametrize("cap", ["per_liquidation_cap_usd", "daily_loss_cap_pct"])
 def test_caps_bound_the_losses_of_a_simulated_history(simulated: str, cap: str) -> None:
-    """The issue's laws on a simulated history: a takeover's all-in loss ≤ its cap + its size × one hour's
-    move + its slippage; a day's NAV fall ≤ cap × NAV at its start + the day's takeovers × one hour's move
-    + the slippage paid."""
+    """The issue's laws on a simulated history: a takeover's all-in loss ≤ its cap + its size × one oracle
+    push's move + its slippage; a day's NAV fall ≤ cap × NAV at its start + the day's takeovers × one push's
+    move + the slippage paid."""
     h = load(db.make_engine(simulated, create=False))
     book = MarkBook(h.marks)
     p = preset("hyperliquid-hlp").with_overrides(**{cap: 500.0 if cap == "per_liquidation_cap_usd" else 0.02})
@@ -565,7 +599,7 @@ def test_caps_bound_the_losses_of_a_simulated_history(simulated: str, cap: str) 
         assert r.cap_hits["per_liquidation"] > 0
         for row in taken.iter_rows(named=True):
             t = float(row["takeover_ts"])
-            move = hourly_move(book, row["market"], t - HOUR, t + (p.unwind_hours + 1) * HOUR, row["notional"] / row["size"])
+            move = push_move(book, row["market"], t, t + (p.unwind_hours + 1) * HOUR, row["notional"] / row["size"])
             assert -row["vault_pnl"] <= 500.0 + row["vault_size_taken"] * move + row["vault_slippage"] + 1e-6, row
         assert r.summary["worst_liquidation_loss_usd"] < uncapped.summary["worst_liquidation_loss_usd"]
         return
@@ -575,7 +609,7 @@ def test_caps_bound_the_losses_of_a_simulated_history(simulated: str, cap: str) 
         if end.len() == 0 or nav0 <= 0:
             continue
         day = taken.filter((pl.col("takeover_ts") >= start - p.unwind_hours * HOUR) & (pl.col("takeover_ts") < start + DAY))
-        slack = sum(row["vault_size_taken"] * hourly_move(book, row["market"], start, start + DAY, row["notional"] / row["size"])
+        slack = sum(row["vault_size_taken"] * push_move(book, row["market"], start, start + DAY, row["notional"] / row["size"])
                     for row in day.iter_rows(named=True))
         assert nav0 - float(end[0]) <= 0.02 * nav0 + slack + float(day["vault_slippage"].sum()) + 1e-6, start
     assert r.summary["worst_day_loss_pct"] <= uncapped.summary["worst_day_loss_pct"] + 1e-9

@@ -5,7 +5,11 @@
 - :mod:`core.vault.book`: the vault's book, one method per step (settle, take over, mark, unwind, caps);
 - :mod:`core.vault.replay`: the replay, A-vs-B comparison and two-parameter sweeps;
 - :mod:`core.vault.scenarios`: stress shocks on the open positions;
-- :mod:`core.vault.stats`: APR, drawdown, Sharpe, high-water-mark fees, the depositor's path.
+- :mod:`core.vault.stats`: APR, drawdown, Sharpe, high-water-mark fees, the depositor's path;
+- :mod:`core.vault.decision`: how sure each figure is (bootstrap bands), the daily loss distribution,
+  what the assumed inputs move (the tornado) and depositor runs (issue #13);
+- :mod:`core.vault.tails`: three shocks beyond the history, run from the replay's worst point;
+- :mod:`core.vault.memo`: the committee's "Decision" memo, written from decision's figures.
 
 Pure: no streamlit, no database; :func:`core.read.history.load` reads a :class:`History`.
 """
@@ -31,8 +35,9 @@ it last changed, fell below k × maintenance margin, and keeps the equity left (
 hour at the recorded marks; slippage is the square-root law on the vault's net closes per market over its
 unwind, against the market's average daily volume. Every loss of a takeover (absorbed, held, unwound)
 counts against the per-liquidation cap, the day's cap (× NAV at the UTC day's start) and the market's
-daily budget (thin markets smaller); a takeover is cut to what they allow, and when holding further would
-breach one the vault closes the rest at once, paying that close's slippage. A loss the vault cannot pay
+daily budget (thin markets smaller); a takeover is cut to what they allow, and the limits are checked at
+every recorded oracle push (not only at the hourly marks): at the first push where holding further would
+breach one, the vault closes the rest at once at that push's mark, paying that close's slippage. A loss the vault cannot pay
 (its NAV at zero) is bad debt.
 
 **Income and figures.** A fee on healthy book liquidations (from the equity left after the recorded

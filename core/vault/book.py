@@ -4,7 +4,10 @@
 each liquidation down the design's waterfall (taking over through :meth:`~VaultBook.take_over`), and
 every hour :meth:`~VaultBook.mark` the open takeovers, :meth:`~VaultBook.unwind` the scheduled part,
 :meth:`~VaultBook.apply_caps` (closing at once what would breach a limit) and at each UTC midnight
-:meth:`~VaultBook.close_day` (performance fee on the high-water mark, the day's loss budgets).
+:meth:`~VaultBook.close_day` (performance fee on the high-water mark, the day's loss budgets). Between the
+hourly marks, :meth:`~VaultBook.watch` bounds what the open takeovers could lose at the hour's extreme
+oracle pushes; where a limit could be breached, every push goes to :meth:`~VaultBook.push`, which applies
+the limits at that push's mark.
 
 Money is booked once, in ``cash``; income that does not depend on the vault's decisions (healthy
 liquidation fees of the book, market making) is a step function of time kept by the replay, so the
@@ -132,7 +135,16 @@ class VaultBook:
     fee_income: float = 0.0
     hits: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CAP_KINDS, 0))
     cash_events: list[tuple[float, float]] = field(default_factory=list)
+    watching: bool = False  #: a limit could be breached before the next hour: check it at every oracle push
     _agg: _Open | None = None  #: sums over the open takeovers, None when a mark or close changed them
+    lows: dict[str, list[float]] = field(default_factory=dict)  #: per market and hour: its lowest push (+inf: none)
+    highs: dict[str, list[float]] = field(default_factory=dict)  #: per market and hour: its highest push
+    _h: int = -1  #: the hour (index into lows/highs) the floors are for
+    _floor: float = 0.0  #: Σ over the open takeovers of the least each could be worth at a push this hour
+    _floor_market: dict[str, float] = field(default_factory=dict)
+    _t: float = 0.0  #: when the floors were taken
+    _impacts: dict[str, tuple[float, float, float]] = field(default_factory=dict)
+    _impact_t: float = -math.inf
 
     def __post_init__(self) -> None:
         order = self._order = self.p.order
@@ -154,6 +166,10 @@ class VaultBook:
                 agg.add(tk)
             self._agg = agg
         return self._agg
+
+    def open_value(self) -> float:
+        """The open takeovers at their last marks."""
+        return self._open_sums().value
 
     def nav(self, t: float) -> float:
         return self.cash + self.income(t) + self._open_sums().value
@@ -279,13 +295,25 @@ class VaultBook:
         out.kept += f * kept
         out.taken_size += f * size
         out.takeover_ts = int(t)
+        if f * size <= 0:  # a loss only (ADL or the book closed the size): booked at once, nothing to hold
+            self.closed_pnl += upfront
+            self.market_closed[liq.market] = self.market_closed.get(liq.market, 0.0) + upfront
+            out.pnl += upfront
+            self._cover(t)
+            if not self.watching and self.open and self._capped():
+                self.watching = self._breach_possible(math.inf)
+            return f
         tk = Takeover(liq.row, liq.market, liq.sign, f * size, f * size, mark, t, t + self.p.unwind_hours * HOUR,
                       upfront, mark)
         self.open.append(tk)
         if self._agg is not None:
             self._agg.add(tk)
-        if self.p.unwind_hours <= 0 or tk.qty <= 0:
+        if self.p.unwind_hours <= 0:
             self._execute({tk: tk.qty}, t)
+            if self.open:  # its close moved the market's recent closes: every floor may have changed
+                self.watch(self._h, t)
+        elif not self.watching and self._capped():
+            self._watch_add(tk, t)
         return f
 
     def mark(self, marks: dict[str, float]) -> None:
@@ -316,13 +344,28 @@ class VaultBook:
             self.traded_sum[market] -= legs.popleft()[1]
         return max(0.0, self.traded_sum[market])
 
+    def _impact(self, market: str, t: float) -> tuple[float, float, float]:
+        """(coef / √(daily volume), A, A^1.5) of ``market`` at ``t``, A its recent closes (cached until the
+        time moves or the vault closes something)."""
+        if t != self._impact_t:
+            self._impacts.clear()
+            self._impact_t = t
+        got = self._impacts.get(market)
+        if got is None:
+            vol = self.daily_volume.get(market, 0.0)
+            k = self.p.slippage_coef / math.sqrt(vol) if vol > 0 and self.p.slippage_coef > 0 else 0.0
+            a = self._recent(market, t) if k > 0 else 0.0
+            got = self._impacts[market] = (k, a, a**1.5)
+        return got
+
     def close_cost(self, market: str, notional: float, t: float) -> float:
         """The slippage of closing ``notional`` of ``market`` at once at ``t`` (on top of the recent closes)."""
-        vol = self.daily_volume.get(market, 0.0)
-        if vol <= 0 or notional <= 0 or self.p.slippage_coef <= 0:
+        if notional <= 0:
             return 0.0
-        a = self._recent(market, t)
-        return float(self.p.slippage_coef * ((a + notional) ** 1.5 - a**1.5) / math.sqrt(vol))
+        k, a, a15 = self._impact(market, t)
+        if k <= 0:
+            return 0.0
+        return float(k * ((a + notional) ** 1.5 - a15))
 
     def slippage(self, closes: dict[Takeover, float], t: float) -> dict[Takeover, float]:
         """Square-root impact on the vault's net closes per market, on top of what it closed there over the
@@ -335,9 +378,8 @@ class VaultBook:
             gross[tk.market] = gross.get(tk.market, 0.0) + abs(v)
         rate: dict[str, float] = {}
         for market, flow in net.items():
-            vol = self.daily_volume.get(market, 0.0)
-            a = self._recent(market, t)
-            cost = self.p.slippage_coef * ((a + abs(flow)) ** 1.5 - a**1.5) / math.sqrt(vol) if vol > 0 else 0.0
+            k, a, a15 = self._impact(market, t)
+            cost = k * ((a + abs(flow)) ** 1.5 - a15) if k > 0 else 0.0
             rate[market] = cost / gross[market] if gross[market] > 0 else 0.0
         return {tk: rate[tk.market] * abs(q * tk.mark) for tk, q in closes.items()}
 
@@ -367,23 +409,118 @@ class VaultBook:
             return {}
         # Each takeover after this hour's closes, less what closing the rest at once would cost: a limit
         # is breached when holding on could no longer be paid for within it.
-        after = {tk: tk.total() - slip.get(tk, 0.0)
-                 - self.close_cost(tk.market, (tk.qty - closes.get(tk, 0.0)) * tk.mark, t) for tk in self.open}
+        after: dict[Takeover, float] = {}
+        by_market: dict[str, float] = {}
+        impact: dict[str, tuple[float, float, float]] = {}
+        for tk in self.open:
+            m = tk.market
+            k, a, a15 = impact[m] if m in impact else impact.setdefault(m, self._impact(m, t))
+            n = (tk.qty - closes.get(tk, 0.0)) * tk.mark
+            v = tk.pnl + tk.sign * tk.qty * (tk.mark - tk.entry) - slip.get(tk, 0.0) \
+                - (k * ((a + n) ** 1.5 - a15) if k > 0 and n > 0 else 0.0)
+            after[tk] = v
+            by_market[m] = by_market.get(m, 0.0) + v
         out: dict[Takeover, str] = {}
-        if p.per_liquidation_cap_usd is not None:
-            out.update({k: "per_liquidation" for k, v in after.items() if -v >= p.per_liquidation_cap_usd})
+        cap = p.per_liquidation_cap_usd
+        if cap is not None:
+            out.update({k: "per_liquidation" for k, v in after.items() if -v >= cap})
         if p.daily_loss_cap_pct is not None:
-            total = self.closed_pnl + sum(after.values())
+            total = self.closed_pnl + sum(by_market.values())
             if self.day_base - total >= p.daily_loss_cap_pct * self.nav0:
                 return {k: out.get(k, "daily_loss") for k in after}
-        for market in {tk.market for tk in self.open}:
+        if self._budget_free():
+            return out
+        for market, held in by_market.items():
             budget = self._budget(market)
             if budget is None:
                 continue
-            total = self.market_closed.get(market, 0.0) + sum(after[tk] for tk in self.open if tk.market == market)
-            if self.market_base.get(market, self.market_closed.get(market, 0.0)) - total >= budget * self.nav0:
+            closed = self.market_closed.get(market, 0.0)
+            if self.market_base.get(market, closed) - (closed + held) >= budget * self.nav0:
                 out.update({tk: out.get(tk, "market_budget") for tk in self.open if tk.market == market})
         return out
+
+    # ------------------------------------------------------------------ limits between the hourly marks
+
+    def _capped(self) -> bool:
+        p = self.p
+        return p.per_liquidation_cap_usd is not None or p.daily_loss_cap_pct is not None or not self._budget_free()
+
+    def _floor_of(self, tk: Takeover) -> float:
+        """The least ``tk`` could be worth, all-in, at any push of the hour: its open part at the hour's
+        most adverse push, less what closing it at the highest one would cost."""
+        lo = hi = tk.mark
+        if self._h >= 0 and tk.market in self.lows:
+            lo, hi = min(lo, self.lows[tk.market][self._h]), max(hi, self.highs[tk.market][self._h])
+        k, a, a15 = self._impact(tk.market, self._t)
+        n = tk.qty * hi
+        cost = k * ((a + n) ** 1.5 - a15) if k > 0 and n > 0 else 0.0
+        return tk.pnl + tk.sign * tk.qty * ((lo if tk.sign > 0 else hi) - tk.entry) - cost
+
+    def _breach_possible(self, per_liq: float) -> bool:
+        """Whether the floors could breach a limit (the per-liquidation one at ``per_liq``, the worst floor)."""
+        p = self.p
+        if p.per_liquidation_cap_usd is not None and -per_liq >= p.per_liquidation_cap_usd:
+            return True
+        if p.daily_loss_cap_pct is not None and \
+                self.day_base - (self.closed_pnl + self._floor) >= p.daily_loss_cap_pct * self.nav0:
+            return True
+        for market, floor in self._floor_market.items():
+            budget = self._budget(market)
+            if budget is not None and self.market_base.get(market, self.market_closed.get(market, 0.0)) \
+                    - (self.market_closed.get(market, 0.0) + floor) >= budget * self.nav0:
+                return True
+        return False
+
+    def watch(self, h: int, t: float) -> None:
+        """From ``t`` to the next hourly mark (hour ``h`` of lows/highs): watch every push if at one of them
+        holding on could breach a limit (bounded from the hour's extreme pushes)."""
+        self._h, self._t = h, t
+        self.watching = False
+        if not self.open or not self._capped():
+            return
+        floors: dict[str, float] = {}
+        worst = math.inf
+        ranges: dict[str, tuple[float, float, float, float, float]] = {}
+        for tk in self.open:
+            m = tk.market
+            got = ranges.get(m)
+            if got is None:
+                got = ranges[m] = (self.lows[m][h], self.highs[m][h], *self._impact(m, t)) if m in self.lows \
+                    else (math.inf, -math.inf, *self._impact(m, t))
+            lo, hi, k, a, a15 = got
+            px = tk.mark
+            lo, hi = (lo if lo < px else px), (hi if hi > px else px)
+            n = tk.qty * hi
+            f = tk.pnl + tk.sign * tk.qty * ((lo if tk.sign > 0 else hi) - tk.entry) \
+                - (k * ((a + n) ** 1.5 - a15) if k > 0 and n > 0 else 0.0)
+            if f < worst:
+                worst = f
+            floors[m] = floors.get(m, 0.0) + f
+        self._floor, self._floor_market = sum(floors.values()), floors
+        self.watching = self._breach_possible(worst)
+
+    def _watch_add(self, tk: Takeover, t: float) -> None:
+        """A takeover made between the hourly marks joins the floors (the hour's range bounds its pushes too)."""
+        self._t = t
+        f = self._floor_of(tk)
+        self._floor += f
+        self._floor_market[tk.market] = self._floor_market.get(tk.market, 0.0) + f
+        self.watching = self._breach_possible(f)
+
+    def push(self, t: float, market: str, price: float) -> None:
+        """An oracle push between the hourly marks: mark ``market``'s takeovers and close at once, at this
+        price, every takeover a limit says holding on would breach."""
+        hit = False
+        for tk in self.open:
+            if tk.market == market:
+                tk.mark = price
+                hit = True
+        if not hit:
+            return
+        self._agg = None
+        closes, slip = self.apply_caps(t, {})
+        if closes:
+            self._execute(closes, t, slip)
 
     def _budget_free(self) -> bool:
         return self.p.per_market_daily_budget_pct is None and self.p.thin_market_daily_budget_pct is None
@@ -397,6 +534,8 @@ class VaultBook:
         self._execute(closes, t, slip)
 
     def _execute(self, closes: dict[Takeover, float], t: float, slip: dict[Takeover, float] | None = None) -> None:
+        if not closes:
+            return
         if slip is None:
             slip = self.slippage(closes, t)
         net: dict[str, float] = {}
@@ -405,6 +544,7 @@ class VaultBook:
         for market, flow in net.items():
             self.traded.setdefault(market, deque()).append((t, abs(flow)))
             self.traded_sum[market] = self.traded_sum.get(market, 0.0) + abs(flow)
+        self._impacts.clear()
         agg = self._agg
         delta = 0.0
         for tk, q in closes.items():
@@ -424,6 +564,9 @@ class VaultBook:
             delta += realized - cost
         self._book(delta, t)
         self._finish([tk for tk in closes if tk.qty <= 0], closes)
+        self._cover(t)
+
+    def _cover(self, t: float) -> None:
         nav = self.nav(t)
         if nav < 0:  # the vault cannot lose more than it has: the rest is bad debt
             self.vault_bad_debt += -nav
@@ -462,8 +605,7 @@ class VaultBook:
 
     def cash_at(self, grid: np.ndarray) -> np.ndarray:
         """The cash balance at each time of ``grid`` (its last change at or before)."""
-        ts = np.array([t for t, _ in self.cash_events])
-        cash = np.array([c for _, c in self.cash_events])
-        k = np.searchsorted(ts, grid, side="right") - 1
-        return cash[np.clip(k, 0, None)]
-
+        events = np.array(self.cash_events, dtype=float)
+        k = np.searchsorted(events[:, 0], grid, side="right") - 1
+        out: np.ndarray = events[np.clip(k, 0, None), 1]
+        return out

@@ -19,8 +19,13 @@ The model (each step is one method of :class:`core.vault.book.VaultBook`):
   over its current unwind, against the market's average daily volume.
 - **Limits.** Every loss of a takeover — absorbed at takeover, and while held and unwound — counts
   against the per-liquidation cap, the day's cap (× NAV at the UTC day's start) and its market's daily
-  budget; a takeover is cut to what the limits allow, and when holding further would breach one the
-  vault closes the rest at once and pays that close's slippage. Utilisation limits open notional vs
+  budget; a takeover is cut to what the limits allow, and the limits are checked at every recorded
+  oracle push (PriceUpdated) of a market the vault holds, not only at the hourly marks: at the first
+  push where holding further would breach one, the vault closes the rest at once at that push's mark and
+  pays that close's slippage. (Which hours need their pushes walked is decided from each hour's lowest and
+  highest push, precomputed per history: an hour where even the most adverse push breaches nothing is
+  skipped.) So a takeover loses at most its cap, plus its size × one push interval's move, plus that
+  close's slippage. Utilisation limits open notional vs
   NAV; a loss the vault cannot pay (NAV at 0) is bad debt.
 - **Income and fees.** The vault's fee on healthy book liquidations (from the equity left after the
   recorded penalty), market making (a share of each day's fees and a spread capture on its volume,
@@ -101,7 +106,9 @@ class Prepared:
         self.market = liq["market"].to_list()
         self.touched = np.flatnonzero((self.deficit > 0) | (self.residual > 0))
         self._crossings: dict[tuple[float, float], dict[int, tuple[float, float, float]]] = {}
-        self._grid_marks: dict[tuple[int, int], dict[str, list[float]]] = {}
+        self._grid_marks: dict[tuple[int, int], tuple[dict[str, list[float]], dict[str, list[float]],
+                                                      dict[str, list[float]]]] = {}
+        self._pushes: dict[str, tuple[list[float], list[float]]] = {}
         self._liqs: dict[int, Liq] = {}
 
     def healthy_fees(self, rate: float) -> np.ndarray:
@@ -164,10 +171,41 @@ class Prepared:
 
     def grid_marks(self, grid: np.ndarray) -> dict[str, list[float]]:
         """Each market's last recorded mark at each grid hour (NaN before its first mark)."""
+        return self._grid(grid)[0]
+
+    def hour_ranges(self, grid: np.ndarray) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+        """Per market and grid hour h: the lowest and highest oracle push strictly between grid[h] and
+        grid[h + 1] (+inf / −inf when there is none)."""
+        got = self._grid(grid)
+        return got[1], got[2]
+
+    def pushes(self, market: str) -> tuple[list[float], list[float]]:
+        """A market's oracle pushes (times, marks) as lists, for the walk between hourly marks."""
+        got = self._pushes.get(market)
+        if got is None:
+            series = self.marks.series(market)
+            got = self._pushes[market] = ([], []) if series is None else (series[0].tolist(), series[1].tolist())
+        return got
+
+    def _grid(self, grid: np.ndarray) -> tuple[dict[str, list[float]], dict[str, list[float]], dict[str, list[float]]]:
         key = (int(grid[0]), grid.size)
         if key not in self._grid_marks:
             nan = np.full(grid.size, np.nan)
-            self._grid_marks[key] = {m: self.marks.at(m, grid, nan).tolist() for m in self.symbols}
+            at = {m: self.marks.at(m, grid, nan).tolist() for m in self.symbols}
+            lows: dict[str, list[float]] = {}
+            highs: dict[str, list[float]] = {}
+            for m in self.symbols:
+                series = self.marks.series(m)
+                if series is None:
+                    lows[m], highs[m] = [math.inf] * grid.size, [-math.inf] * grid.size
+                    continue
+                ts, px = series
+                lo = np.searchsorted(ts, grid, side="right")
+                hi = np.append(np.searchsorted(ts, grid[1:], side="left"), lo[-1])
+                hi = np.maximum(hi, lo)
+                lows[m] = (-_RangeMax(-px)(lo, hi)).tolist()
+                highs[m] = _RangeMax(px)(lo, hi).tolist()
+            self._grid_marks[key] = (at, lows, highs)
         return self._grid_marks[key]
 
 
@@ -271,23 +309,38 @@ def replay(history: History, p: VaultParams, *, marks: MarkBook | None = None,
     last = max([history.end, *(prep.cols["ts"][i] for i in order[-1:])]) + p.unwind_hours * HOUR
     grid = np.arange(history.start, math.ceil(last / HOUR) * HOUR + 2 * HOUR, HOUR, dtype=float)
     px = prep.grid_marks(grid)
+    book.lows, book.highs = prep.hour_ranges(grid)
     unreal = np.zeros(grid.size)
     fee_cum = np.zeros(grid.size)
     ts = prep.cols["ts"]
     act = [crossed[i][0] if p.takes_over_first and i in crossed else float(ts[i]) for i in order]
     fee_of = fees.tolist()
-    j = 0
+    j, n = 0, len(order)
+    prev = -math.inf
     for h, g in enumerate(grid.tolist()):
-        while j < len(order) and act[j] < g:
+        # Between the hourly marks: the liquidations in time order, and every oracle push while a limit
+        # could be breached before the next mark.
+        cursor = prev
+        while j < n and act[j] < g:
+            if book.watching:
+                _walk(book, prep, cursor, act[j], True)
+            watching = book.watching
             i = order[j]
             book.settle(prep.liq(i), act[j], crossed.get(i), fee_of[i])
+            cursor = act[j]
             j += 1
+            if book.watching and not watching:  # marks since the last hour, as the pushes would have set them
+                book.mark({m: _mark_at(prep, m, cursor) for m in {tk.market for tk in book.open}})
+        if book.watching:
+            _walk(book, prep, cursor, g, False)
         if book.open:
             book.step(g, {m: px[m][h] for m in {tk.market for tk in book.open}})
-            unreal[h] = sum(tk.value() for tk in book.open)
+            unreal[h] = book.open_value()
         if g % DAY == 0:
             book.close_day(g)
         fee_cum[h] = book.performance_fees
+        book.watch(h, g)
+        prev = g
     if book.open:
         raise ConservationError("a takeover was still open at the end of the replay's grid")
     nav_usd = book.cash_at(grid) + income.at(grid) + unreal
@@ -303,6 +356,28 @@ def replay(history: History, p: VaultParams, *, marks: MarkBook | None = None,
                   cap_hits=dict(book.hits))
 
 
+def _mark_at(prep: Prepared, market: str, t: float) -> float:
+    """The market's last push at or before ``t`` (NaN before its first)."""
+    ts, px = prep.pushes(market)
+    k = bisect.bisect_right(ts, t)
+    return px[k - 1] if k else math.nan
+
+
+def _walk(book: VaultBook, prep: Prepared, t0: float, t1: float, inclusive: bool) -> None:
+    """Hand the book every push of a market it holds in (t0, t1) (t1 included if ``inclusive``), in time order."""
+    events: list[tuple[float, str, float]] = []
+    for m in {tk.market for tk in book.open}:
+        ts, px = prep.pushes(m)
+        a = bisect.bisect_right(ts, t0)
+        b = bisect.bisect_right(ts, t1) if inclusive else bisect.bisect_left(ts, t1)
+        events.extend(zip(ts[a:b], itertools.repeat(m), px[a:b]))
+    events.sort()
+    for t, m, price in events:
+        if not book.open:
+            return
+        book.push(t, m, price)
+
+
 def _nav_frame(grid: np.ndarray, nav_usd: np.ndarray, p: VaultParams, fee_cum: np.ndarray) -> pl.DataFrame:
     price = nav_usd / p.vault_size_usd if p.enabled else np.zeros(grid.size)
     return pl.DataFrame({"ts": grid.astype(np.int64), "nav_usd": nav_usd, "share_price": price,
@@ -316,7 +391,7 @@ def _rows(prep: Prepared, order: list[int], outcomes: dict[int, Outcome]) -> pl.
     o = [outcomes.get(i, Outcome()) for i in idx]
 
     def col(name: str) -> pl.Series:
-        return pl.Series([float(getattr(x, name)) for x in o], dtype=pl.Float64())
+        return pl.Series(np.fromiter((getattr(x, name) for x in o), dtype=np.float64, count=len(o)))
 
     return w.select("ts", "block_number", "log_index", "tx_hash", "account", "market", "is_long", "size", "notional",
                     "equity").with_columns(
@@ -327,7 +402,7 @@ def _rows(prep: Prepared, order: list[int], outcomes: dict[int, Outcome]) -> pl.
         vault_buffer=col("kept"), vault_size_taken=col("taken_size"), vault_unwind_pnl=col("unwind_pnl"),
         vault_slippage=col("slippage"), vault_fee=col("fee"), vault_pnl=col("pnl"), adl=col("adl"),
         backstop=col("backstop"), insurance=col("insurance"), socialized=col("socialized"),
-        takeover_ts=pl.Series([x.takeover_ts for x in o], dtype=pl.Int64()),
+        takeover_ts=pl.Series(np.fromiter((x.takeover_ts for x in o), dtype=np.int64, count=len(o))),
         forced_close=pl.Series([x.forced for x in o], dtype=pl.String()))
 
 
