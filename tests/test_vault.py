@@ -667,6 +667,15 @@ def test_book_legs_equal_sizes_exactly_in_chain_units(simulated: str) -> None:
     assert fee == pytest.approx(float(expected.filter(solvent["equity"] > 0).sum()), rel=1e-12)
     assert h.liquidations["opened_ts"].null_count() == 0
     assert (h.liquidations["opened_ts"] < h.liquidations["ts"] + 1).all()
+    # When each position last changed: the reader's one index seek per liquidation against the time of the
+    # newest of its updates in an earlier block, found by ordering them (no MAX, no index needed).
+    with engine.connect() as conn:
+        newest = dict(conn.execute(sa.text(
+            "SELECT l.tx_hash || ':' || l.log_index, (SELECT u.block_timestamp FROM position_updates u "
+            "WHERE u.position_key = l.position_key AND u.block_number < l.block_number "
+            "ORDER BY u.block_number DESC, u.log_index DESC LIMIT 1) FROM liquidations l")).all())
+    got = {f"{t}:{i}": o for t, i, o in h.liquidations.select("tx_hash", "log_index", "opened_ts").iter_rows()}
+    assert got == newest
 
 
 def test_cli_prints_one_json_object_last_and_one_line_errors(simulated: str) -> None:
