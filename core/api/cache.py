@@ -84,7 +84,7 @@ class ResponseCache:
         self.cache_control = f"public, max-age={ttl}".encode() if ttl > 0 else b"no-cache"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope["path"]
+        path = scope.get("path", "")  # a lifespan scope has none
         if scope["type"] != "http" or scope["method"] != "GET" or not (path.startswith("/stats/") or path == "/health"):
             await self.app(scope, receive, send)
             return
