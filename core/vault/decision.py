@@ -3,8 +3,11 @@ distribution, what the assumed inputs move, and whether depositors would run (is
 
 - :func:`bootstrap`: a circular block bootstrap over days of the replay's own hourly NAV returns and
   daily bad debt avoided. **Why not a replay per resample**: one replay of ``proposed`` on the
-  benchmark's year of 100k liquidations costs ~0.7 s CPU, so 200 resamples would cost ~140 s CPU,
-  over the 60 s target for the whole analysis. So each resample replays nothing. It joins whole days
+  benchmark's year of 100k liquidations costs 0.72–0.80 s CPU (measured 2 Dec 2026, of which building
+  the :class:`~core.vault.replay.Prepared` history 0.03 s: a resampled history cannot share the
+  original's, but that is not where the time goes), so 200 resamples would cost ~150 s CPU, more
+  than the 120 CPU seconds two idle cores have in the 60 s target, before the tornado's 16 replays
+  (~12 s CPU). So each resample replays nothing. It joins whole days
   (blocks of ``block_days`` ≥ 3 consecutive days, so a crash and its rebound stay together) of the
   design's hourly share-price returns and of its daily bad debt avoided. **What that loses**: path
   dependence. The caps scale with the NAV of the day, and a vault that is already down absorbs less. Resampled

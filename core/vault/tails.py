@@ -3,35 +3,47 @@ vault's NAV at the worst point of the replay (its deepest drawdown), not from a 
 
 Every scenario builds its liquidations with :func:`core.vault.scenarios.shocked_liquidations` (today's
 marginX waterfall for the status quo: book depth, ADL, BackstopVault, InsuranceFund, socialized, as
-core.protocol rules them) and replays them through the design with the replay's own book
-(:func:`core.vault.scenarios.run_shock` for one market). What each adds:
+core.protocol rules them, every shared resource consumed in one order) and replays them through the
+design with the replay's own book (:func:`core.vault.scenarios.run_shock`). What each adds:
 
 - **Thin-market squeeze** (Hyperliquid JELLY, 26 March 2025: a ~$4–6M short on a ~$10–20M token was
   handed to HLP, ~$230M, and the price rose over 400% within an hour; reported unrealised loss ~$12M).
-  The thinnest perp rises by ``squeeze_shock`` over ``squeeze_minutes`` against a thinned book
-  (``squeeze_depth_share`` of its best recorded block per minute). An attacker's short of
+  The thinnest perp rises by ``squeeze_shock`` in ``squeeze_minutes`` one-minute pushes against a
+  thinned book (``squeeze_depth_share`` of its best recorded block per push). An attacker's short of
   ``attacker_share`` × NAV, at exactly its maintenance margin, is added to the open positions. The
   vault's own buying to close what it took over **moves the price**: its square-root impact
-  coef × √(Q / daily volume) on the notional Q it took is fed back into the marks. The squeeze is
-  raised by that impact and rerun, ``feedback_rounds`` times (a fixed point).
+  coef × √(Q / daily volume) on the notional Q it took raises the squeeze's top to
+  (1 + shock)(1 + impact) − 1, reached by more pushes at the same speed, and the squeeze is rerun,
+  ``feedback_rounds`` times (a fixed point: Q and the top only grow from round to round).
 - **Whale larger than the book** (Hyperliquid, 12 March 2025: a ~160k ETH (~$306M) long taken over
   by HLP, ~$400M, at $1,915 and unwound at a loss of ~$4M). A long of ``whale_share`` × NAV on the
   most traded perp with its margin withdrawn (the Mar-2025 whale "withdrew, which lowered their
   margin"), while that market falls ``whale_move`` over ``whale_minutes``: it is liquidated below
-  its bankruptcy price at the first minute, the book takes its recorded depth per minute, ADL the
+  its bankruptcy price at the first push, the book takes its recorded depth per push, ADL the
   profitable shorts, and the rest is the vault's to hold and unwind.
 - **Correlated crash**: every perp falls ``crash_shock`` in one hour, in ``crash_minutes`` oracle pushes
-  (a fall in one-minute steps of 0.5% never gaps a position past its bankruptcy price: a crash does). Each market's liquidations go
-  down today's waterfall, the BackstopVault and InsuranceFund balances carried from one market to
-  the next, and all of them go through the vault together.
+  (a fall in one-minute steps of 0.5% never gaps a position past its bankruptcy price: a crash does).
+  Every market's liquidations go down today's waterfall in one order (push, crossing level), sharing
+  the BackstopVault and InsuranceFund, and all of them go through the vault together.
 
-The tails carry no market-making income, performance fee or withdrawals: the figure is the shock
-alone. Marks after a shock's path hold at its last value while the vault unwinds.
+**What a tail counts.** No market-making income, performance fee or withdrawals: the figure is the
+shock alone. ``nav_after_usd`` is the NAV at the worst point less every takeover's loss (its all-in
+PnL when below zero), never below zero; the income the shock would also bring the vault — the fee on
+healthy liquidations, the gain of a takeover that ended the shock solvent (the margin a vault-first
+design keeps) — is ``income_usd`` beside it, and ``nav_after_with_income_usd`` is the replay's own
+final NAV with it. Marks after a shock's path hold at its last value while the vault unwinds.
 
-A larger whale never leaves the vault better off (tested, without a healthy-liquidation fee). A larger
-squeeze or crash can, because the book's depth per minute is shared by the positions that cross in
-that minute. A faster move can spread them over more minutes and let the book fill one a slower
-move left to the vault. tests/test_vault_decision.py pins the counterexample.
+**A larger shock never leaves the vault better off** (``nav_after_usd``; tested as a property over
+shock sizes for all three tails). :meth:`TailSpec.scaled` scales the sizes (the moves, the attacker's
+and the whale's notional) and keeps each tail's speed (its move per push), so a larger shock is the
+same path continued; :mod:`core.vault.scenarios` says why its liquidations then cost the vault at least
+as much, and the feedback only raises the squeeze. What is not by construction: a design's loss
+limits. A limit that sizes a takeover — the day's cap, a market's budget and utilisation share one
+room among takeovers; the per-liquidation cap counts the slippage of closing at once, which earlier
+closes raise — cuts it by what came before, so a larger earlier loss can cut a later takeover that
+would have cost more (hypothesis found both: a 3% utilisation and a 1 USD per-liquidation cap in the
+squeeze, by 0.0001–0.1 USD). The property is tested for designs without them; the pinned grid
+includes a per-liquidation cap.
 """
 
 from __future__ import annotations
@@ -42,10 +54,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from core.vault.history import History, MarkBook, assemble
-from core.vault.params import ParamError, VaultParams, preset
-from core.vault.replay import Result, replay
-from core.vault.scenarios import ScenarioError, Shock, default_depth, run_shock, shocked_liquidations, thin_market
+from core.vault.history import History, MarkBook
+from core.vault.params import ParamError, VaultParams
+from core.vault.replay import Result
+from core.vault.scenarios import ScenarioError, Shock, default_depth, run_shock, thin_market
 
 POSITION_COLUMNS = ("position_key", "account", "market", "is_long", "size", "entry_price", "collateral_usd")
 
@@ -64,12 +76,27 @@ class TailSpec:
     whale_minutes: int = 10  #: over this many minutes (assumed)
     crash_shock: float = -0.30  #: every perp's fall in one hour (assumed: beyond any hour of the history)
     crash_minutes: int = 4  #: the hour's fall in this many oracle pushes (assumed: one every 15 min; run a minute apart, as scenarios.Shock does; pushes of 0.5% each would never gap a position past its bankruptcy price)
+    scale: float = 1.0  #: every size above × this, at the same speed per push (:meth:`scaled`)
+
+    def __post_init__(self) -> None:
+        if not self.scale > 0:
+            raise ScenarioError(f"a tail's scale is a positive factor, got {self.scale}")
 
     def scaled(self, k: float) -> TailSpec:
-        """Every shock × ``k`` (the monotonicity tests: a larger shock never leaves the vault better off)."""
-        return replace(self, squeeze_shock=min(10.0, self.squeeze_shock * k), attacker_share=self.attacker_share * k,
-                       whale_share=self.whale_share * k, whale_move=max(-0.99, self.whale_move * k),
-                       crash_shock=max(-0.99, self.crash_shock * k))
+        """Every shock's size × ``k`` at the same move per push: the same paths, continued (or cut short)."""
+        return replace(self, scale=self.scale * k)
+
+    def squeeze_path(self) -> tuple[float, float]:
+        """(rise, rise per push) of the squeeze at this scale."""
+        return min(10.0, self.squeeze_shock * self.scale), self.squeeze_shock / self.squeeze_minutes
+
+    def whale_path(self) -> tuple[float, float]:
+        """(move, |move| per push) of the whale's market at this scale."""
+        return max(-0.99, self.whale_move * self.scale), abs(self.whale_move) / self.whale_minutes
+
+    def crash_path(self) -> tuple[float, float]:
+        """(fall, |fall| per push) of every perp at this scale."""
+        return max(-0.99, self.crash_shock * self.scale), abs(self.crash_shock) / self.crash_minutes
 
 
 def worst_point(result: Result) -> tuple[int, float]:
@@ -80,7 +107,7 @@ def worst_point(result: Result) -> tuple[int, float]:
 
 
 def _tail_design(design: VaultParams, nav: float) -> VaultParams:
-    return design.with_overrides(vault_size_usd=nav, mm_fee_share=0.0, mm_spread_capture=0.0, performance_fee=0.0)
+    return design.with_overrides(vault_size_usd=max(0.0, nav), mm_fee_share=0.0, mm_spread_capture=0.0, performance_fee=0.0)
 
 
 def _mark(history: History, market: str) -> float:
@@ -105,8 +132,12 @@ def _usd(x: float) -> float:
 
 def _row(name: str, nav_before: float, sq: Result, res: Result, **extra: Any) -> dict[str, Any]:
     s = res.summary
+    pnl = res.liquidations["vault_pnl"].to_numpy() if res.liquidations.height else np.zeros(0)
+    losses = float(np.minimum(pnl, 0.0).sum())
+    income = float(np.maximum(pnl, 0.0).sum()) + float(s["fees_income_usd"])
     taken = sum(_taken_notional(res, m) for m in set(res.liquidations["market"].to_list()))
-    return {"name": name, "nav_before_usd": nav_before, "nav_after_usd": float(s["final_nav_usd"]),
+    return {"name": name, "nav_before_usd": nav_before, "nav_after_usd": max(0.0, nav_before + losses),
+            "income_usd": income, "nav_after_with_income_usd": float(s["final_nav_usd"]),
             "bad_debt_usd": _usd(s["bad_debt_proposed_usd"]), "bad_debt_status_quo_usd": _usd(sq.summary["bad_debt_proposed_usd"]),
             "vault_taken_usd": taken,
             "caps_hit": sorted(k for k, v in res.cap_hits.items() if v > 0), "cap_hits": dict(res.cap_hits),
@@ -126,22 +157,26 @@ def squeeze(history: History, positions: pl.DataFrame, design: VaultParams, nav:
     if market is None:
         raise ScenarioError("the history has no perp market to squeeze")
     p = _tail_design(design, nav)
-    pos = _with_position(positions, "tail-attacker", market, False, spec.attacker_share * nav, _mark(history, market),
-                         p.maintenance_margin)
+    pos = _with_position(positions, "tail-attacker", market, False, spec.attacker_share * spec.scale * nav,
+                         _mark(history, market), p.maintenance_margin)
     volume = float(history.markets.filter(pl.col("market") == market)["volume_usd"][0]) / max(1.0, history.days)
-    shock, impact = spec.squeeze_shock, 0.0
+    base, step = spec.squeeze_path()
+    shock, impact = base, 0.0
     depth = spec.squeeze_depth_share * default_depth(history, market)
-    sq, res = run_shock(history, pos, Shock(market, shock, spec.squeeze_minutes, book_depth_usd=depth), p,
-                        backstop_usd=backstop_usd, insurance_usd=insurance_usd)
+
+    def run(top: float) -> tuple[Result, Result]:
+        return run_shock(history, pos, Shock(market, top, spec.squeeze_minutes, book_depth_usd=depth, step=step), p,
+                         backstop_usd=backstop_usd, insurance_usd=insurance_usd)
+
+    sq, res = run(shock)
     for _ in range(spec.feedback_rounds):
         q = _taken_notional(res, market)
         impact = p.slippage_coef * float(np.sqrt(q / volume)) if volume > 0 else 0.0
-        moved = min(10.0, (1 + spec.squeeze_shock) * (1 + impact) - 1)
+        moved = min(10.0, (1 + base) * (1 + impact) - 1)
         if abs(moved - shock) < 1e-9:
             break
         shock = moved
-        sq, res = run_shock(history, pos, Shock(market, shock, spec.squeeze_minutes, book_depth_usd=depth), p,
-                            backstop_usd=backstop_usd, insurance_usd=insurance_usd)
+        sq, res = run(shock)
     return _row("thin-market squeeze", nav, sq, res, market=market, shock=shock, own_impact=impact,
                 book_depth_usd=depth)
 
@@ -154,42 +189,30 @@ def whale(history: History, positions: pl.DataFrame, design: VaultParams, nav: f
         raise ScenarioError("the history has no perp market for the whale")
     market = str(perps["market"][0])
     p = _tail_design(design, nav)
-    notional = spec.whale_share * nav
+    notional = spec.whale_share * spec.scale * nav
     pos = _with_position(positions, "tail-whale", market, True, notional, _mark(history, market), 0.0)
-    sq, res = run_shock(history, pos, Shock(market, spec.whale_move, spec.whale_minutes), p,
+    move, step = spec.whale_path()
+    sq, res = run_shock(history, pos, Shock(market, move, spec.whale_minutes, step=step), p,
                         backstop_usd=backstop_usd, insurance_usd=insurance_usd)
     depth = default_depth(history, market)
     return _row("whale larger than the book", nav, sq, res, market=market, whale_notional_usd=notional,
-                book_depth_usd=depth)
+                shock=move, book_depth_usd=depth)
 
 
 def crash(history: History, positions: pl.DataFrame, design: VaultParams, nav: float, spec: TailSpec, *,
           backstop_usd: float, insurance_usd: float) -> dict[str, Any]:
     """Every perp down ``crash_shock`` in one hour, with the liquidations it causes (module docstring)."""
     p = _tail_design(design, nav)
-    perps = history.markets.filter(pl.col("market_type") == "perp")["market"].to_list()
-    t0 = history.end
-    liqs, paths = [], []
-    backstop, fund = backstop_usd, insurance_usd
-    for market in sorted(perps):
-        if not np.isfinite(MarkBook(history.marks).at(market, np.array([float(t0)]), np.array([np.nan]))[0]):
-            continue
-        rows, path = shocked_liquidations(history, positions, Shock(market, spec.crash_shock, spec.crash_minutes),
-                                          maintenance_margin=p.maintenance_margin, backstop_usd=backstop,
-                                          insurance_usd=fund)
-        backstop -= float(rows["backstop_usd"].sum())
-        fund -= float(rows["insurance_usd"].sum())
-        liqs.append(rows.with_columns(tx_hash=pl.lit(f"crash-{market}") + pl.col("tx_hash")))
-        before = history.marks.filter((pl.col("market") == market) & (pl.col("ts") <= t0)).tail(1)
-        paths.extend([before, path.select(before.columns).cast(before.schema)])
-    if not liqs:
+    book = MarkBook(history.marks)
+    t0 = float(history.end)
+    perps = [m for m in sorted(history.markets.filter(pl.col("market_type") == "perp")["market"].to_list())
+             if np.isfinite(book.at(m, np.array([t0]), np.array([np.nan]))[0])]
+    if not perps:
         raise ScenarioError("no perp market has a recorded price to crash")
-    start = t0
-    h = assemble(history.chain_id, pl.concat(liqs), pl.concat(paths), history.daily, history.markets, start=start,
-                 end=start + spec.crash_minutes * 60 + int(p.unwind_hours * 3600) + 1)
-    book = MarkBook(h.marks)
-    sq, res = replay(h, preset("marginx-today"), marks=book), replay(h, p, marks=book)
-    return _row("correlated crash", nav, sq, res, shock=spec.crash_shock, markets=len(liqs))
+    fall, step = spec.crash_path()
+    sq, res = run_shock(history, positions, [Shock(m, fall, spec.crash_minutes, step=step) for m in perps], p,
+                        backstop_usd=backstop_usd, insurance_usd=insurance_usd)
+    return _row("correlated crash", nav, sq, res, shock=fall, markets=len(perps))
 
 
 def tails(history: History, result: Result, positions: pl.DataFrame, *, backstop_usd: float, insurance_usd: float,
