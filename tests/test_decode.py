@@ -252,3 +252,73 @@ def test_decoded_frames_hold_no_python_owned_memory() -> None:
     assert raw_rows > 10_000 and rows > 10_000
     # One int64 column of the decoded rows held in numpy would be 8 bytes a row; allow well under that.
     assert held < rows, f"{held:,} bytes of Python-owned memory behind {rows:,} decoded rows"
+
+
+def _body(result: Any) -> bytes:
+    import json
+    return json.dumps({"jsonrpc": "2.0", "id": 3, "result": result}).encode()
+
+
+def _mixed_logs() -> list[dict[str, Any]]:
+    """Logs of two blocks, out of order, one twice, one removed, upper-case hex, topics of 1-4 words."""
+    trade = make_log("Trade", (MARKET, "0x" + "bb" * 20, "0x" + "cc" * 20, True, 2 * E18, 3 * E18, -1_000, 2_000, 1),
+                     log_index=1, block=8)
+    price = make_log("PriceUpdated", (MARKET, 7 * E18, 6 * E18, TS), log_index=0, block=7)
+    created = make_log("MarketCreated", (MARKET, "BTC", 1, "0x" + "dd" * 20, "0x" + "ee" * 20), log_index=2, block=8)
+    removed = dict(price, logIndex="0x5", removed=True)
+    shouty = dict(trade, logIndex="0x3", address=trade["address"].upper().replace("0X", "0x"),
+                  transactionHash="0x" + "AB" * 32)
+    logs = [trade, price, created, trade, removed, shouty]
+    for lg in logs:
+        lg["blockTimestamp"] = hex(TS + 12 * (int(lg["blockNumber"], 16) - 7))
+        lg["blockHash"] = "0x" + ("EE" if lg["blockNumber"] == "0x8" else "ff") * 32
+    return logs
+
+
+def test_an_answer_parsed_from_its_bytes_is_the_frame_of_its_log_objects() -> None:
+    """frame_from_body (polars reads the answer's bytes) gives exactly what logs_to_frame gives for
+    the same logs (removed ones dropped, duplicates once, hex case folded where compared), and the
+    block hash → blockTimestamp pairs the slow path reads off the logs."""
+    from core.indexer.raw import frame_from_body
+
+    logs = _mixed_logs()
+    parsed = frame_from_body(_body(logs))
+    assert parsed is not None
+    frame, stamps = parsed
+    kept = [lg for lg in logs if not lg["removed"]]
+    assert frame.equals(logs_to_frame(kept)) and frame.schema == logs_to_frame(kept).schema
+    assert frame.height == 4  # the duplicate once, the removed log gone
+    assert stamps == {lg["blockHash"].lower(): lg["blockTimestamp"] for lg in kept}
+    empty = frame_from_body(_body([]))
+    assert empty is not None and empty[0].height == 0 and empty[0].schema == logs_to_frame(logs[:1]).schema
+
+
+@pytest.mark.parametrize("answer", [
+    {"jsonrpc": "2.0", "id": 1, "error": {"code": -32005, "message": "query returned more than 10000 results"}},
+    {"jsonrpc": "2.0", "id": 1, "result": "0x1"},
+    {"jsonrpc": "2.0", "id": 1, "result": [{"address": "0x" + "11" * 20}]},
+    [{"jsonrpc": "2.0", "id": 1, "result": []}],
+], ids=["error", "not-a-list", "missing-fields", "batch"])
+def test_an_answer_that_is_not_a_well_formed_log_list_is_left_to_the_slow_path(answer: Any) -> None:
+    import json
+
+    from core.indexer.raw import frame_from_body
+
+    assert frame_from_body(json.dumps(answer).encode()) is None
+
+
+@pytest.mark.parametrize("mutate", [
+    lambda lg: lg.update(blockNumber="0xzz"),
+    lambda lg: lg.update(logIndex=None),
+    lambda lg: lg.update(topics=[lg["topics"][0], None]),
+    lambda lg: lg.pop("blockTimestamp"),
+    lambda lg: lg.update(data=12),
+    lambda lg: lg.update(blockTimestamp="0x1"),
+], ids=["non-hex", "null-index", "null-topic", "timestamp-on-some", "data-not-text", "two-timestamps-one-block"])
+def test_one_malformed_log_sends_the_whole_answer_to_the_slow_path(mutate: Any) -> None:
+    """The slow path (json + logs_to_frame) names what is wrong; the fast one never guesses."""
+    from core.indexer.raw import frame_from_body
+
+    logs = _mixed_logs()
+    mutate(logs[-1])
+    assert frame_from_body(_body(logs)) is None

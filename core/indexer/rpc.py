@@ -101,6 +101,15 @@ def hex_quantity(value: Any, what: str) -> int:
     raise TransientRPCError(f"{what}: the node answered {str(value)[:40]!r}, not a hex quantity")
 
 
+class _Parsed:
+    """An answer a caller's ``fast`` parser took (see :meth:`RPC.call`)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
 class RPC:
     """eth_* calls with retries; one instance per node."""
 
@@ -178,14 +187,14 @@ class RPC:
         if (wait := self._not_before - time.monotonic()) > 0:
             self.sleep(wait)
 
-    def _post(self, method: str, payload: Any) -> Any:
+    def _post(self, method: str, payload: Any, fast: Callable[[bytes], Any] | None = None) -> Any:
         """POST one JSON-RPC payload and return the decoded JSON answer, or raise a classified error.
 
         Once the node has rate-limited us, requests go one at a time, each after any Retry-After."""
         self.calls += 1
         with self._serial if self.rate_limited else contextlib.nullcontext():
             self._honour_retry_after()
-            return self._post_once(method, payload)
+            return self._post_once(method, payload, fast)
 
     def _send(self, method: str, payload: Any) -> requests.Response:
         """The HTTP answer to one POST (its body read), or a classified error of the transport."""
@@ -204,10 +213,13 @@ class RPC:
         except requests.exceptions.RequestException as e:  # a body cut short, a broken chunk
             raise TransientRPCError(f"{method}: {type(e).__name__}") from None
 
-    def _post_once(self, method: str, payload: Any) -> Any:
+    def _post_once(self, method: str, payload: Any, fast: Callable[[bytes], Any] | None = None) -> Any:
         resp = self._send(method, payload)
         body = resp.content
         status = resp.status_code
+        if fast is not None and status == 200 and (parsed := fast(body)) is not None:
+            self.answered = True
+            return _Parsed(parsed)
         if status == 413 and method == "eth_getLogs":
             raise RangeTooLargeError("HTTP 413 payload too large")
         if status == 429:
@@ -254,13 +266,19 @@ class RPC:
                 else "try again later, raise --rpc-retries or use another node")
         raise IndexerError(f"{self._node_text(str(last), 400)} (gave up after {self.retries + 1} attempts on {self.safe_url}): {hint}")
 
-    def call(self, method: str, params: Sequence[Any], parse: Callable[[Any], T] | None = None) -> Any:
+    def call(self, method: str, params: Sequence[Any], parse: Callable[[Any], T] | None = None,
+             fast: Callable[[bytes], Any] | None = None) -> Any:
         """One JSON-RPC call; transient failures retried, RangeTooLargeError passed to the caller.
 
-        ``parse`` converts the result inside the retry loop: a node answering nonsense is retried."""
+        ``parse`` converts the result inside the retry loop: a node answering nonsense is retried.
+        ``fast`` may parse an HTTP 200 body itself (returning None when it does not take it): what it
+        returns is the call's answer, unclassified and unparsed; any other body goes the usual way."""
         def attempt() -> Any:
             payload = {"jsonrpc": "2.0", "id": next(self.ids), "method": method, "params": list(params)}
-            result = self._classify_response(method, self._post(method, payload))
+            answer = self._post(method, payload, fast)
+            if isinstance(answer, _Parsed):
+                return answer.value
+            result = self._classify_response(method, answer)
             return parse(result) if parse is not None else result
         return self._with_retries(method, attempt)
 
@@ -291,15 +309,19 @@ class RPC:
     def block_number(self) -> int:
         return int(self.call("eth_blockNumber", [], lambda r: hex_quantity(r, "eth_blockNumber")))
 
-    def get_logs(self, from_block: int, to_block: int, addresses: Sequence[str], topics: Sequence[str]) -> list[dict[str, Any]]:
+    def get_logs(self, from_block: int, to_block: int, addresses: Sequence[str], topics: Sequence[str],
+                 fast: Callable[[bytes], Any] | None = None) -> Any:
+        """The logs of the range as the node's list of log objects; with ``fast`` (see
+        :func:`core.indexer.raw.frame_from_body`) a well-formed answer is instead what ``fast`` parsed
+        from its bytes."""
         def as_list(result: Any) -> list[dict[str, Any]]:
             if not isinstance(result, list):
                 raise TransientRPCError(f"eth_getLogs: the node answered {type(result).__name__}, not a list of logs")
             return result
-        return list(self.call("eth_getLogs", [{
+        return self.call("eth_getLogs", [{
             "fromBlock": hex(from_block), "toBlock": hex(to_block),
             "address": list(addresses), "topics": [list(topics)],
-        }], as_list))
+        }], as_list, fast)
 
     def blocks_by_number(self, numbers: Sequence[int]) -> list[dict[str, Any] | None]:
         return self.batch("eth_getBlockByNumber", [[hex(n), False] for n in numbers])

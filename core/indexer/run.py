@@ -28,6 +28,7 @@ from core.indexer.errors import (
 from core.indexer.manifest import Manifest
 from core.indexer.plan import ChunkSizer, find_fork, plan_range
 from core.indexer.progress import Progress
+from core.indexer.raw import frame_from_body
 from core.indexer.rpc import RPC, hex_quantity
 from core.indexer.writer import BatchWriter
 
@@ -35,9 +36,10 @@ T = TypeVar("T")
 FETCH_THREADS = 4  # eth_getLogs ranges asked at once
 # Logs decoded and committed together. A commit's rollup work grows with its rows, but each also
 # costs a transaction, the trader and position look-ups and a round trip to the writer process
-# (measured by bench/follow.py) and the pipeline fills and drains one batch unoverlapped: ~20k logs
-# keeps both small against a batch of work (~0.2 s of loading) while bounding memory.
-BATCH_LOGS = 20_000
+# (measured by bench/follow.py) and the pipeline fills and drains one batch unoverlapped. On the
+# catch-up chain of bench/catchup.py each commit's rollup fold cost ~0.2 s of CPU beyond its rows
+# (5 commits of ~24k logs 1.5 s, one of 122k 0.8 s): ~50k logs (~50 MB of raw frames) halves that.
+BATCH_LOGS = 50_000
 BLOCK_FRAME_SCHEMA = pl.Schema({"number": pl.Int64, "hash": pl.String, "timestamp": pl.Int64})
 
 
@@ -258,21 +260,31 @@ class Indexer:
         return frame, end_block[1]
 
     @staticmethod
-    def _logs_frame(logs: list[dict[str, Any]], start: int, stop: int) -> tuple[pl.DataFrame, dict[str, str]]:
+    def _logs_frame(answer: tuple[pl.DataFrame, dict[str, str]] | list[dict[str, Any]], start: int,
+                    stop: int) -> tuple[pl.DataFrame, dict[str, str]]:
         """The node's logs as a raw frame, and block hash → the ``blockTimestamp`` the logs carry (nodes
         that give it: anvil, recent geth/reth); a log the node could not have meant is a MalformedAnswerError.
 
-        Duplicates (one log twice in an answer) are dropped by ``logs_to_frame``; order does not matter."""
-        logs = [lg for lg in logs if not (isinstance(lg, dict) and lg.get("removed"))]
-        if not logs:
-            return pl.DataFrame(schema=RAW_LOG_SCHEMA), {}
+        ``answer`` is what :meth:`RPC.get_logs` gave with :func:`frame_from_body`: the frame already
+        parsed from a well-formed answer's bytes, or the log objects of any other. Duplicates (one log
+        twice in an answer) are dropped; order does not matter."""
         where = f"eth_getLogs for blocks {start}..{stop}"
-        try:
-            raw = logs_to_frame(logs)
-        except KeyError as e:
-            raise MalformedAnswerError(f"{where}: a log without {e.args[0]}") from None
-        except Exception as e:  # a number that is not hex, a log that is not an object, a field of the wrong type
-            raise MalformedAnswerError(f"{where}: a malformed log ({type(e).__name__})") from None
+        if isinstance(answer, tuple):
+            raw, stamps = answer
+        else:
+            logs = [lg for lg in answer if not (isinstance(lg, dict) and lg.get("removed"))]
+            if not logs:
+                return pl.DataFrame(schema=RAW_LOG_SCHEMA), {}
+            try:
+                raw = logs_to_frame(logs)
+            except KeyError as e:
+                raise MalformedAnswerError(f"{where}: a log without {e.args[0]}") from None
+            except Exception as e:  # a number that is not hex, a log that is not an object, a field of the wrong type
+                raise MalformedAnswerError(f"{where}: a malformed log ({type(e).__name__})") from None
+            stamps = {lg["blockHash"].lower(): lg["blockTimestamp"] for lg in logs
+                      if isinstance(lg.get("blockTimestamp"), str)} if isinstance(logs[0].get("blockTimestamp"), str) else {}
+        if not raw.height:
+            return raw, {}
         required = ["address", "data", "block_number", "block_hash", "tx_hash", "log_index"]
         if raw.select(pl.any_horizontal(pl.col(required).is_null()).any()).item():
             raise MalformedAnswerError(f"{where}: a log without {'/'.join(required)}")
@@ -281,22 +293,21 @@ class Indexer:
             raise MalformedAnswerError(f"{where}: a log from block {lo if lo < start else hi}")
         if not raw.select(pl.col("block_hash").str.len_chars().eq(66).all()).item():
             raise MalformedAnswerError(f"{where}: a log with a malformed block hash")
-        stamps = {lg["blockHash"].lower(): lg["blockTimestamp"] for lg in logs if isinstance(lg.get("blockTimestamp"), str)} \
-            if isinstance(logs[0].get("blockTimestamp"), str) else {}
         return raw.sort("block_number", "log_index"), stamps  # nodes may answer out of order; rows must not depend on it
 
     def fetch_chunk(self, start: int, stop: int, markets: frozenset[str]) -> Chunk:
         """The logs of start..stop from the deployment's contracts and ``markets`` (and of markets created
         inside the range), their blocks and the end block's hash."""
         addresses = sorted(set(self.manifest.contracts.values()) | markets)
-        raw, stamps = self._logs_frame(self.rpc.get_logs(start, stop, addresses, self.topics), start, stop)
+        raw, stamps = self._logs_frame(self.rpc.get_logs(start, stop, addresses, self.topics, frame_from_body),
+                                        start, stop)
         registry = self.manifest.contracts["MarketRegistry"]
         created = raw.filter((pl.col("topic0") == self.market_created_topic) & (pl.col("address") == registry)
                              & pl.col("topic1").is_not_null())
         new_markets = frozenset("0x" + t[-40:].lower() for t in created["topic1"].to_list()) - markets
         if new_markets:  # trades of markets created inside this chunk
-            more, more_stamps = self._logs_frame(self.rpc.get_logs(start, stop, sorted(new_markets), [self.trade_topic]),
-                                                 start, stop)
+            more, more_stamps = self._logs_frame(self.rpc.get_logs(start, stop, sorted(new_markets), [self.trade_topic],
+                                                                    frame_from_body), start, stop)
             raw = pl.concat([raw, more]).unique(subset=["block_number", "log_index"], keep="first", maintain_order=True)
             stamps.update(more_stamps)
         blocks, end_hash = self._block_info(raw, stop, stamps)
@@ -345,7 +356,8 @@ class Indexer:
 
     def _fetched(self, start: int, end: int) -> Iterator[Chunk]:
         """The chunks of start..end in order, ``fetch_threads`` ranges asked of the node at once (one,
-        once the node has rate-limited us).
+        once the node has rate-limited us), as many again planned and queued so that the threads go on
+        fetching while the caller decodes and commits.
 
         Ranges are planned ahead with the sizer's current span. When the node refuses one as too
         large, the chain changes under one, or a chunk creates markets (the ranges after it were
@@ -355,11 +367,15 @@ class Indexer:
         failures = _Failures()
         ahead = start
         try:
-            while start <= end and not self.stop.is_set():
-                while len(inflight) < (1 if self.rpc.rate_limited else self.fetch_threads) and ahead <= end:
+            def top_up() -> None:
+                nonlocal ahead
+                while len(inflight) < (1 if self.rpc.rate_limited else 2 * self.fetch_threads) and ahead <= end:
                     a, b = self.sizer.next_range(ahead, end)
                     inflight.append((a, b, pool.submit(self._fetch_retrying, a, b, frozenset(self.fetch_markets))))
                     ahead = b + 1
+
+            while start <= end and not self.stop.is_set():
+                top_up()
                 a, b, future = inflight.popleft()
                 try:
                     chunk = future.result()
@@ -373,6 +389,7 @@ class Indexer:
                     self.fetch_markets |= chunk.new_markets
                     ahead = self._drop(inflight, b + 1)
                 start = b + 1
+                top_up()  # the node answers the next ranges while the caller decodes and commits this one
                 yield chunk
         finally:
             pool.shutdown(wait=False, cancel_futures=True)

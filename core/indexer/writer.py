@@ -5,12 +5,13 @@ objects, slicing words, units) and loading (binding every value, SQLite's B-tree
 the GIL, so on two cores they only overlap in two processes (a decode thread was measured slower).
 :class:`BatchWriter` does that for the indexer and :func:`~core.indexer.run.ingest_stream`:
 
-- the first batch is committed here; the writer process (``python -m core.indexer.writer``, a
-  plain subprocess: no re-import of the caller's main module) commits the others, in order, each
-  in one transaction with its checkpoint and rollups, exactly as
-  :func:`~core.indexer.load.commit_frames` does here. It is started at once when the caller
-  expects many batches (its ~0.6 s of imports then overlap the first batch's decode and commit
-  here), else at the second batch: a one-chunk run never starts a process.
+- the writer process (``python -m core.indexer.writer``, a plain subprocess: no re-import of the
+  caller's main module) commits batches in order, each in one transaction with its checkpoint and
+  rollups, exactly as :func:`~core.indexer.load.commit_frames` does here. It is started at once
+  when the caller expects many batches (its ~1 s of imports then overlap the first batch's fetch
+  and decode) and then commits every batch, the first too, so that this process goes on to the
+  next one; else the first batch is committed here and the process started at the second: a
+  one-chunk run never starts a process.
 - Frames travel as uncompressed Arrow IPC over a pipe; at most ``AHEAD`` batches are in flight,
   which bounds memory however long the range.
 - A write the database refuses stops the writer at that batch: nothing after it is committed, and
@@ -63,7 +64,7 @@ def shareable(engine: Engine) -> bool:
 
 
 class BatchWriter:
-    """Commits batches in order: the first here, the rest in a writer process (see the module doc).
+    """Commits batches in order, in a writer process (the first here unless it was started up front; see the module doc).
 
     Use as a context manager: leaving the block waits until every batch is committed (or, on
     KeyboardInterrupt, kills the writer so that its open transaction rolls back)."""
@@ -100,7 +101,7 @@ class BatchWriter:
         """:func:`~core.indexer.load.commit_batch`, here or in the writer process."""
         frames = load.batch_frames(chain_id, decoded, blocks)
         row = db.CheckpointRow(chain_id, deployment, *checkpoint) if checkpoint else None
-        if not self.parallel or self.committed_here == 0:
+        if not self.parallel or (self.committed_here == 0 and self._proc is None):
             load.commit_frames(self.engine, chain_id, frames, row, refresh_rollups)
             self.committed_here += 1
             return
