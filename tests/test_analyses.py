@@ -138,6 +138,29 @@ def test_open_interest_by_side_equals_the_open_positions_and_the_oi_events(engin
     assert int(book["leverage"]["positions"].sum()) == raw.height
 
 
+def test_the_open_book_is_read_off_its_partial_covering_index(engine: sa.Engine) -> None:
+    """The risk page's open book reads ix_positions_latest_open (open positions only, every column read),
+    not the table; the index exists with its predicate on both backends (PostgreSQL's planner picks it by
+    the table's size, so only SQLite's plan is asserted), and what it reads is every open position."""
+    from core.read.history import OPEN_POSITION_COLUMNS, open_positions, open_positions_query
+
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            for markets in (None, ("0x" + "0" * 40,)):
+                q = open_positions_query(CHAIN, markets).compile(engine, compile_kwargs={"literal_binds": True})
+                plan = " ".join(str(r[-1]) for r in conn.execute(sa.text(f"EXPLAIN QUERY PLAN {q}")))
+                assert "USING COVERING INDEX ix_positions_latest_open" in plan, plan
+            [sql] = conn.execute(sa.text("SELECT sql FROM sqlite_master WHERE name = 'ix_positions_latest_open'")).one()
+        else:
+            [sql] = conn.execute(sa.text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_positions_latest_open'")).one()
+    assert "size > 0" in str(sql).replace("(", "").replace(")", "").replace("::numeric", "")
+    raw = rows(engine, f"SELECT {', '.join(OPEN_POSITION_COLUMNS)} FROM positions_latest WHERE chain_id = :c AND size > 0 "
+                       "ORDER BY position_key", c=CHAIN)
+    book = open_positions(engine, CHAIN)
+    assert book.height == len(raw) > 0
+    assert [r[0] for r in raw] == book["position_key"].to_list()
+
+
 def brute_liquidation_price(is_long: bool, size: float, entry: float, collateral: float, mm: float) -> float:
     """Where collateral + side × size × (p − entry) = mm × size × p, solved by bisection (no formula)."""
     side = 1.0 if is_long else -1.0
