@@ -121,7 +121,7 @@ def measure(url: str, repeat: int, which: str = "busiest") -> dict[str, Any]:
             schema.table_of(schema.Block).c.chain_id == CHAIN_ID)).scalar_one())
     say(f"database: {trades:,} trades; {which} day {format_day(day)}: {day_trades:,} trades in blocks {first:,}..{last:,}"
         f"{' (the chain ends there)' if last == chain_end else f' (the chain goes on to block {chain_end:,})'}; "
-        f"busiest day {format_day(busiest)}: {busiest_trades:,} trades; "
+        f"{'' if which == 'busiest' else f'busiest day {format_day(busiest)}: {busiest_trades:,} trades; '}"
         f"the commit: blocks {commit_first:,}..{last:,}, {commit_events:,} events")
     commits: list[dict[str, float]] = []
     rebuilds: list[dict[str, float]] = []
