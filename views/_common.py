@@ -374,6 +374,16 @@ def _freshness(chain_id: int | None, as_of: int | None, every: float) -> None:
 node_lag = st.cache_data(ttl=30)(index_lag)
 
 
+def page(title: str) -> View:
+    """Open a page: its title and its view (the sidebar's filters); when nothing is indexed yet, the page
+    stops under a line saying why (see :func:`view`)."""
+    st.title(title)
+    v = view()
+    if v is None:
+        st.stop()
+    return v
+
+
 def view() -> View | None:
     v = st.session_state.get("view")
     if v is None:

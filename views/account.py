@@ -10,10 +10,7 @@ from core.read.accounts import ADDRESS, AccountError
 from views import _cards as cards
 from views import _common as common
 
-st.title("Account")
-view = common.view()
-if view is None:
-    st.stop()
+view = common.page("Account")
 linked = common.link_param("address", ADDRESS, "an address (0x and 40 hex digits)")  # a link's value may be anything
 text = st.text_input("Address", value=linked or "", placeholder="0x…", key="account_address",
                      max_chars=200)

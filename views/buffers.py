@@ -9,10 +9,7 @@ from core import charts, fmt
 from views import _cards as cards
 from views import _common as common
 
-st.title("Backstop vault & insurance fund")
-view = common.view()
-if view is None:
-    st.stop()
+view = common.page("Backstop vault & insurance fund")
 f = view.filters
 cards.period(f.start, f.end)
 data = common.buffers(view.chain_id, f, view.as_of)

@@ -12,10 +12,7 @@ from views import _common as common
 
 MONEY = "dollar"
 
-st.title("Liquidations & risk")
-view = common.view()
-if view is None:
-    st.stop()
+view = common.page("Liquidations & risk")
 f = view.filters
 cards.period(f.start, f.end)
 cards.card_row(cards.pick(common.overview_cards(view.chain_id, f, view.as_of), "Liquidations", "Liquidated notional",

@@ -10,10 +10,7 @@ from core.metrics import revenue
 from views import _cards as cards
 from views import _common as common
 
-st.title("Markets")
-view = common.view()
-if view is None:
-    st.stop()
+view = common.page("Markets")
 f = view.filters
 cards.period(f.start, f.end)
 cards.card_row(cards.pick(common.overview_cards(view.chain_id, f, view.as_of), "Total volume", "24h volume", "Trades",

@@ -9,10 +9,7 @@ from core.metrics import revenue
 from views import _cards as cards
 from views import _common as common
 
-st.title("marginX protocol overview")
-view = common.view()
-if view is None:
-    st.stop()
+view = common.page("marginX protocol overview")
 f, gran = view.filters, view.granularity
 cards.period(f.start, f.end)
 cards.card_row(common.overview_cards(view.chain_id, f, view.as_of), "overview")

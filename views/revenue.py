@@ -10,10 +10,7 @@ from core import charts, fmt
 from views import _cards as cards
 from views import _common as common
 
-st.title("Fees, PnL & funding")
-view = common.view()
-if view is None:
-    st.stop()
+view = common.page("Fees, PnL & funding")
 f, gran = view.filters, view.granularity
 cards.period(f.start, f.end)
 data = common.revenue_and_pnl(view.chain_id, f, gran)

@@ -11,10 +11,7 @@ from core.metrics.risk import MAINTENANCE_MARGIN
 from views import _cards as cards
 from views import _common as common
 
-st.title("Position risk")
-view = common.view()
-if view is None:
-    st.stop()
+view = common.page("Position risk")
 st.caption("The open book as of the newest indexed block (the period does not apply). All times are UTC.")
 book = common.position_risk(view.chain_id, view.filters.markets)
 largest, levered, oi = book["largest"], book["most_levered"], book["open_interest"]

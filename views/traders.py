@@ -8,10 +8,7 @@ from core import charts, fmt
 from views import _cards as cards
 from views import _common as common
 
-st.title("Traders")
-view = common.view()
-if view is None:
-    st.stop()
+view = common.page("Traders")
 f = view.filters
 cards.period(f.start, f.end)
 cards.card_row(cards.pick(common.overview_cards(view.chain_id, f, view.as_of), "Active traders (24h)", "Trades",

@@ -110,10 +110,7 @@ def _labelled(df: pl.DataFrame, label: str) -> pl.DataFrame:
     return df.with_columns(pl.lit(label).alias("design"), pl.col("ts").alias("bucket"))
 
 
-st.title("Vault what-if")
-view = common.view()
-if view is None:
-    st.stop()
+view = common.page("Vault what-if")
 f = view.filters
 url = config.database_url()
 st.caption("Replays the liquidations of the selected time range (all markets: the vault backs the whole protocol) "
