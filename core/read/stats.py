@@ -46,38 +46,33 @@ def _connected(bind: Bind) -> Iterator[sa.Connection]:
             yield conn
 
 
-@lru_cache(maxsize=None)
-def _statement(name: str) -> sa.Select[Any]:
-    """The small per-request statements, built once (their values are bound parameters)."""
-    checkpoint, block, counts = (schema.table_of(m) for m in (schema.Checkpoint, schema.Block, schema.TraderCounts))
-    chain: sa.BindParameter[int] = sa.bindparam("chain_id")
-    if name == "chain_ids":
-        return sa.select(checkpoint.c.chain_id)
-    if name == "last_block":
-        return sa.select(sa.func.max(checkpoint.c.last_block)).where(checkpoint.c.chain_id == chain)
-    if name == "latest_timestamp":
-        return sa.select(sa.func.max(block.c.timestamp)).where(block.c.chain_id == chain)
-    assert name == "trader_counts", name
-    return sa.select(counts.c.as_of, counts.c.traders_24h, counts.c.traders_total).where(counts.c.chain_id == chain)
+# The small per-request statements, built once (their values are bound parameters).
+_CHECKPOINT, _BLOCK, _COUNTS = (schema.table_of(m) for m in (schema.Checkpoint, schema.Block, schema.TraderCounts))
+_CHAIN: sa.BindParameter[int] = sa.bindparam("chain_id")
+_CHAIN_IDS = sa.select(_CHECKPOINT.c.chain_id)
+_LAST_BLOCK = sa.select(sa.func.max(_CHECKPOINT.c.last_block)).where(_CHECKPOINT.c.chain_id == _CHAIN)
+_LATEST_TIMESTAMP = sa.select(sa.func.max(_BLOCK.c.timestamp)).where(_BLOCK.c.chain_id == _CHAIN)
+_TRADER_COUNTS = sa.select(_COUNTS.c.as_of, _COUNTS.c.traders_24h, _COUNTS.c.traders_total).where(
+    _COUNTS.c.chain_id == _CHAIN)
 
 
 def chain_ids(bind: Bind) -> list[int]:
     """Chains with a checkpoint (indexed deployments), ascending."""
     with _connected(bind) as conn:
-        return sorted({int(c) for (c,) in conn.execute(_statement("chain_ids"))})
+        return sorted({int(c) for (c,) in conn.execute(_CHAIN_IDS)})
 
 
 def last_block(bind: Bind, chain_id: int) -> int:
     """The checkpoint: the last block the indexer has fully stored (−1 before the first)."""
     with _connected(bind) as conn:
-        last = conn.execute(_statement("last_block"), {"chain_id": chain_id}).scalar()
+        last = conn.execute(_LAST_BLOCK, {"chain_id": chain_id}).scalar()
     return int(last) if last is not None else -1
 
 
 def latest_timestamp(bind: Bind, chain_id: int) -> int | None:
     """The newest indexed block's timestamp: the dashboard's "now" (data may be historical)."""
     with _connected(bind) as conn:
-        value = conn.execute(_statement("latest_timestamp"), {"chain_id": chain_id}).scalar()
+        value = conn.execute(_LATEST_TIMESTAMP, {"chain_id": chain_id}).scalar()
     return int(value) if value is not None else None
 
 
@@ -192,17 +187,17 @@ def perp_states(bind: Bind, chain_id: int, end: int | None, markets: tuple[str, 
 def trader_counts(bind: Bind, chain_id: int) -> tuple[int, int, int] | None:
     """(as_of, traders in the 24 h up to it, traders ever) as the last rollup refresh stored them."""
     with _connected(bind) as conn:
-        row = conn.execute(_statement("trader_counts"), {"chain_id": chain_id}).first()
+        row = conn.execute(_TRADER_COUNTS, {"chain_id": chain_id}).first()
     return (int(row[0]), int(row[1]), int(row[2])) if row else None
 
 
-def active_traders(engine: Bind, chain_id: int, f: Filters) -> int:
+def active_traders(bind: Bind, chain_id: int, f: Filters) -> int:
     """Distinct makers and takers in the period (whole UTC days), counted by the database.
 
     A period from the first block is read off trader_totals (each trader's first day per market);
     one with a start, off the trader-days in it."""
-    stored = trader_counts(engine, chain_id) if f.start is None and f.markets is None else None
-    if stored is not None and (f.end is None or f.end > stored[0]) and stored[0] == latest_timestamp(engine, chain_id):
+    stored = trader_counts(bind, chain_id) if f.start is None and f.markets is None else None
+    if stored is not None and (f.end is None or f.end > stored[0]) and stored[0] == latest_timestamp(bind, chain_id):
         return stored[2]  # the whole history up to the newest block: counted by the last refresh
     if f.start is None:
         t = schema.table_of(schema.TraderTotal)
@@ -212,7 +207,7 @@ def active_traders(engine: Bind, chain_id: int, f: Filters) -> int:
     else:
         t = schema.table_of(schema.TraderDay)
         q = _bounded(t, sa.select(sa.func.count(sa.distinct(t.c.trader))).where(t.c.chain_id == chain_id), f)
-    with _connected(engine) as conn:
+    with _connected(bind) as conn:
         return int(conn.execute(q).scalar_one())
 
 
