@@ -50,7 +50,7 @@ def _headline(engine: Engine, chain_id: int, f: Filters) -> tuple[dict[str, Any]
     """The report's figures of a period except active traders, and its daily totals (core.metrics.totals:
     three reads of the daily rollups on one connection)."""
     with engine.connect() as conn:
-        stats = read.stat_rows(conn, chain_id, f, totals.STAT_COLUMNS)
+        stats = read.total_rows(conn, chain_id, f, totals.STAT_COLUMNS)
         protocol = read.protocol_rows(conn, chain_id, Filters(end=f.end), totals.PROTOCOL_COLUMNS)
         perps = read.perp_states(conn, chain_id, f.end, f.markets)
     return totals.headline(stats, protocol, perps, f.start, by_market=f.markets is not None)
@@ -194,7 +194,7 @@ def period_totals(engine: Engine, chain_id: int, f: Filters, granularity: Granul
     the Monday-to-Sunday days of the period."""
     by_market, hourly = f.markets is not None, granularity == "hour"
     with engine.connect() as conn:
-        stats = read.stat_rows(conn, chain_id, f, totals.BUCKET_COLUMNS, hourly=hourly)
+        stats = read.total_rows(conn, chain_id, f, totals.BUCKET_COLUMNS, hourly=hourly)
         protocol = read.protocol_rows(conn, chain_id, f, totals.PROTOCOL_COLUMNS, hourly=hourly)
         before = 0.0
         if f.start is not None:  # debt socialized before the period

@@ -250,14 +250,23 @@ def _daily_market_stats(hourly: pl.DataFrame, per_trader: pl.DataFrame) -> pl.Da
     return days.with_columns(pl.col("_keys").fill_null(0).alias("traders")).drop("_keys")
 
 
+def day_totals(daily: pl.DataFrame) -> pl.DataFrame:
+    """totals_daily's rows of stats_daily's ``daily`` rows: per chain and day, the sums over its markets
+    (added in market order, so a day's totals do not depend on the order the rows came in)."""
+    return _conform(daily.sort("chain_id", "bucket", "market").group_by("chain_id", "bucket", maintain_order=True).agg(
+        pl.col(schema.DAY_TOTAL_COLUMNS).sum()), schema.DayTotals)
+
+
 def build(raw: dict[str, pl.DataFrame], chain_id: int) -> list[tuple[type[SQLModel], pl.DataFrame]]:
     """Every bucketed rollup table's rows for the raw rows given (whole days), as a refresh folds them
     into empty tables: days derived from hours."""
     per_trader = trader_daily(raw, chain_id)
     hourly, protocol = market_stats(raw, HOUR, chain_id), protocol_stats(raw, HOUR, chain_id)
+    daily = _conform(_daily_market_stats(hourly, per_trader), schema.MarketStatsDaily)
     return [
         (schema.MarketStatsHourly, hourly),
-        (schema.MarketStatsDaily, _conform(_daily_market_stats(hourly, per_trader), schema.MarketStatsDaily)),
+        (schema.MarketStatsDaily, daily),
+        (schema.DayTotals, day_totals(daily)),
         (schema.ProtocolStatsHourly, protocol),
         (schema.ProtocolStatsDaily, _conform(combine_protocol_stats(protocol, DAY), schema.ProtocolStatsDaily)),
         (schema.TraderDay, per_trader),
@@ -389,8 +398,11 @@ def _fold_days(conn: Connection, chain_id: int, hourly: pl.DataFrame, keys: pl.D
             "bucket", "market", pl.col("traders").alias("_old"))
         derived = combine_market_stats(_stored(conn, schema.MarketStatsHourly, chain_id, first, end), DAY)
         derived = derived.join(old, on=["bucket", "market"], how="left").join(per_market, on=["bucket", "market"], how="left")
-        db.upsert_frame(conn, schema.MarketStatsDaily, _conform(derived.with_columns(
-            (pl.col("_old").fill_null(0) + pl.col("_new").fill_null(0)).alias("traders")), schema.MarketStatsDaily))
+        daily = _conform(derived.with_columns((pl.col("_old").fill_null(0) + pl.col("_new").fill_null(0)).alias("traders")),
+                         schema.MarketStatsDaily)
+        db.upsert_frame(conn, schema.MarketStatsDaily, daily)
+        # every market's row of these days: days derive from hours, and these are all their hours
+        db.upsert_frame(conn, schema.DayTotals, day_totals(daily))
     protocol = combine_protocol_stats(_stored(conn, schema.ProtocolStatsHourly, chain_id, first, end), DAY)
     db.upsert_frame(conn, schema.ProtocolStatsDaily, _conform(protocol, schema.ProtocolStatsDaily))
     on_day = keys.filter("new_on_day").group_by("bucket").agg(pl.col("trader").n_unique().cast(pl.Int64).alias("_new"))
@@ -536,7 +548,7 @@ def _rewind_last_trades(conn: Connection, chain_id: int, day0: int, cut: int) ->
             schema.TraderLastTrade))
 
 
-_BUCKETED = (schema.MarketStatsHourly, schema.MarketStatsDaily, schema.ProtocolStatsHourly, schema.ProtocolStatsDaily,
+_BUCKETED = (schema.MarketStatsHourly, schema.MarketStatsDaily, schema.DayTotals, schema.ProtocolStatsHourly, schema.ProtocolStatsDaily,
              schema.TraderDay, schema.DailyActiveTraders, schema.TraderPnlDay, schema.TraderPnlCounts, schema.PremiumHourly)
 
 
@@ -636,6 +648,17 @@ def _backfill_traders(conn: Connection, chain_id: int, through: int) -> None:
             "GROUP BY trader"), {"c": chain_id, "t": through})
 
 
+def _backfill_day_totals(conn: Connection, chain_id: int) -> None:
+    """Fill totals_daily from stats_daily when it is empty but stats_daily is not (a database rolled up
+    before the table existed): once, one GROUP BY over the daily rows; refreshes keep it from then on."""
+    if not _empty(conn, schema.DayTotals, chain_id) or _empty(conn, schema.MarketStatsDaily, chain_id):
+        return
+    columns = ", ".join(schema.DAY_TOTAL_COLUMNS)
+    conn.execute(sa.text(f"INSERT INTO totals_daily (chain_id, bucket, {columns}) SELECT :c, bucket, "
+                         + ", ".join(f"SUM({c})" for c in schema.DAY_TOTAL_COLUMNS)
+                         + " FROM stats_daily WHERE chain_id = :c GROUP BY bucket"), {"c": chain_id})
+
+
 def _backfill_premium(conn: Connection, chain_id: int, through: int) -> None:
     """Fill premium_hourly from the raw prices through block ``through`` when it is empty but prices
     exist (a database rolled up before the table existed): that table only, once (one GROUP BY over
@@ -650,8 +673,8 @@ def _backfill_premium(conn: Connection, chain_id: int, through: int) -> None:
 
 
 def upgrade(engine: Engine) -> None:
-    """Fill the rollup tables added since a database was last rolled up (positions_latest, the trader
-    tables, premium_hourly: each from the raw rows, the other rollups left as they are), and build all of them for a chain whose rollups an upgrade dropped, so a reader opening it
+    """Fill the rollup tables added since a database was last rolled up (totals_daily from stats_daily;
+    positions_latest, the trader tables, premium_hourly from the raw rows; the other rollups left as they are), and build all of them for a chain whose rollups an upgrade dropped, so a reader opening it
     sees them before the indexer's next refresh. Writes only when there is something to fill."""
     state, checkpoints = schema.table_of(schema.RollupState), schema.table_of(schema.Checkpoint)
     with engine.connect() as conn:
@@ -664,9 +687,10 @@ def upgrade(engine: Engine) -> None:
             sa.select(state.c.chain_id, state.c.through_block).where(state.c.through_block >= 0))]
         stale = [(c, t) for c, t in chains if any(_empty(conn, m, c) for m in (
             schema.DailyActiveTraders, schema.TraderTotal, schema.TraderLastTrade, schema.TraderCounts,
-            schema.PositionLatest, schema.TraderPnlCounts))]
+            schema.PositionLatest, schema.TraderPnlCounts, schema.DayTotals))]
     for chain_id, through in stale:
         with engine.begin() as conn:
+            _backfill_day_totals(conn, chain_id)
             _backfill_positions(conn, chain_id, through)
             _backfill_traders(conn, chain_id, through)
             _count_traders(conn, chain_id)
@@ -729,7 +753,8 @@ def refresh_in(conn: Connection, chain_id: int,
     (:func:`rolled_up_to_end`, asked before the insert) — then the new rows are folded from them
     instead of read back; a batch of blocks at or below rollup_state's is read as usual."""
     through, dirty_from = _state(conn, chain_id)
-    if through >= 0:  # rollups built before positions_latest, the trader tables or premium_hourly existed
+    if through >= 0:  # rollups built before totals_daily, positions_latest, the trader tables or premium_hourly existed
+        _backfill_day_totals(conn, chain_id)
         _backfill_positions(conn, chain_id, through)
         _backfill_traders(conn, chain_id, through)
         _backfill_premium(conn, chain_id, through)

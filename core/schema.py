@@ -335,6 +335,32 @@ class MarketStatsDaily(MarketStats, table=True):
     __table_args__ = (sa.Index("ix_stats_daily_bucket", "chain_id", "bucket"),)
 
 
+class DayTotals(SQLModel, table=True):
+    """Per UTC day: the sums of every market's stats_daily row of the day (the whole protocol), so a
+    figure of all markets reads one row per day instead of one per market and day (the /stats
+    overview and series; a market filter reads stats_daily itself). Derived from stats_daily by
+    core/rollup.py whenever one of the day's rows changes."""
+
+    __tablename__ = "totals_daily"
+    chain_id: int = Field(primary_key=True, sa_type=sa.BigInteger)
+    bucket: int = Field(primary_key=True, sa_type=sa.BigInteger)
+    volume_usd: float = 0.0
+    trades: int = 0
+    liquidations: int = 0
+    liquidated_notional_usd: float = 0.0
+    socialized_usd: float = 0.0
+    taker_fees_usd: float = 0.0
+    maker_fees_usd: float = 0.0
+    liquidation_fees_usd: float = 0.0
+    volume_liquidation_usd: float = 0.0
+    volume_adl_usd: float = 0.0
+    volume_backstop_usd: float = 0.0
+
+
+#: The stats_daily columns totals_daily adds up.
+DAY_TOTAL_COLUMNS = tuple(c for c in DayTotals.model_fields if c not in ("chain_id", "bucket"))
+
+
 class ProtocolStats(SQLModel):
     """Protocol-wide per bucket: socialized debt and end-of-bucket fund balances."""
 
@@ -491,8 +517,8 @@ class RollupState(SQLModel, table=True):
 
 
 ROLLUP_TABLES: tuple[type[SQLModel], ...] = (
-    MarketStatsHourly, MarketStatsDaily, ProtocolStatsHourly, ProtocolStatsDaily, TraderDay, DailyActiveTraders, TraderPnlDay, TraderPnlCounts,
-    TraderTotal, TraderLastTrade, TraderCounts, PositionLatest, PremiumHourly,
+    MarketStatsHourly, MarketStatsDaily, DayTotals, ProtocolStatsHourly, ProtocolStatsDaily, TraderDay, DailyActiveTraders,
+    TraderPnlDay, TraderPnlCounts, TraderTotal, TraderLastTrade, TraderCounts, PositionLatest, PremiumHourly,
 )
 
 

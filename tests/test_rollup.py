@@ -190,6 +190,54 @@ def test_a_database_without_premium_hourly_fills_that_table_alone_on_open_and_on
     check(engine, others, state)
 
 
+def test_day_totals_are_each_days_market_rows_summed_kept_by_commits_and_reorgs_and_filled_on_open(
+        whole: str, new_database: Callable[[str], str]) -> None:
+    """totals_daily (the all-markets figures read it, one row per day) equals stats_daily summed per day
+    after commits in pieces and a reorg's rebuild; a database rolled up before it existed gets it on
+    open (rollup.upgrade) and on its next refresh; and the report of every market read off it equals
+    the report of the same markets selected by name (read off stats_daily)."""
+    columns = ", ".join(schema.DAY_TOTAL_COLUMNS)
+    summed = (f"SELECT chain_id, bucket, {', '.join(f'SUM({c})' for c in schema.DAY_TOTAL_COLUMNS)} FROM stats_daily "
+              "GROUP BY chain_id, bucket ORDER BY 1, 2")
+    stored = f"SELECT chain_id, bucket, {columns} FROM totals_daily ORDER BY 1, 2"
+
+    def check(engine: sa.Engine) -> None:
+        with engine.connect() as conn:
+            want, got = conn.execute(sa.text(summed)).all(), conn.execute(sa.text(stored)).all()
+        assert len(got) == len(want) >= 3
+        assert Rows(map(tuple, got), rollup=True) == Rows(map(tuple, want), rollup=True)
+
+    url = new_database("day_totals")
+    engine = db.make_engine(url)
+    commit_each(engine, [1, 4, 9, 15, 22, 30])
+    check(engine)
+    with engine.begin() as conn:
+        last = conn.execute(sa.text("SELECT MAX(number) FROM blocks")).scalar_one()
+        rollup.invalidate(conn, 31337, last - 3)
+    rollup.refresh(engine, 31337)
+    check(engine)
+    assert rollups(engine) == rollups(whole)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM totals_daily"))
+    rollup.upgrade(engine)  # what opening the database does
+    check(engine)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM totals_daily"))
+    assert rollup.refresh(engine, 31337) is None  # nothing new to fold: the refresh only fills the table
+    check(engine)
+
+    every = tuple(read.markets(engine, 31337)["market"].to_list())
+    for f in (Filters(), Filters(start=HIST[10][1] // 86_400 * 86_400, end=HIST[-5][1])):
+        by_name = dashboard.report(engine, 31337, Filters(f.start, f.end, every))
+        of_all = dashboard.report(engine, 31337, f)
+        for key in ("total_volume_usd", "total_trades", "liquidations", "liquidated_notional_usd", "fees_taker_usd",
+                    "fees_maker_usd", "liquidation_fees_usd"):
+            assert of_all[key] == pytest.approx(by_name[key], rel=1e-12), key
+        assert [d["date"] for d in of_all["daily"]] == [d["date"] for d in by_name["daily"]]
+        assert [d["trades"] for d in of_all["daily"]] == [d["trades"] for d in by_name["daily"]]
+        assert of_all["daily"][0]["volume_usd"] == pytest.approx(by_name["daily"][0]["volume_usd"], rel=1e-12)
+
+
 def sql(url: str, query: str) -> Any:
     engine = db.make_engine(url)
     try:

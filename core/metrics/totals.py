@@ -17,7 +17,8 @@ import polars as pl
 from core.metrics.revenue import FILL_VOLUMES
 from core.utc import DAY, WEEK
 
-#: The market-stats columns the totals read, in this order (a row of the readers' stat_rows).
+#: The market-stats columns the totals read, in this order (a row of the readers' total_rows: one per
+#: market and bucket, or per bucket: the totals add a bucket's rows up either way).
 BUCKET_COLUMNS = ("bucket", "volume_usd", "trades", "liquidations", "liquidated_notional_usd", "socialized_usd")
 FEE_COLUMNS = ("taker_fees_usd", "maker_fees_usd", "liquidation_fees_usd",
                *(c for c in FILL_VOLUMES.values() if c))
@@ -76,7 +77,8 @@ def _bucket_totals(columns: Sequence[Sequence[Any]], protocol: Sequence[Row], *,
     buckets, volume, trades, liquidations, notional, socialized = columns[:6]
     fsum = math.fsum
     sums = {b: (fsum(volume[i:j]), sum(trades[i:j]), sum(liquidations[i:j]), fsum(notional[i:j]), fsum(socialized[i:j]))
-            for b, i, j in _runs(buckets, bucket_of)}
+            if j - i > 1 else (float(volume[i]), trades[i], liquidations[i], float(notional[i]), float(socialized[i]))
+            for b, i, j in _runs(buckets, bucket_of)}  # one row: its values (fsum of one value is that value)
     debt: dict[int, list[float]] = {}
     blocks: dict[int, int] = {}
     for p in protocol:

@@ -52,6 +52,8 @@ _CHAIN: sa.BindParameter[int] = sa.bindparam("chain_id")
 _CHAIN_IDS = sa.select(_CHECKPOINT.c.chain_id)
 _LAST_BLOCK = sa.select(sa.func.max(_CHECKPOINT.c.last_block)).where(_CHECKPOINT.c.chain_id == _CHAIN)
 _LATEST_TIMESTAMP = sa.select(sa.func.max(_BLOCK.c.timestamp)).where(_BLOCK.c.chain_id == _CHAIN)
+_HEADS = sa.select(_CHECKPOINT.c.chain_id, sa.func.max(_CHECKPOINT.c.last_block), sa.select(sa.func.max(_BLOCK.c.timestamp)).where(
+    _BLOCK.c.chain_id == _CHECKPOINT.c.chain_id).scalar_subquery()).group_by(_CHECKPOINT.c.chain_id)
 _TRADER_COUNTS = sa.select(_COUNTS.c.as_of, _COUNTS.c.traders_24h, _COUNTS.c.traders_total).where(
     _COUNTS.c.chain_id == _CHAIN)
 
@@ -60,6 +62,13 @@ def chain_ids(bind: Bind) -> list[int]:
     """Chains with a checkpoint (indexed deployments), ascending."""
     with _connected(bind) as conn:
         return sorted({int(c) for (c,) in conn.execute(_CHAIN_IDS)})
+
+
+def heads(bind: Bind) -> dict[int, tuple[int, int | None]]:
+    """Per indexed chain: (:func:`last_block`, :func:`latest_timestamp`), in one statement (what each
+    /stats request resolves first)."""
+    with _connected(bind) as conn:
+        return {int(c): (int(last), None if ts is None else int(ts)) for c, last, ts in conn.execute(_HEADS)}
 
 
 def last_block(bind: Bind, chain_id: int) -> int:
@@ -153,6 +162,17 @@ def stat_rows(bind: Bind, chain_id: int, f: Filters, columns: Sequence[str], *, 
     """``columns`` of the market-stats rollup (day, or hour) per market and bucket in the period, in bucket order."""
     model = schema.MarketStatsHourly if hourly else schema.MarketStatsDaily
     q = _rows_query(model, tuple(columns), f.start is not None, f.end is not None, f.markets is not None)
+    return _all(bind, q, _params(chain_id, f))
+
+
+def total_rows(bind: Bind, chain_id: int, f: Filters, columns: Sequence[str], *, hourly: bool = False) -> Sequence[Sequence[Any]]:
+    """``columns`` (of :data:`schema.DAY_TOTAL_COLUMNS`, after ``bucket``) of the selected markets per
+    bucket in the period, in bucket order, for callers that add them up per bucket: with no market
+    selected and days as buckets, totals_daily's one row per day; otherwise :func:`stat_rows`' row
+    per market and bucket."""
+    if hourly or f.markets is not None:
+        return stat_rows(bind, chain_id, f, columns, hourly=hourly)
+    q = _rows_query(schema.DayTotals, tuple(columns), f.start is not None, f.end is not None, False)
     return _all(bind, q, _params(chain_id, f))
 
 
