@@ -4,6 +4,7 @@ of the conversion to calendar time, so a "day" means the same UTC day in every m
 from __future__ import annotations
 
 import datetime as dt
+from functools import lru_cache
 
 import polars as pl
 
@@ -21,7 +22,12 @@ def to_datetime(ts: int | float) -> dt.datetime:
 
 def format_day(ts: int | float) -> str:
     """``YYYY-MM-DD`` of the UTC day holding ``ts``."""
-    return (EPOCH_DAY + dt.timedelta(days=int(ts // DAY))).isoformat()  # ~10× faster than strftime (the /stats series)
+    return _day_text(int(ts // DAY))
+
+
+@lru_cache(maxsize=1 << 14)  # the /stats series format the same days on every request
+def _day_text(days: int) -> str:
+    return (EPOCH_DAY + dt.timedelta(days=days)).isoformat()
 
 
 def format_minute(ts: int | float) -> str:

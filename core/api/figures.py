@@ -1,12 +1,12 @@
 """What each ``/stats`` endpoint answers, as JSON-ready dicts: the dashboard's compositions (the same
 functions the pages call) turned into the API's shapes. No figure is computed here; this module
 only names columns and lays rows out (``{"interval", "points": [{"time", "date", …, "value"}]}``).
+NaN and ±inf are left in: the app writes them as JSON null (core/api/app.py).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,16 +22,6 @@ from core.utc import DAY, day_start, format_day
 INTERVAL_NAMES = {g: name for name, g in INTERVALS.items()}
 
 
-def _clean(df: pl.DataFrame) -> pl.DataFrame:
-    """NaN is not JSON: float NaNs become null."""
-    return df.with_columns(pl.col(pl.Float64).fill_nan(None))
-
-
-def _finite(x: Any) -> Any:
-    """NaN and ±inf are not JSON: null."""
-    return None if isinstance(x, float) and not math.isfinite(x) else x
-
-
 def points(rows: pl.DataFrame | Sequence[dict[str, Any]], columns: Sequence[str], value: str) -> list[dict[str, Any]]:
     """One point per bucket: ``time`` (its start, unix seconds), ``date`` (its UTC day), the named
     columns and ``value`` (= the column ``value``), in ascending time. ``rows``: a frame, or dicts
@@ -42,7 +32,7 @@ def points(rows: pl.DataFrame | Sequence[dict[str, Any]], columns: Sequence[str]
     for row in rows:
         day = row.get("date")  # period_totals' rows carry it formatted
         point = {"time": row["bucket"], "date": day if isinstance(day, str) else format_day(row["bucket"]),
-                 **{c: _finite(row[c]) for c in columns}}
+                 **{c: row[c] for c in columns}}
         point["value"] = point[value]
         out.append(point)
     return out
@@ -103,20 +93,20 @@ def traders(engine: Engine, view: View, top: int = 25) -> dict[str, Any]:
     days, top_traders = dashboard.trader_activity(engine, view.chain_id, view.filters, top)
     return series(view, days, ("active", "new", "returning"), "active",
                   active_traders=read.active_traders(engine, view.chain_id, view.filters),
-                  top=_clean(top_traders).to_dicts())
+                  top=top_traders.to_dicts())
 
 
 def markets(engine: Engine, view: View) -> dict[str, Any]:
     """The per-market table of the period (symbols are untrusted text: data, never markup)."""
     table = dashboard.market_table(engine, view.chain_id, view.filters)
-    return {"as_of_block": view.as_of_block, "as_of_time": view.as_of_time, "markets": _clean(table).to_dicts()}
+    return {"as_of_block": view.as_of_block, "as_of_time": view.as_of_time, "markets": table.to_dicts()}
 
 
 def liquidation_day(engine: Engine, view: View, day: dt.date) -> dict[str, Any]:
     """One UTC day's liquidations, newest first, each with its waterfall (``time`` in unix seconds)."""
     start = day_start(day)
     rows = dashboard.liquidation_rows(engine, view.chain_id, Filters(start, start + DAY, view.filters.markets))
-    rows = _clean(rows.with_columns(pl.col("time").dt.epoch("s")))
+    rows = rows.with_columns(pl.col("time").dt.epoch("s"))
     return {"date": day.isoformat(), "as_of_block": view.as_of_block, "as_of_time": view.as_of_time,
             "liquidations": rows.to_dicts()}
 
@@ -124,7 +114,7 @@ def liquidation_day(engine: Engine, view: View, day: dt.date) -> dict[str, Any]:
 def _table(view: View, **tables: pl.DataFrame | Any) -> dict[str, Any]:
     """Tables (frames as lists of rows, datetimes as unix seconds) and plain values, with the newest block."""
     def rows(df: pl.DataFrame) -> list[dict[str, Any]]:
-        return _clean(df.with_columns(pl.col(pl.Datetime).dt.epoch("s"))).to_dicts()
+        return df.with_columns(pl.col(pl.Datetime).dt.epoch("s")).to_dicts()
 
     return {"as_of_block": view.as_of_block, "as_of_time": view.as_of_time,
             **{k: rows(v) if isinstance(v, pl.DataFrame) else v for k, v in tables.items()}}
@@ -136,7 +126,7 @@ def fees(engine: Engine, view: View) -> dict[str, Any]:
     data = dashboard.revenue_and_pnl(engine, view.chain_id, view.filters, view.granularity)
     return series(view, data["fees"], ("taker_fees_usd", "maker_fees_usd", "liquidation_fees_usd", "net_fees_usd",
                                        "cumulative_net_fees_usd"), "net_fees_usd",
-                  by_market=_clean(data["fees_by_market"]).to_dicts())
+                  by_market=data["fees_by_market"].to_dicts())
 
 
 def fill_types(engine: Engine, view: View) -> dict[str, Any]:
