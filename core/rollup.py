@@ -303,9 +303,12 @@ def _stored_trader_days(conn: Connection, chain_id: int, day: int, traders: list
     return pl.concat(parts) if parts else pl.DataFrame(schema=s)
 
 
-def _first_block_from(conn: Connection, chain_id: int, ts: int) -> int | None:
+def _first_block_in(conn: Connection, chain_id: int, start: int, end: int) -> int | None:
+    """The first stored block with start ≤ timestamp < end (None: none). Bounded by ``end`` so the
+    index range is the bucket's blocks, not every later one (mid-chain, after a reorg rewind)."""
     b = schema.table_of(schema.Block)
-    found = conn.execute(sa.select(sa.func.min(b.c.number)).where(b.c.chain_id == chain_id, b.c.timestamp >= ts)).scalar()
+    found = conn.execute(sa.select(sa.func.min(b.c.number)).where(
+        b.c.chain_id == chain_id, b.c.timestamp >= start, b.c.timestamp < end)).scalar()
     return None if found is None else int(found)
 
 
@@ -337,7 +340,7 @@ def _fold_hours(conn: Connection, chain_id: int, raw: dict[str, pl.DataFrame], t
     if stored.height:
         hourly = combine_market_stats(pl.concat([stored, fresh]), HOUR)
         if int(stored["trades"].sum()):  # the hour's distinct traders: its earlier trades and the new ones
-            start = _first_block_from(conn, chain_id, first_hour)
+            start = _first_block_in(conn, chain_id, first_hour, first_hour + HOUR)
             old = _sides(conn, chain_id, start, through) if start is not None and start <= through else None
             new = raw["trades"].filter(pl.col("ts") < first_hour + HOUR)
             sides = pl.concat([f.select("market", "trader") for f in (
@@ -538,7 +541,7 @@ def _rewind_last_trades(conn: Connection, chain_id: int, day0: int, cut: int) ->
                 "GROUP BY trader"), {"c": chain_id, "d": day0, **params}):
             previous.setdefault(int(day), set()).add(str(trader))
     for day, traders in previous.items():
-        first = _first_block_from(conn, chain_id, day)
+        first = _first_block_in(conn, chain_id, day, day + DAY)
         if first is None:
             continue
         found = _sides(conn, chain_id, first, _last_block_before(conn, chain_id, day + DAY)).filter(
