@@ -22,7 +22,9 @@ rounding (the tests check both backends against a rebuild over random splits).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 
 import polars as pl
 import sqlalchemy as sa
@@ -35,6 +37,7 @@ from core.utc import DAY, HOUR
 WINDOW_DAYS = 7  # days of raw rows a refresh reads and folds in at a time (bounded memory on a long catch-up)
 _IN_CHUNK = 500  # keys per IN (…) list
 _NO_END = 2**62
+_BLOCKS = schema.table_of(schema.Block)
 
 
 def _read(conn: Connection, sql: str, params: dict[str, object], schema_: dict[str, pl.DataType]) -> pl.DataFrame:
@@ -295,14 +298,6 @@ def _stored(conn: Connection, model: type[SQLModel], chain_id: int, first: int, 
                          {"c": chain_id, "f": first, "e": end})
 
 
-def _stored_trader_days(conn: Connection, chain_id: int, day: int, traders: list[str]) -> pl.DataFrame:
-    """trader_daily's stored rows of ``day`` for ``traders`` (every market)."""
-    s = dict(schema.frame_schema(schema.TraderDay))
-    parts = [db.read_frame(conn, f"SELECT * FROM trader_daily WHERE chain_id = :c AND bucket = :d AND trader IN ({names})",
-                           s, {"c": chain_id, "d": day, **params}) for names, params in _chunks(traders)]
-    return pl.concat(parts) if parts else pl.DataFrame(schema=s)
-
-
 def _first_block_in(conn: Connection, chain_id: int, start: int, end: int) -> int | None:
     """The first stored block with start ≤ timestamp < end (None: none). Bounded by ``end`` so the
     index range is the bucket's blocks, not every later one (mid-chain, after a reorg rewind)."""
@@ -330,26 +325,104 @@ def _sides(conn: Connection, chain_id: int, first_block: int, last_block: int) -
 
 # ------------------------------------------------------------------ fold new rows in
 
-def _fold_hours(conn: Connection, chain_id: int, raw: dict[str, pl.DataFrame], through: int) -> pl.DataFrame:
-    """Write the new rows' hours (merged into the stored hour they continue); the new rows' hourly market rows."""
+class _Keys:
+    """(market, trader) pairs, with how many each market has and their traders, added to in place."""
+
+    __slots__ = ("pairs", "per_market", "traders")
+
+    def __init__(self, pairs: Iterable[tuple[str, str]] = ()) -> None:
+        self.pairs: set[tuple[str, str]] = set()
+        self.per_market: Counter[str] = Counter()
+        self.traders: set[str] = set()
+        self.add(pairs)
+
+    def add(self, pairs: Iterable[tuple[str, str]]) -> None:
+        for pair in pairs:
+            if pair not in self.pairs:
+                self.pairs.add(pair)
+                self.per_market[pair[0]] += 1
+                self.traders.add(pair[1])
+
+    def matches(self, stored: pl.DataFrame) -> bool:
+        """Whether each market's count is the ``traders`` of ``stored`` (rollup rows of one bucket)."""
+        return dict(self.per_market) == {m: int(n) for m, n in zip(
+            stored["market"].to_list(), stored["traders"].to_list(), strict=True) if n}
+
+
+@dataclass
+class _Hot:
+    """What the last fold of a chain in this process left in the hour and the UTC day it ended in: the
+    (market, trader) pairs of that hour's trades and that day's trader-day keys, through block
+    ``through``. The next commit continues exactly there (an indexer's writer folds commit after
+    commit), so its fold takes them from here instead of reading the hour's trades and the day's
+    keys back. Used only when that fold starts at block ``through`` + 1 and the stored rollups agree
+    (each market's distinct traders of the hour and of the day, the day's traders across markets);
+    otherwise they are read from the database, as after a start, a rolled-back transaction or a
+    reorg's rewind. The rollups stay a function of the stored rows: this only saves re-reading them."""
+
+    through: int
+    hour: int | None = None
+    hour_keys: _Keys = field(default_factory=_Keys)
+    day: int | None = None
+    day_keys: _Keys = field(default_factory=_Keys)
+
+
+_HOT: dict[tuple[str, int], _Hot] = {}
+
+
+def _hot_key(conn: Connection, chain_id: int) -> tuple[str, int]:
+    return conn.engine.url.render_as_string(hide_password=False), chain_id
+
+
+def _pairs(trades: pl.DataFrame) -> Iterator[tuple[str, str]]:
+    """(market, trader) of both sides of ``trades``."""
+    markets = trades["market"].to_list()
+    yield from zip(markets, trades["maker"].to_list(), strict=True)
+    yield from zip(markets, trades["taker"].to_list(), strict=True)
+
+
+def _hour_keys(conn: Connection, chain_id: int, hot: _Hot | None, hour: int, stored: pl.DataFrame, through: int) -> _Keys:
+    """The (market, trader) pairs of the stored trades of ``hour`` (through block ``through``): the hot
+    ones when they are that hour's and match the stored hour's traders, else read from its trades."""
+    if hot is not None and hot.hour == hour and hot.hour_keys.matches(stored):
+        return hot.hour_keys
+    start = _first_block_in(conn, chain_id, hour, hour + HOUR)
+    if start is None or start > through:
+        return _Keys()
+    old = _sides(conn, chain_id, start, through)
+    return _Keys(zip(old["market"].to_list(), old["trader"].to_list(), strict=True))
+
+
+def _fold_hours(conn: Connection, chain_id: int, raw: dict[str, pl.DataFrame], through: int,
+                hot: _Hot | None, after: _Hot) -> pl.DataFrame:
+    """Write the new rows' hours (merged into the stored hour they continue); the new rows' hourly market
+    rows. ``hot``: what the previous fold left (or None); ``after`` is given the pairs of the last hour
+    with trades."""
     fresh = market_stats(raw, HOUR, chain_id)
     protocol = protocol_stats(raw, HOUR, chain_id)
     first_hour = min((int(f["bucket"].min()) for f in (fresh, protocol) if f.height), default=0)  # type: ignore[arg-type]
     stored = _stored(conn, schema.MarketStatsHourly, chain_id, first_hour, first_hour + HOUR)
+    trades = raw["trades"]
     hourly = fresh
+    keys = _Keys()
     if stored.height:
         hourly = combine_market_stats(pl.concat([stored, fresh]), HOUR)
         if int(stored["trades"].sum()):  # the hour's distinct traders: its earlier trades and the new ones
-            start = _first_block_in(conn, chain_id, first_hour, first_hour + HOUR)
-            old = _sides(conn, chain_id, start, through) if start is not None and start <= through else None
-            new = raw["trades"].filter(pl.col("ts") < first_hour + HOUR)
-            sides = pl.concat([f.select("market", "trader") for f in (
-                *((old,) if old is not None else ()),
-                new.select("market", pl.col("maker").alias("trader")), new.select("market", pl.col("taker").alias("trader")))])
-            counts = sides.group_by("market").agg(pl.col("trader").n_unique().cast(pl.Int64).alias("_n"))
+            keys = _hour_keys(conn, chain_id, hot, first_hour, stored, through)
+            keys.add(_pairs(trades.filter(pl.col("ts") < first_hour + HOUR)))  # in place: hot keys are not used again
+            counts = pl.DataFrame({"market": list(keys.per_market), "_n": list(keys.per_market.values())},
+                                  schema={"market": pl.String(), "_n": pl.Int64()})
             hourly = hourly.join(counts, on="market", how="left").with_columns(
                 pl.when(pl.col("bucket") == first_hour).then(pl.col("_n").fill_null(0)).otherwise(pl.col("traders"))
                 .alias("traders")).drop("_n")
+    if trades.height:
+        last_hour = int(trades["ts"].max()) // HOUR * HOUR  # type: ignore[arg-type]
+        in_last = _pairs(trades.filter(pl.col("ts") >= last_hour))
+        if last_hour == first_hour:
+            keys.add(in_last)
+        after.hour, after.hour_keys = last_hour, keys if last_hour == first_hour else _Keys(in_last)
+    elif hot is not None:
+        after.hour, after.hour_keys = hot.hour, hot.hour_keys
     db.upsert_frame(conn, schema.MarketStatsHourly, hourly)
     stored_p = _stored(conn, schema.ProtocolStatsHourly, chain_id, first_hour, first_hour + HOUR)
     db.upsert_frame(conn, schema.ProtocolStatsHourly,
@@ -357,23 +430,43 @@ def _fold_hours(conn: Connection, chain_id: int, raw: dict[str, pl.DataFrame], t
     return hourly
 
 
-def _fold_trader_days(conn: Connection, chain_id: int, raw: dict[str, pl.DataFrame]) -> pl.DataFrame:
+def _day_keys(conn: Connection, chain_id: int, hot: _Hot | None, day: int) -> _Keys:
+    """The stored trader-day keys of ``day`` as (market, trader) pairs: the hot ones when they are that
+    day's and match the stored distinct traders (per market and across markets), else read (every key
+    of the day, so the next commit's fold has them)."""
+    if hot is not None and hot.day == day:
+        across = conn.execute(sa.text("SELECT traders FROM traders_daily WHERE chain_id = :c AND bucket = :d"),
+                              {"c": chain_id, "d": day}).scalar()
+        if len(hot.day_keys.traders) == int(across or 0) and hot.day_keys.matches(
+                _stored(conn, schema.MarketStatsDaily, chain_id, day, day + DAY)):
+            return hot.day_keys
+    rows = conn.execute(sa.text("SELECT market, trader FROM trader_daily WHERE chain_id = :c AND bucket = :d"),
+                        {"c": chain_id, "d": day}).all()
+    return _Keys((str(m), str(t)) for m, t in rows)
+
+
+def _fold_trader_days(conn: Connection, chain_id: int, raw: dict[str, pl.DataFrame], hot: _Hot | None,
+                      after: _Hot) -> pl.DataFrame:
     """Add the new trades to trader_daily, trader_totals and trader_last_trade; the new rows' trader-day
-    keys with ``new`` (the day had no such key) and ``new_on_day`` (the day had no key of the trader)."""
+    keys with ``new`` (the day had no such key) and ``new_on_day`` (the day had no key of the trader).
+    ``hot``: what the previous fold left (or None); ``after`` is given the keys of the last day with trades."""
     delta = trader_daily(raw, chain_id)
     if not delta.height:
+        if hot is not None:
+            after.day, after.day_keys = hot.day, hot.day_keys
         return delta.with_columns(pl.lit(True).alias("new"), pl.lit(True).alias("new_on_day"))
     first_day = int(delta["bucket"].min())  # type: ignore[arg-type]
-    stored = _stored_trader_days(conn, chain_id, first_day,
-                                 delta.filter(pl.col("bucket") == first_day)["trader"].unique().sort().to_list())
-    seen_on_day = stored.select("bucket", "trader").unique().with_columns(pl.lit(False).alias("new_on_day"))
-    merged = delta.join(stored.select("bucket", "market", "trader", pl.col("volume_usd").alias("_v"),
-                                      pl.col("trades").alias("_n")), on=["bucket", "market", "trader"], how="left")
-    merged = merged.with_columns(pl.col("_n").is_null().alias("new")).join(
-        seen_on_day, on=["bucket", "trader"], how="left").with_columns(pl.col("new_on_day").fill_null(True))
-    db.upsert_frame(conn, schema.TraderDay, _conform(merged.with_columns(
-        (pl.col("volume_usd") + pl.col("_v").fill_null(0.0)).alias("volume_usd"),
-        (pl.col("trades") + pl.col("_n").fill_null(0)).alias("trades")), schema.TraderDay))
+    keys = _day_keys(conn, chain_id, hot, first_day)
+    days, markets, names = delta["bucket"].to_list(), delta["market"].to_list(), delta["trader"].to_list()
+    merged = delta.with_columns(
+        pl.Series("new", [d != first_day or (m, t) not in keys.pairs for d, m, t in zip(days, markets, names, strict=True)]),
+        pl.Series("new_on_day", [d != first_day or t not in keys.traders for d, t in zip(days, names, strict=True)]))
+    db.upsert_frame(conn, schema.TraderDay, delta, add=("volume_usd", "trades"))
+    last_day = max(days)
+    in_last = ((m, t) for d, m, t in zip(days, markets, names, strict=True) if d == last_day)
+    if last_day == first_day:
+        keys.add(in_last)  # in place: hot keys are not used again
+    after.day, after.day_keys = last_day, keys if last_day == first_day else _Keys(in_last)
     totals = merged.group_by("chain_id", "market", "trader").agg(
         pl.col("bucket").min().alias("first_day"), pl.col("volume_usd").sum(), pl.col("trades").sum(),
         pl.col("new").sum().cast(pl.Int64).alias("active_days"))
@@ -445,8 +538,13 @@ def _fold(conn: Connection, chain_id: int, first_block: int, end_block: int | No
         raw = _raw_frames(conn, chain_id, first_block, end_block)
     if not any(f.height for f in raw.values()):
         return
-    hourly = _fold_hours(conn, chain_id, raw, first_block - 1)
-    keys = _fold_trader_days(conn, chain_id, raw)
+    hot = _HOT.pop(_hot_key(conn, chain_id), None)
+    hot = hot if hot is not None and hot.through == first_block - 1 else None
+    last = end_block - 1 if end_block is not None else conn.execute(sa.select(sa.func.max(_BLOCKS.c.number)).where(
+        _BLOCKS.c.chain_id == chain_id)).scalar()
+    after = _Hot(through=int(last) if last is not None else first_block - 1)
+    hourly = _fold_hours(conn, chain_id, raw, first_block - 1, hot, after)
+    keys = _fold_trader_days(conn, chain_id, raw, hot, after)
     protocol_days = sorted({int(ts) // DAY * DAY for name in ("debt", "fund", "vault", "blocks") for ts in
                             raw[name]["ts"].unique().to_list()})
     _fold_days(conn, chain_id, hourly, keys, protocol_days)
@@ -456,6 +554,7 @@ def _fold(conn: Connection, chain_id: int, first_block: int, end_block: int | No
     _fold_premium(conn, chain_id, raw)
     _insert_latest(conn, chain_id, "block_number >= :b AND block_number < :e",
                    {"b": first_block, "e": end_block if end_block is not None else _NO_END}, replace=True)
+    _HOT[_hot_key(conn, chain_id)] = after
 
 
 def _fold_premium(conn: Connection, chain_id: int, raw: dict[str, pl.DataFrame]) -> None:

@@ -82,6 +82,39 @@ def test_a_rewind_after_any_commits_leaves_the_rollups_of_the_rows_kept(
     assert rollups(engine) == rollups(prefix)
 
 
+def test_a_commit_rolled_back_after_its_fold_does_not_mislead_the_commits_after_it(
+        whole: str, new_database: Callable[[str], str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fold leaves the hour's (market, trader) pairs and the day's trader-day keys in memory for the next
+    commit's fold (rollup._Hot). A commit whose transaction fails after its fold leaves them ahead of the
+    database; the same batch committed again, and the ones after it, read the keys back: the rollups
+    equal one build. Most commits here do take the keys from memory (counted)."""
+    engine = db.make_engine(new_database("rolled_back"))
+    used = {"memory": 0, "read": 0}
+    day_keys = rollup._day_keys
+
+    def counted(conn: sa.Connection, chain_id: int, hot: Any, day: int) -> Any:
+        keys = day_keys(conn, chain_id, hot, day)
+        used["memory" if hot is not None and keys is hot.day_keys else "read"] += 1
+        return keys
+
+    monkeypatch.setattr(rollup, "_day_keys", counted)
+    set_state = rollup._set_state
+
+    def fail(*_: Any) -> None:
+        raise RuntimeError("the commit fails after its fold")
+
+    markets: dict[str, str] = {}
+    for i, (logs, blocks, checkpoint) in enumerate(batches(HIST, list(range(4, len(HIST), 6)))):
+        if i in (1, 9, 10, 17):  # early in a day, when a batch still brings keys the day did not have
+            monkeypatch.setattr(rollup, "_set_state", fail)
+            with pytest.raises(RuntimeError):
+                ingest(engine, MANIFEST, logs_to_frame(logs), blocks, checkpoint, dict(markets))
+            monkeypatch.setattr(rollup, "_set_state", set_state)
+        markets.update(ingest(engine, MANIFEST, logs_to_frame(logs), blocks, checkpoint, markets).new_markets)
+    assert rollups(engine) == rollups(whole)
+    assert used["memory"] > 2 * used["read"] > 0
+
+
 def test_a_rebuild_one_day_of_raw_rows_at_a_time_equals_one_build(
         whole: str, new_database: Callable[[str], str], monkeypatch: pytest.MonkeyPatch) -> None:
     engine = db.make_engine(new_database("windows"))
