@@ -301,9 +301,8 @@ def _stored(conn: Connection, model: type[SQLModel], chain_id: int, first: int, 
 def _first_block_in(conn: Connection, chain_id: int, start: int, end: int) -> int | None:
     """The first stored block with start ≤ timestamp < end (None: none). Bounded by ``end`` so the
     index range is the bucket's blocks, not every later one (mid-chain, after a reorg rewind)."""
-    b = schema.table_of(schema.Block)
-    found = conn.execute(sa.select(sa.func.min(b.c.number)).where(
-        b.c.chain_id == chain_id, b.c.timestamp >= start, b.c.timestamp < end)).scalar()
+    found = conn.execute(sa.select(sa.func.min(_BLOCKS.c.number)).where(
+        _BLOCKS.c.chain_id == chain_id, _BLOCKS.c.timestamp >= start, _BLOCKS.c.timestamp < end)).scalar()
     return None if found is None else int(found)
 
 
@@ -752,13 +751,10 @@ def _backfill_traders(conn: Connection, chain_id: int, through: int) -> None:
 
 def _backfill_day_totals(conn: Connection, chain_id: int) -> None:
     """Fill totals_daily from stats_daily when it is empty but stats_daily is not (a database rolled up
-    before the table existed): once, one GROUP BY over the daily rows; refreshes keep it from then on."""
+    before the table existed): once, :func:`day_totals` of every daily row; refreshes keep it from then on."""
     if not _empty(conn, schema.DayTotals, chain_id) or _empty(conn, schema.MarketStatsDaily, chain_id):
         return
-    columns = ", ".join(schema.DAY_TOTAL_COLUMNS)
-    conn.execute(sa.text(f"INSERT INTO totals_daily (chain_id, bucket, {columns}) SELECT :c, bucket, "
-                         + ", ".join(f"SUM({c})" for c in schema.DAY_TOTAL_COLUMNS)
-                         + " FROM stats_daily WHERE chain_id = :c GROUP BY bucket"), {"c": chain_id})
+    db.upsert_frame(conn, schema.DayTotals, day_totals(_stored(conn, schema.MarketStatsDaily, chain_id, 0, _NO_END)))
 
 
 def _backfill_premium(conn: Connection, chain_id: int, through: int) -> None:

@@ -434,9 +434,6 @@ def from_environment() -> FastAPI:
 
 
 def _chains_health(engine: Engine) -> list[dict[str, Any]]:
-    out = []
-    for chain_id in read.chain_ids(engine):
-        ts = read.latest_timestamp(engine, chain_id)
-        out.append({"chain_id": chain_id, "last_block": read.last_block(engine, chain_id), "last_block_time": ts,
-                    "age_seconds": None if ts is None else max(0, int(time.time()) - ts)})
-    return out
+    return [{"chain_id": chain_id, "last_block": last, "last_block_time": ts,
+             "age_seconds": None if ts is None else max(0, int(time.time()) - ts)}
+            for chain_id, (last, ts) in sorted(read.heads(engine).items())]
