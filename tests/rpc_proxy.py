@@ -8,6 +8,7 @@ the node unless the proxy decides (seeded RNG, ``fault_rate``) to fail it in one
     rpc_header_not_found             JSON-RPC error -32000 "header not found" (a lagging backend)
     rpc_rate_limit                   JSON-RPC error -32005 "daily request count exceeded, request rate limited"
     truncated_body                   the node's JSON answer cut in half (Content-Length of the half)
+    cut_body                         the whole answer's Content-Length, half of it sent, the connection closed
     connection_reset                 the socket closed without an answer
     timeout                          no answer until after the client's timeout
 
@@ -39,7 +40,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 FAULTS = ("http_500", "http_502", "http_503", "http_429", "rpc_header_not_found", "rpc_rate_limit",
-          "truncated_body", "connection_reset", "timeout")
+          "truncated_body", "cut_body", "connection_reset", "timeout")
 GATEWAY_HTML = b"<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1></center></body></html>"
 Tamper = Callable[[str, list[Any], Any], Any]
 
@@ -240,6 +241,10 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             answer = self.proxy._rewrite(payload, answer)
         out = json.dumps(answer).encode()
+        if fault == "cut_body":
+            self._send(200, out[: len(out) // 2], length=len(out))
+            self.close_connection = True
+            return
         self._send(200, out[: len(out) // 2] if fault == "truncated_body" else out)
 
 
