@@ -314,7 +314,11 @@ def test_an_answer_that_is_not_a_well_formed_log_list_is_left_to_the_slow_path(a
     lambda lg: lg.pop("blockTimestamp"),
     lambda lg: lg.update(data=12),
     lambda lg: lg.update(blockTimestamp="0x1"),
-], ids=["non-hex", "null-index", "null-topic", "timestamp-on-some", "data-not-text", "two-timestamps-one-block"])
+    lambda lg: lg.update(topics=lg["topics"][0]),
+    lambda lg: lg.update(blockNumber=8),
+    lambda lg: lg.update(removed="no"),
+], ids=["non-hex", "null-index", "null-topic", "timestamp-on-some", "data-not-text", "two-timestamps-one-block",
+        "topics-not-a-list", "number-not-text", "removed-not-a-boolean"])
 def test_one_malformed_log_sends_the_whole_answer_to_the_slow_path(mutate: Any) -> None:
     """The slow path (json + logs_to_frame) names what is wrong; the fast one never guesses."""
     from core.indexer.raw import frame_from_body
