@@ -542,6 +542,9 @@ EVENT_TABLES: dict[str, type[SQLModel]] = {
     "DebtSocialized": SocializedDebt,
 }
 
+# The tables of many events, loaded in bulk by a first catch-up (markets are few).
+BULK_TABLES: tuple[type[SQLModel], ...] = tuple(dict.fromkeys(m for m in EVENT_TABLES.values() if m is not Market))
+
 # Tables whose rows belong to a block and are deleted on a reorg rewind.
 CHAIN_TABLES: tuple[type[SQLModel], ...] = (
     Market, Trade, PositionUpdate, Liquidation, ADLEvent, Price, OpenInterest, Funding,

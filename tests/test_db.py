@@ -196,3 +196,40 @@ def test_an_index_added_to_the_schema_is_created_in_an_existing_database(databas
     engine = db.make_engine(database_url)
     assert "ix_blocks_time" in {ix["name"] for ix in sa.inspect(engine).get_indexes("blocks")}
     engine.dispose()
+
+
+def _secondary_indexes(engine: sa.Engine) -> set[str]:
+    return {ix["name"] for m in schema.BULK_TABLES for ix in sa.inspect(engine).get_indexes(schema.table_of(m).name)}
+
+
+def test_a_first_catch_up_defers_the_event_tables_indexes_and_builds_them_after(database_url: str) -> None:
+    """Into empty tables the indexes are dropped while rows load and exist again when the block ends,
+    also when it ends by an error; rows loaded meanwhile are in them (queries through them find them)."""
+    engine = db.make_engine(database_url)
+    expected = {str(ix.name) for m in schema.BULK_TABLES for ix in schema.table_of(m).indexes}
+    assert len(expected) >= 10 and _secondary_indexes(engine) == expected
+    with pytest.raises(RuntimeError, match="node went away"), db.indexes_deferred(engine, schema.BULK_TABLES) as deferred:
+        assert deferred and _secondary_indexes(engine) == set()
+        ingest_stream(engine, MANIFEST, batches(history(4), [30, 100]), parallel=False)
+        raise RuntimeError("node went away")
+    assert _secondary_indexes(engine) == expected
+    with engine.connect() as conn:
+        total = conn.execute(sa.text("SELECT COUNT(*) FROM trades")).scalar_one()
+        by_market = conn.execute(sa.text("SELECT COUNT(*) FROM trades WHERE market IN (:p, :s)"), {"p": PERP, "s": SPOT})
+        assert total > 100 and by_market.scalar_one() == total
+    with db.indexes_deferred(engine, schema.BULK_TABLES) as deferred:  # not empty any more: nothing dropped
+        assert not deferred and _secondary_indexes(engine) == expected
+    engine.dispose()
+
+
+def test_indexes_a_killed_catch_up_left_deferred_are_built_by_the_next_process_to_open_the_database(
+        database_url: str) -> None:
+    engine = db.make_engine(database_url)
+    expected = _secondary_indexes(engine)
+    deferring = db.indexes_deferred(engine, schema.BULK_TABLES)
+    assert deferring.__enter__()  # and never left: the process is killed here
+    assert _secondary_indexes(engine) == set()
+    engine.dispose()
+    other = db.make_engine(database_url)
+    assert _secondary_indexes(other) == expected
+    other.dispose()

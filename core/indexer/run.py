@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
@@ -316,7 +317,9 @@ class Indexer:
     # -- run -----------------------------------------------------------------------------------
     def index_range(self, start: int, end: int) -> None:
         progress = Progress(start, end, self.progress_stream) if end - start > 1_000 or self.progress_stream else None
-        with BatchWriter(self.engine, expect_many=end - start + 1 > self.sizer.span) as writer:  # more than one chunk
+        many = end - start + 1 > self.sizer.span  # more than one chunk
+        with db.indexes_deferred(self.engine, schema.BULK_TABLES) if many else contextlib.nullcontext(), \
+                BatchWriter(self.engine, expect_many=many) as writer:
             done = self._index_chunks(start, end, writer, progress)
         if progress:
             progress.close(done)

@@ -194,7 +194,7 @@ def serve(inp: BinaryIO, out: BinaryIO) -> int:
         out.flush()
 
     try:
-        engine = db.make_engine(url)
+        engine = db.make_engine(url, create=False)  # the indexer made the schema (and may have deferred indexes)
     except db.DatabaseError as e:
         answer(f"error {e}")
         return 1
