@@ -542,8 +542,12 @@ EVENT_TABLES: dict[str, type[SQLModel]] = {
     "DebtSocialized": SocializedDebt,
 }
 
-# The tables of many events, loaded in bulk by a first catch-up (markets are few).
-BULK_TABLES: tuple[type[SQLModel], ...] = tuple(dict.fromkeys(m for m in EVENT_TABLES.values() if m is not Market))
+# The tables a first catch-up fills in bulk: every event's but the few markets', and the rollups'
+# that a commit's fold upserts row by row (their indexes serve the pages, not the folds).
+BULK_TABLES: tuple[type[SQLModel], ...] = (
+    *dict.fromkeys(m for m in EVENT_TABLES.values() if m is not Market),
+    MarketStatsHourly, MarketStatsDaily, TraderDay, TraderPnlDay, TraderLastTrade, PositionLatest,
+)
 
 # Tables whose rows belong to a block and are deleted on a reorg rewind.
 CHAIN_TABLES: tuple[type[SQLModel], ...] = (

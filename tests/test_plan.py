@@ -61,6 +61,20 @@ def test_chunks_cover_range_exactly_whatever_the_node_refuses(a: int, width: int
     assert all(x[1] + 1 == y[0] for x, y in zip(covered, covered[1:], strict=False))
 
 
+@given(st.integers(2, 100_000), st.integers(0, 1_000_000))
+def test_one_dense_answer_sizes_the_next_ranges_for_the_target(width: int, n_logs: int) -> None:
+    """An answer with more logs than the target shrinks the span to what holds the target at its
+    density (at least halving it); a sparse one never shrinks it."""
+    sizer = ChunkSizer(initial=width, maximum=200_000, target_logs=5_000)
+    sizer.succeeded(1, width, n_logs)
+    if n_logs > 5_000:
+        assert 1 <= sizer.span <= width // 2
+        assert sizer.span == 1 or sizer.span * n_logs <= 5_000 * width  # holds the target at that density
+        assert sizer.span == width // 2 or (sizer.span + 1) * n_logs > 5_000 * width  # and no less
+    else:
+        assert sizer.span >= width
+
+
 def test_chunk_sizer_gives_up_on_a_single_block() -> None:
     with pytest.raises(IndexerError, match="even for blocks 5..5"):
         ChunkSizer(initial=1).too_large(5, 5)

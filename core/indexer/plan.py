@@ -27,7 +27,8 @@ def plan_range(*, checkpoint: int | None, start_block: int, head: int, confirmat
 
 
 class ChunkSizer:
-    """Adaptive eth_getLogs span: halves on 'too large', grows while answers stay small.
+    """Adaptive eth_getLogs span: halves on 'too large', grows while answers stay small, and shrinks
+    at once to the span that holds ``target_logs`` at the density of an answer with more.
 
     Growth is a binary search below the narrowest span the node refused lately, so a node with a
     hard block-range cap is probed a few times, not refused every other chunk; after
@@ -70,8 +71,8 @@ class ChunkSizer:
             if self.refused is not None:
                 grown = min(grown, (width + self.refused) // 2)
             self.span = max(self.span, grown)
-        elif n_logs > self.target_logs:
-            self.span = max(self.minimum, width // 2)
+        elif n_logs > self.target_logs:  # at this answer's density, the span that holds target_logs
+            self.span = max(self.minimum, min(width // 2, width * self.target_logs // n_logs))
 
 
 def find_fork(stored: Mapping[int, str], canonical: Mapping[int, str | None]) -> tuple[int, int | None] | None:

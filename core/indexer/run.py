@@ -369,10 +369,18 @@ class Indexer:
         inflight: deque[tuple[int, int, Future[Chunk]]] = deque()
         failures = _Failures()
         ahead = start
+        answered = False
         try:
+            def depth() -> int:
+                """Ranges in flight: one once rate-limited; before the first answer one per thread (those
+                are planned at the initial span, which the first answer may find far too dense)."""
+                if self.rpc.rate_limited:
+                    return 1
+                return 2 * self.fetch_threads if answered else self.fetch_threads
+
             def top_up() -> None:
                 nonlocal ahead
-                while len(inflight) < (1 if self.rpc.rate_limited else 2 * self.fetch_threads) and ahead <= end:
+                while len(inflight) < depth() and ahead <= end:
                     a, b = self.sizer.next_range(ahead, end)
                     inflight.append((a, b, pool.submit(self._fetch_retrying, a, b, frozenset(self.fetch_markets))))
                     ahead = b + 1
@@ -387,6 +395,7 @@ class Indexer:
                     ahead = self._drop(inflight, start)
                     continue
                 failures.refusals = 0
+                answered = True
                 self.sizer.succeeded(a, b, chunk.raw.height)
                 if chunk.new_markets - self.fetch_markets:
                     self.fetch_markets |= chunk.new_markets
