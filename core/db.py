@@ -130,7 +130,8 @@ def indexes_deferred(engine: Engine, models: Sequence[type[SQLModel]]) -> Iterat
     four), and an index sorted once from the loaded rows is built in a fraction of what updating it
     row by row costs. Queries meanwhile are right, only slower (a catch-up's own rollup folds read
     by the key). The indexes are built when the block ends, however it ends; if the process is
-    killed first, by the next one to open the database (:func:`make_engine`)."""
+    killed first, by the next one to open the database (:func:`make_engine`), which is also what
+    happens when the app opens it meanwhile: the rest of the catch-up then updates them."""
     tables = [schema.table_of(m) for m in models]
     with engine.connect() as conn:
         empty = all(conn.execute(sa.select(sa.literal(1)).select_from(t).limit(1)).first() is None for t in tables)
