@@ -204,7 +204,7 @@ def _secondary_indexes(engine: sa.Engine) -> set[str]:
 
 def test_a_first_catch_up_defers_the_event_tables_indexes_and_builds_them_after(database_url: str) -> None:
     """Into empty tables the indexes are dropped while rows load and exist again when the block ends,
-    also when it ends by an error; rows loaded meanwhile are in them (queries through them find them)."""
+    also when it ends by an error; a query on an indexed column then finds every row loaded meanwhile."""
     engine = db.make_engine(database_url)
     expected = {str(ix.name) for m in schema.BULK_TABLES for ix in schema.table_of(m).indexes}
     assert len(expected) >= 10 and _secondary_indexes(engine) == expected

@@ -368,15 +368,14 @@ class Indexer:
         pool = ThreadPoolExecutor(max_workers=self.fetch_threads, thread_name_prefix="fetch")
         inflight: deque[tuple[int, int, Future[Chunk]]] = deque()
         failures = _Failures()
-        ahead = start
-        answered = False
+        ahead = first = start
         try:
             def depth() -> int:
                 """Ranges in flight: one once rate-limited; before the first answer one per thread (those
                 are planned at the initial span, which the first answer may find far too dense)."""
                 if self.rpc.rate_limited:
                     return 1
-                return 2 * self.fetch_threads if answered else self.fetch_threads
+                return 2 * self.fetch_threads if start > first else self.fetch_threads
 
             def top_up() -> None:
                 nonlocal ahead
@@ -395,7 +394,6 @@ class Indexer:
                     ahead = self._drop(inflight, start)
                     continue
                 failures.refusals = 0
-                answered = True
                 self.sizer.succeeded(a, b, chunk.raw.height)
                 if chunk.new_markets - self.fetch_markets:
                     self.fetch_markets |= chunk.new_markets
