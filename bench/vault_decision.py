@@ -108,7 +108,8 @@ def main() -> None:
           f"VaR99 {out['daily_var_99']:,.0f}, CVaR99 {out['daily_cvar_99']:,.0f}, recover "
           f"{out['time_to_recover_days']} days, widest tornado bar {out['tornado'][0]['parameter']}")
     for sc in out["scenarios"]:
-        print(f"  tail {sc['name']}: NAV {sc['nav_before_usd']:,.0f} → {sc['nav_after_usd']:,.0f}, bad debt "
+        print(f"  tail {sc['name']}: NAV {sc['nav_before_usd']:,.0f} → {sc['nav_after_usd']:,.0f} (the worst up to full "
+              f"size, at ×{sc['worst_at_scale']:g}), bad debt "
               f"{sc['bad_debt_usd']:,.0f}, caps hit {sc['caps_hit']}")
     for lock, v in out["run"].items():
         print(f"  run, lock {lock} d: withdrawn {v['withdrawn_usd']:,.0f} USD ({v['withdrawn_share']:.0%}), queued "

@@ -26,6 +26,7 @@ from core.vault import decision as vd
 from core.vault import memo as vm
 from core.vault import tails as vt
 from core.vault.history import MarkBook
+from core.vault.scenarios import ScenarioError
 from tests.test_vault import BIG, DAY, HOUR, PLAIN, T0, THIN, designs, histories, history, liq
 
 laws = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -187,9 +188,9 @@ TAIL_DESIGNS = [VAULT, VAULT.with_overrides(per_liquidation_cap_usd=20.0),
                 VAULT.with_overrides(waterfall="book>vault>adl>backstop>insurance", healthy_liquidation_fee=0.01),
                 VAULT.with_overrides(waterfall="vault>book>adl>backstop>insurance", trigger_mm_fraction=2 / 3),
                 VAULT.with_overrides(waterfall="book>adl>insurance>vault>backstop")]
-TAILS = (vt.squeeze, vt.whale, vt.crash)
-#: Designs without loss limits that cut a takeover to a fraction (tails.py says why those are outside
-#: the law): every waterfall, trigger, fee, unwind horizon and slippage coefficient.
+TAILS = (vt.squeeze_at, vt.whale_at, vt.crash_at)  #: one size each (the rows report the worst up to a size)
+#: Designs without loss limits that cut a takeover to a fraction (tails.py says why one size's run of
+#: those is outside the law): every waterfall, trigger, fee, unwind horizon and slippage coefficient.
 unlimited = designs.map(lambda p: p.with_overrides(
     vault_size_usd=max(p.vault_size_usd, 10.0), daily_loss_cap_pct=None, per_market_daily_budget_pct=None,
     thin_market_daily_budget_pct=None, max_utilization=None, per_liquidation_cap_usd=None))
@@ -221,12 +222,47 @@ def _law(h: History, pos: pl.DataFrame, p: VaultParams, tail: Any, small: float,
 
 @settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
 @given(data=st.data(), p=unlimited, k=st.tuples(st.floats(0.05, 2.5), st.floats(0.05, 2.5)), tail=st.sampled_from(TAILS))
-def test_a_larger_shock_never_leaves_the_vault_better_off(data: st.DataObject, p: VaultParams, k: tuple[float, float],
-                                                          tail: Any) -> None:
-    """All three tails, over shock sizes, on generated histories and open books (see tails.py for the
-    construction); the two counterexamples the old per-minute model gave are pinned below."""
+def test_one_size_of_a_larger_shock_never_leaves_a_vault_without_loss_limits_better_off(
+        data: st.DataObject, p: VaultParams, k: tuple[float, float], tail: Any) -> None:
+    """All three tails at one size each, over shock sizes, on generated histories and open books (see
+    tails.py for the construction); the two counterexamples the old per-minute model gave are pinned below."""
     h = data.draw(histories())
     _law(h, data.draw(open_books(h)), p, tail, *sorted(k))
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data(), p=designs.map(lambda p: p.with_overrides(vault_size_usd=max(p.vault_size_usd, 10.0))),
+       k=st.tuples(st.floats(0.05, 1.5), st.floats(0.05, 1.5)), tail=st.sampled_from(TAILS))
+def test_a_larger_shock_never_leaves_the_vault_better_off_loss_limits_included(
+        data: st.DataObject, p: VaultParams, k: tuple[float, float], tail: Any) -> None:
+    """The rows the decision reports (the worst up to each size) keep the law for every design, its loss
+    limits included; each row is the lowest of its ladder, and each ladder entry is the one-size run."""
+    h = data.draw(histories())
+    pos = data.draw(open_books(h))
+    _, nav = vt.worst_point(replay(h, p))
+    small, large = sorted(k)
+    rows = [vt.up_to(tail, h, pos, p, nav, vt.TailSpec().scaled(x), backstop_usd=50.0, insurance_usd=50.0)
+            for x in (small, large)]
+    assert rows[1]["nav_after_usd"] <= rows[0]["nav_after_usd"], (tail.__name__, small, large, rows)
+    for row in rows:
+        steps = row["ladder"]
+        assert [x["scale"] for x in steps] == [i / vt.LADDER for i in range(1, len(steps) + 1)]
+        assert row["up_to_scale"] == steps[-1]["scale"] and row["worst_at_scale"] in [x["scale"] for x in steps]
+        assert row["nav_after_usd"] == min(x["nav_after_usd"] for x in steps)
+        assert row["full_size"]["nav_after_usd"] == steps[-1]["nav_after_usd"]
+    assert rows[0]["ladder"] == rows[1]["ladder"][:len(rows[0]["ladder"])]  # the smaller size's runs are the larger's
+    one = data.draw(st.sampled_from(rows[1]["ladder"]))
+    direct = tail(h, pos, p, nav, vt.TailSpec().scaled(one["scale"]), backstop_usd=50.0, insurance_usd=50.0)
+    assert direct["nav_after_usd"] == one["nav_after_usd"] and direct["bad_debt_usd"] == one["bad_debt_usd"]
+
+
+def test_a_tails_size_is_a_whole_number_of_tenths() -> None:
+    assert vt.TailSpec().scaled(1.04).scale == 1.0 and vt.TailSpec().scaled(1.06).scale == 1.1
+    assert vt.TailSpec(scale=0.01).scale == 0.1  # at least one tenth
+    assert vt.TailSpec().scaled(0.5).steps == 5
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ScenarioError, match="positive factor"):
+            vt.TailSpec(scale=bad)
 
 
 def test_the_old_counterexamples_keep_the_law() -> None:
@@ -256,9 +292,9 @@ def test_the_old_counterexamples_keep_the_law() -> None:
 
 
 def test_the_demo_databases_tails_keep_the_law(small_db: str) -> None:
-    """The same law on a simulated database's own history, open positions and fund balances, for three
-    presets without their loss limits (with them, extended-vault's 2% budget for the thin market holds
-    the squeeze's loss near the budget whatever its size, within ±1.5k USD by the order of takeovers)."""
+    """The same law on a simulated database's own history, open positions and fund balances: one size at
+    a time for three presets without their loss limits, and the reported rows (the worst up to each
+    size) for the two presets with them (one size of those is a sawtooth: tails.py)."""
     from core import dashboard, db
     from core.read.history import load, open_positions
     from core.vault import preset
@@ -279,6 +315,16 @@ def test_the_demo_databases_tails_keep_the_law(small_db: str) -> None:
             after = [x["nav_after_usd"] for x in rows]
             assert all(b <= a + 1e-9 * nav for a, b in zip(after, after[1:], strict=False)), (p.waterfall, tail.__name__, after)
         assert rows[-1]["liquidations"] > rows[0]["liquidations"] > 0  # the crash: more positions at a larger fall
+    for name in ("proposed", "extended-vault"):
+        p = preset(name)
+        _, nav = vt.worst_point(replay(h, p))
+        for up_to in (vt.squeeze, vt.whale, vt.crash):
+            rows = [up_to(h, pos, p, nav, vt.TailSpec().scaled(k), backstop_usd=backstop, insurance_usd=insurance)
+                    for k in (0.5, 1.0, 1.5)]
+            after = [x["nav_after_usd"] for x in rows]
+            assert after[2] <= after[1] <= after[0] < nav, (name, up_to.__name__, after)
+            if up_to is vt.squeeze:  # its loss reaches the thin market's budget: the case the worst-of is for
+                assert "market_budget" in rows[1]["caps_hit"], (name, rows[1]["caps_hit"])
 
 
 # --------------------------------------------------------------------------- depositor runs

@@ -272,7 +272,7 @@ else:
 st.subheader("Decision: how sure, the tails, depositor runs", anchor=False)
 st.caption("The replay above is the point estimate. The analysis below adds 5–95% bands (a block bootstrap over days of "
            "the replay's hourly NAV returns), daily VaR/CVaR and the worst days, a tornado over the assumed inputs, "
-           "three tails from the NAV at the replay's worst point and depositor runs under locks of 0, 1 and 4 days, "
+           "three tails from the NAV at the replay's worst point (each the worst of its sizes up to full size) and depositor runs under locks of 0, 1 and 4 days, "
            "for designs A and B, with the Decision memo to download. It runs on demand.")
 DECISION_CARDS = [("period_return", "Period return", "pct"), ("max_drawdown", "Max drawdown", "pct"),
                   ("bad_debt_avoided_usd", "Bad debt avoided", "usd")]
@@ -330,8 +330,13 @@ def decision_section(chain_id: int, as_of: int, a: vp.VaultParams, b: vp.VaultPa
     tails_df = pl.DataFrame([{"scenario": s["name"], "design": name, "nav_after_usd": s["nav_after_usd"]}
                              for name, x in analyses.items() for s in x["scenarios"]])
     with c2:
-        common.chart(charts.grouped_bars(tails_df, "scenario", "nav_after_usd", "design", "Tails: NAV after",
-                                         fmt="$,.0f"), tails_df, "vault_tails")
+        common.chart(charts.grouped_bars(tails_df, "scenario", "nav_after_usd", "design",
+                                         "Tails: worst NAV after, up to full size", fmt="$,.0f"), tails_df, "vault_tails")
+    st.dataframe(pl.DataFrame([{"scenario": s["name"], "design": name, "worst_nav_after_usd": s["nav_after_usd"],
+                                "worst_at_size": s["worst_at_scale"], "bad_debt_usd": s["bad_debt_usd"],
+                                "full_size_nav_after_usd": s["full_size"]["nav_after_usd"],
+                                "caps_hit": ", ".join(s["caps_hit"])}
+                               for name, x in analyses.items() for s in x["scenarios"]]), hide_index=True, width="stretch")
     runs = pl.DataFrame([{"design": name, "lock_days": lock, **{k: v[k] for k in ("withdrawn_usd", "queued_usd",
                                                                                     "loss_to_remaining_pct")}}
                          for name, x in analyses.items() for lock, v in x["run"].items()])

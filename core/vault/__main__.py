@@ -121,8 +121,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {k:32} {analysis[k]}")
             print(f"  {'tornado (widest)':32} {analysis['tornado'][0]['parameter']}")
             for sc in analysis["scenarios"]:
-                print(f"  {sc['name']:32} NAV {sc['nav_before_usd']:,.0f} → {sc['nav_after_usd']:,.0f}, "
-                      f"bad debt {sc['bad_debt_usd']:,.0f}")
+                print(f"  {sc['name']:32} NAV {sc['nav_before_usd']:,.0f} → {sc['nav_after_usd']:,.0f} (the worst up "
+                      f"to full size, at ×{sc['worst_at_scale']:g}), bad debt {sc['bad_debt_usd']:,.0f}")
             for lock, v in analysis["run"].items():
                 print(f"  {'run, lock ' + lock + ' d':32} withdrawn {v['withdrawn_usd']:,.0f}, queued {v['queued_usd']:,.0f}")
     else:

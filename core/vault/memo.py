@@ -61,8 +61,10 @@ def rows(analyses: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, str, list
             cells.append("n/a" if t is None else f"{fmt(t['nav_low'], 'usd')} – {fmt(t['nav_high'], 'usd')}")
         out.append((f"Final NAV, {name} low – high", f"tornado.{name}", cells))
     for i, sc in enumerate(a[0]["scenarios"]):
-        out.append((f"{sc['name']}: NAV after", f"scenarios.{i}.nav_after_usd",
+        out.append((f"{sc['name']}: NAV after, the worst up to full size", f"scenarios.{i}.nav_after_usd",
                     [fmt(x["scenarios"][i]["nav_after_usd"], "usd") for x in a]))
+        out.append((f"{sc['name']}: the size of that worst (× full)", f"scenarios.{i}.worst_at_scale",
+                    [f"{x['scenarios'][i]['worst_at_scale']:g}" for x in a]))
         out.append((f"{sc['name']}: bad debt", f"scenarios.{i}.bad_debt_usd",
                     [fmt(x["scenarios"][i]["bad_debt_usd"], "usd") for x in a]))
     for lock in a[0]["run"]:
@@ -142,10 +144,12 @@ def _assumptions(x: Mapping[str, Any]) -> list[str]:
                "liquidations go in one order (push, then the move at which each crosses maintenance); the book's depth "
                "per push is counted in size at the last mark before the shock; ADL's capacity is the opposite size in "
                "profit at the mark before each push; the BackstopVault and InsuranceFund are drawn in that order. "
-               "Under those, a larger shock never leaves the vault better off (property-tested for the three tails) "
-               "for a design without loss limits; a limit that sizes a takeover (the day's cap, a market's budget, "
-               "utilisation, the per-liquidation cap with its close-cost estimate) cuts it by what came before, and "
-               "can then let a larger shock cost less.")
+               "Under those, one size of a larger shock never leaves a vault without loss limits better off "
+               "(property-tested for the three tails). A loss limit sizes a takeover by what came before and is closed "
+               "at the next push past it, by however far that push gapped, so one size's loss with limits is a "
+               "sawtooth: each tail is therefore run at every tenth of its size and reports the worst, the loss "
+               "of a shock of up to that size (then a larger shock never leaves the vault better off, for every "
+               "design, tested); the bad debt is that worst run's.")
     return out
 
 

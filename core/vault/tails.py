@@ -33,21 +33,32 @@ healthy liquidations, the gain of a takeover that ended the shock solvent (the m
 design keeps) — is ``income_usd`` beside it, and ``nav_after_with_income_usd`` is the replay's own
 final NAV with it. Marks after a shock's path hold at its last value while the vault unwinds.
 
-**A larger shock never leaves the vault better off** (``nav_after_usd``; tested as a property over
-shock sizes for all three tails). :meth:`TailSpec.scaled` scales the sizes (the moves, the attacker's
-and the whale's notional) and keeps each tail's speed (its move per push), so a larger shock is the
-same path continued; :mod:`core.vault.scenarios` says why its liquidations then cost the vault at least
-as much, and the feedback only raises the squeeze. What is not by construction: a design's loss
-limits. A limit that sizes a takeover — the day's cap, a market's budget and utilisation share one
-room among takeovers; the per-liquidation cap counts the slippage of closing at once, which earlier
-closes raise — cuts it by what came before, so a larger earlier loss can cut a later takeover that
-would have cost more (hypothesis found both: a 3% utilisation and a 1 USD per-liquidation cap in the
-squeeze, by 0.0001–0.1 USD). The property is tested for designs without them; the pinned grid
-includes a per-liquidation cap.
+**A larger shock never leaves the vault better off.** A tail's row is the worst of its sizes up to the
+one asked for (:func:`up_to`): the tail is run at every tenth of its default size up to its own
+(:data:`LADDER`; the default squeeze at +40%, +80%, …, +400%), and the row is the run whose ``nav_after_usd`` is lowest, with the
+whole ladder beside it (``ladder``) and the full size's own figures (``full_size``). A size is a
+whole number of tenths (:class:`TailSpec` rounds it), so a larger size's ladder holds the smaller's and
+the law holds for every design, by construction (tested for all three tails, loss limits included).
+
+Why the worst and not the size alone. One run at one size (:func:`squeeze_at`, :func:`whale_at`,
+:func:`crash_at`) is monotone for a design without loss limits: :meth:`TailSpec.scaled` scales the
+sizes (the moves, the attacker's and the whale's notional) and keeps each tail's speed (its move per
+push), so a larger shock is the same path continued; :mod:`core.vault.scenarios` says why its
+liquidations then cost the vault at least as much, and the feedback only raises the squeeze (tested as
+a property for such designs). A design's loss limits break that: a limit that sizes a takeover (the
+day's cap, a market's budget, utilisation, the per-liquidation cap with its close-cost estimate) cuts
+it by what came before, and a limit breached between two pushes is closed at the next push's price, past
+the limit by however far that push gapped. Where the breach lands in a push moves with the shock's size,
+so one size's loss is a sawtooth. On a simulated database (``build_database(seed=5, days=4,
+trades_per_day=1_500)``, its ladder up to ×2), one tenth more left ``extended-vault``'s squeeze better off 6
+times, by up to 6.6k USD (0.34% of its NAV), its whale 4 times (up to 1.0k), and ``proposed``'s squeeze 5
+times (up to 2.2k); the crash never. The committee's figure is the worst it can lose to a shock of up
+to that size, which is what the row reports; the ladder shows the sawtooth.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -60,6 +71,8 @@ from core.vault.replay import Result
 from core.vault.scenarios import ScenarioError, Shock, default_depth, run_shock, thin_market
 
 POSITION_COLUMNS = ("position_key", "account", "market", "is_long", "size", "entry_price", "collateral_usd")
+#: A tail's sizes are whole tenths of :class:`TailSpec`'s: :func:`up_to` runs each tenth up to the size.
+LADDER = 10
 
 
 @dataclass(frozen=True)
@@ -76,11 +89,21 @@ class TailSpec:
     whale_minutes: int = 10  #: over this many minutes (assumed)
     crash_shock: float = -0.30  #: every perp's fall in one hour (assumed: beyond any hour of the history)
     crash_minutes: int = 4  #: the hour's fall in this many oracle pushes (assumed: one every 15 min; run a minute apart, as scenarios.Shock does; pushes of 0.5% each would never gap a position past its bankruptcy price)
-    scale: float = 1.0  #: every size above × this, at the same speed per push (:meth:`scaled`)
+    scale: float = 1.0  #: every size above × this, at the same speed per push (:meth:`scaled`); rounded to a whole number of tenths (at least one)
 
     def __post_init__(self) -> None:
-        if not self.scale > 0:
+        if not self.scale > 0 or not np.isfinite(self.scale):
             raise ScenarioError(f"a tail's scale is a positive factor, got {self.scale}")
+        object.__setattr__(self, "scale", self.steps / LADDER)
+
+    @property
+    def steps(self) -> int:
+        """The size in tenths of the default (:data:`LADDER`), at least one."""
+        return max(1, round(self.scale * LADDER))
+
+    def at_step(self, i: int) -> TailSpec:
+        """The same tail at ``i`` tenths of the default sizes."""
+        return replace(self, scale=i / LADDER)
 
     def scaled(self, k: float) -> TailSpec:
         """Every shock's size × ``k`` at the same move per push: the same paths, continued (or cut short)."""
@@ -150,9 +173,10 @@ def _taken_notional(res: Result, market: str) -> float:
     return float((rows["vault_size_taken"] * rows["notional"] / rows["size"]).sum()) if rows.height else 0.0
 
 
-def squeeze(history: History, positions: pl.DataFrame, design: VaultParams, nav: float, spec: TailSpec, *,
-            backstop_usd: float, insurance_usd: float) -> dict[str, Any]:
-    """The JELLY-style squeeze with the vault's own impact fed back into the marks (module docstring)."""
+def squeeze_at(history: History, positions: pl.DataFrame, design: VaultParams, nav: float, spec: TailSpec, *,
+               backstop_usd: float, insurance_usd: float) -> dict[str, Any]:
+    """The JELLY-style squeeze at ``spec``'s size, with the vault's own impact fed back into the marks
+    (module docstring)."""
     market = thin_market(history)
     if market is None:
         raise ScenarioError("the history has no perp market to squeeze")
@@ -177,13 +201,14 @@ def squeeze(history: History, positions: pl.DataFrame, design: VaultParams, nav:
             break
         shock = moved
         sq, res = run(shock)
-    return _row("thin-market squeeze", nav, sq, res, market=market, shock=shock, own_impact=impact,
+    return _row("thin-market squeeze", nav, sq, res, scale=spec.scale, market=market, shock=shock, own_impact=impact,
                 book_depth_usd=depth)
 
 
-def whale(history: History, positions: pl.DataFrame, design: VaultParams, nav: float, spec: TailSpec, *,
-          backstop_usd: float, insurance_usd: float) -> dict[str, Any]:
-    """A long larger than the book on the most traded perp, handed to the vault (module docstring)."""
+def whale_at(history: History, positions: pl.DataFrame, design: VaultParams, nav: float, spec: TailSpec, *,
+             backstop_usd: float, insurance_usd: float) -> dict[str, Any]:
+    """A long larger than the book on the most traded perp, handed to the vault, at ``spec``'s size
+    (module docstring)."""
     perps = history.markets.filter(pl.col("market_type") == "perp").sort("volume_usd", descending=True)
     if perps.height == 0:
         raise ScenarioError("the history has no perp market for the whale")
@@ -195,13 +220,14 @@ def whale(history: History, positions: pl.DataFrame, design: VaultParams, nav: f
     sq, res = run_shock(history, pos, Shock(market, move, spec.whale_minutes, step=step), p,
                         backstop_usd=backstop_usd, insurance_usd=insurance_usd)
     depth = default_depth(history, market)
-    return _row("whale larger than the book", nav, sq, res, market=market, whale_notional_usd=notional,
+    return _row("whale larger than the book", nav, sq, res, scale=spec.scale, market=market, whale_notional_usd=notional,
                 shock=move, book_depth_usd=depth)
 
 
-def crash(history: History, positions: pl.DataFrame, design: VaultParams, nav: float, spec: TailSpec, *,
-          backstop_usd: float, insurance_usd: float) -> dict[str, Any]:
-    """Every perp down ``crash_shock`` in one hour, with the liquidations it causes (module docstring)."""
+def crash_at(history: History, positions: pl.DataFrame, design: VaultParams, nav: float, spec: TailSpec, *,
+             backstop_usd: float, insurance_usd: float) -> dict[str, Any]:
+    """Every perp down ``crash_shock`` × scale in one hour, with the liquidations it causes (module
+    docstring)."""
     p = _tail_design(design, nav)
     book = MarkBook(history.marks)
     t0 = float(history.end)
@@ -212,12 +238,55 @@ def crash(history: History, positions: pl.DataFrame, design: VaultParams, nav: f
     fall, step = spec.crash_path()
     sq, res = run_shock(history, positions, [Shock(m, fall, spec.crash_minutes, step=step) for m in perps], p,
                         backstop_usd=backstop_usd, insurance_usd=insurance_usd)
-    return _row("correlated crash", nav, sq, res, shock=fall, markets=len(perps))
+    return _row("correlated crash", nav, sq, res, scale=spec.scale, shock=fall, markets=len(perps))
+
+
+#: One tail at one size: (history, positions, design, NAV, spec, backstop_usd=, insurance_usd=) -> its row.
+TailAt = Callable[..., dict[str, Any]]
+
+
+def up_to(at: TailAt, history: History, positions: pl.DataFrame, design: VaultParams, nav: float, spec: TailSpec, *,
+          backstop_usd: float, insurance_usd: float) -> dict[str, Any]:
+    """The worst of tail ``at`` over every tenth of the default size up to ``spec``'s (module docstring): the run with
+    the lowest ``nav_after_usd`` (the larger size on a tie), its every figure, plus ``up_to_scale``,
+    ``worst_at_scale``, the full size's own figures (``full_size``) and each size's (``ladder``)."""
+    rows = [at(history, positions, design, nav, spec.at_step(i), backstop_usd=backstop_usd, insurance_usd=insurance_usd)
+            for i in range(1, spec.steps + 1)]
+    worst = rows[0]
+    for r in rows[1:]:
+        if r["nav_after_usd"] <= worst["nav_after_usd"]:
+            worst = r
+    full = rows[-1]
+    return {**worst, "up_to_scale": spec.scale, "worst_at_scale": worst["scale"],
+            "full_size": {k: full[k] for k in ("shock", "nav_after_usd", "bad_debt_usd", "caps_hit")},
+            "ladder": [{k: r[k] for k in ("scale", "shock", "nav_after_usd", "bad_debt_usd")} for r in rows]}
+
+
+def squeeze(history: History, positions: pl.DataFrame, design: VaultParams, nav: float, spec: TailSpec, *,
+            backstop_usd: float, insurance_usd: float) -> dict[str, Any]:
+    """The worst squeeze up to ``spec``'s size (:func:`up_to` of :func:`squeeze_at`)."""
+    return up_to(squeeze_at, history, positions, design, nav, spec, backstop_usd=backstop_usd,
+                 insurance_usd=insurance_usd)
+
+
+def whale(history: History, positions: pl.DataFrame, design: VaultParams, nav: float, spec: TailSpec, *,
+          backstop_usd: float, insurance_usd: float) -> dict[str, Any]:
+    """The worst whale up to ``spec``'s size (:func:`up_to` of :func:`whale_at`)."""
+    return up_to(whale_at, history, positions, design, nav, spec, backstop_usd=backstop_usd,
+                 insurance_usd=insurance_usd)
+
+
+def crash(history: History, positions: pl.DataFrame, design: VaultParams, nav: float, spec: TailSpec, *,
+          backstop_usd: float, insurance_usd: float) -> dict[str, Any]:
+    """The worst correlated crash up to ``spec``'s size (:func:`up_to` of :func:`crash_at`)."""
+    return up_to(crash_at, history, positions, design, nav, spec, backstop_usd=backstop_usd,
+                 insurance_usd=insurance_usd)
 
 
 def tails(history: History, result: Result, positions: pl.DataFrame, *, backstop_usd: float, insurance_usd: float,
           spec: TailSpec | None = None) -> list[dict[str, Any]]:
-    """The three tails from the NAV at the replay's worst point: ``scenarios`` of the decision JSON."""
+    """The three tails, each the worst up to its size, from the NAV at the replay's worst point:
+    ``scenarios`` of the decision JSON."""
     spec = spec or TailSpec()
     if not result.params.enabled:
         raise ParamError("tails need a vault: vault_size_usd is 0")
@@ -229,4 +298,5 @@ def tails(history: History, result: Result, positions: pl.DataFrame, *, backstop
     return out
 
 
-__all__ = ["TailSpec", "crash", "squeeze", "tails", "whale", "worst_point"]
+__all__ = ["LADDER", "TailAt", "TailSpec", "crash", "crash_at", "squeeze", "squeeze_at", "tails", "up_to", "whale",
+           "whale_at", "worst_point"]
