@@ -359,6 +359,17 @@ def heatmap(df: pl.DataFrame, x: str, y: str, value: str, title: str, fmt: str =
     return _finish(alt.LayerChart(layer=[cells, labels]), title, data.height, HEIGHT + 80)
 
 
+def histogram(df: pl.DataFrame, lo: str, hi: str, count: str, title: str, fmt: str = "$,.0f") -> alt.Chart:
+    """Bins from ``lo`` to ``hi`` with ``count`` in each, as bars from zero: e.g. the days of a daily PnL."""
+    data = _shown(_shown(df, lo, fmt, "from"), hi, fmt, "to")
+    chart: alt.Chart = alt.Chart(data).mark_rect(color=PALETTE[0]).encode(
+        x=alt.X(f"{lo}:Q", title=None, axis=_axis(fmt)), x2=f"{hi}:Q",
+        y=alt.Y(f"{count}:Q", title=None, axis=_axis("count")), y2=alt.datum(0),
+        tooltip=[_tip("from", "From"), _tip("to", "To"), _tip(count, count.capitalize())],
+    )
+    return _finish(chart, title, data.height)
+
+
 def grouped_bars(df: pl.DataFrame, category: str, value: str, group: str, title: str, fmt: str = ",.0f",
                  order: list[Any] | None = None) -> alt.Chart:
     """One bar per (category, group): e.g. bad debt or cap hits per design; ``order``: the categories' order

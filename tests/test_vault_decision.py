@@ -460,16 +460,32 @@ def test_cli_adds_the_decision_keys_writes_the_memo_and_rejects_bad_input(small_
         assert out == "" and len(err.strip().splitlines()) == 1 and needle in err, (args, out, err)
 
 
-def test_vault_page_shows_the_replay_then_the_decision_on_demand(small_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_vault_page_shows_the_replay_then_fills_in_the_decision(small_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The point replay's cards come before the decision's (the fragment runs after the page is drawn);
+    the decision fills in by itself with the daily PnL histogram and the tails' table, keeps its result
+    while its inputs stay, reruns when one changes, and is gone when switched off."""
     from tests.apptest import open_app
 
     at = open_app(small_db, monkeypatch, "views/vault.py", {"range": "All"}, timeout=300)
-    before = {m.label for m in at.metric}
-    assert "A: Final NAV" in before and not any("Daily VaR" in label for label in before)  # the point replay first
-    at.number_input(key="decision_n").set_value(20).run()
-    at.button(key="decision_run").click().run()
-    assert not at.exception and not at.error, [e.value for e in at.error]
+    labels = [m.label for m in at.metric]
+    replay_at = labels.index("A: Final NAV")
+    decision_at = labels.index("A · proposed: Daily VaR 99%")
+    assert replay_at < decision_at  # the point replay first
     cards = {m.label: m.value for m in at.metric}
     for side in ("A · proposed", "B · hyperliquid-hlp"):
         assert f"{side}: Daily VaR 99%" in cards and f"{side}: Time to recover" in cards
     assert any("worst days" in c.value for c in at.caption)
+    first = at.session_state["decision_result"]
+    assert first[2]["A · proposed"]["bootstrap"]["resamples"] == 200  # the page's default
+    charts = [c.proto.spec for c in at.get("arrow_vega_lite_chart")] or [c.proto.spec for c in at.get("vega_lite_chart")]
+    assert any("Daily PnL, days per bin" in spec for spec in charts)
+    assert any("Tails: worst NAV after" in spec for spec in charts)
+    tails = next(d.value for d in at.dataframe if "worst_at_size" in d.value.columns)
+    assert len(tails) == 6 and (tails["worst_nav_after_usd"] <= tails["full_size_nav_after_usd"]).all()
+    at.run()
+    assert at.session_state["decision_result"] is first  # same inputs: not recomputed
+    at.number_input(key="decision_n").set_value(20).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert at.session_state["decision_result"][2]["A · proposed"]["bootstrap"]["resamples"] == 20
+    at.toggle(key="decision_on").set_value(False).run()
+    assert not any("Daily VaR" in m.label for m in at.metric)

@@ -273,7 +273,8 @@ st.subheader("Decision: how sure, the tails, depositor runs", anchor=False)
 st.caption("The replay above is the point estimate. The analysis below adds 5–95% bands (a block bootstrap over days of "
            "the replay's hourly NAV returns), daily VaR/CVaR and the worst days, a tornado over the assumed inputs, "
            "three tails from the NAV at the replay's worst point (each the worst of its sizes up to full size) and depositor runs under locks of 0, 1 and 4 days, "
-           "for designs A and B, with the Decision memo to download. It runs on demand.")
+           "for designs A and B, with the Decision memo to download. It fills in after the replay, with its progress; "
+           "switch it off while editing the designs.")
 DECISION_CARDS = [("period_return", "Period return", "pct"), ("max_drawdown", "Max drawdown", "pct"),
                   ("bad_debt_avoided_usd", "Bad debt avoided", "usd")]
 
@@ -284,12 +285,22 @@ def _band(band: list[float] | None, kind: str) -> str:
 
 @st.fragment
 def decision_section(chain_id: int, as_of: int, a: vp.VaultParams, b: vp.VaultParams) -> None:
-    """Computed on demand inside a fragment: the rest of the page stays as it is while it runs."""
+    """Computed inside a fragment after the rest of the page has been drawn (which stays as it is while it
+    runs), for the inputs on the page; kept when only newer blocks arrive (a button updates it then)."""
     d1, d2 = st.columns(2)
     n = int(d1.number_input("Bootstrap resamples", min_value=1, max_value=2000, value=200, step=50, key="decision_n"))
     threshold = d2.slider("Run threshold (drawdown)", 0.01, 0.5, 0.05, step=0.01, key="decision_threshold")
-    stamp = (key, _fields(a), _fields(b), n, threshold)
-    if st.button("Run the decision analysis", key="decision_run"):
+    inputs = (key[:-1], _fields(a), _fields(b), n, threshold)  # key[-1]: the newest block's time
+    if not st.toggle("Decision analysis", value=True, key="decision_on",
+                     help="Runs for both designs after the replay has been shown, again when an input changes"):
+        return
+    got = st.session_state.get("decision_result")
+    if got and got[0] == inputs and got[1] != as_of:
+        st.caption(f"From the data as of {dt.datetime.fromtimestamp(got[1], dt.timezone.utc):%Y-%m-%d %H:%M} UTC; "
+                   "newer blocks have been indexed since.")
+        if st.button("Update to the newest block", key="decision_update"):
+            got = None
+    if not got or got[0] != inputs:
         bar = st.progress(0.0, text="replaying")
         positions = _positions(url, chain_id, as_of)
         insurance, backstop = balances_before(chain_id, None)
@@ -306,11 +317,8 @@ def decision_section(chain_id: int, as_of: int, a: vp.VaultParams, b: vp.VaultPa
             st.error(f"Decision: {e}")
             return
         bar.empty()
-        st.session_state["decision_result"] = (stamp, out)
-    got = st.session_state.get("decision_result")
-    if not got or got[0] != stamp:
-        return
-    analyses: dict[str, dict[str, Any]] = got[1]
+        got = st.session_state["decision_result"] = (inputs, as_of, out)
+    analyses: dict[str, dict[str, Any]] = got[2]
     for i, (name, x) in enumerate(analyses.items()):
         ttr = x["time_to_recover_days"]
         cards.card_row([*(cards.Shown(f"{name}: {label}", _fmt(x["summary"][k], kind), f"5–95% band: {_band(x['ci'][k], kind)}")
@@ -336,7 +344,15 @@ def decision_section(chain_id: int, as_of: int, a: vp.VaultParams, b: vp.VaultPa
                                 "worst_at_size": s["worst_at_scale"], "bad_debt_usd": s["bad_debt_usd"],
                                 "full_size_nav_after_usd": s["full_size"]["nav_after_usd"],
                                 "caps_hit": ", ".join(s["caps_hit"])}
-                               for name, x in analyses.items() for s in x["scenarios"]]), hide_index=True, width="stretch")
+                               for name, x in analyses.items() for s in x["scenarios"]]), hide_index=True, width="stretch",
+                 column_config={**{c: st.column_config.NumberColumn(format="dollar") for c in
+                                   ("worst_nav_after_usd", "bad_debt_usd", "full_size_nav_after_usd")},
+                                "worst_at_size": st.column_config.NumberColumn("worst at (× full size)", format="%.1f")})
+    for col, (name, x) in zip(st.columns(len(analyses)), analyses.items(), strict=True):
+        bins = pl.DataFrame(x["histogram"], schema={"lo_usd": pl.Float64(), "hi_usd": pl.Float64(), "days": pl.Int64()})
+        with col:
+            common.chart(charts.histogram(bins, "lo_usd", "hi_usd", "days", f"Daily PnL, days per bin ({name})"), bins,
+                         f"vault_daily_pnl_{name[0]}")
     runs = pl.DataFrame([{"design": name, "lock_days": lock, **{k: v[k] for k in ("withdrawn_usd", "queued_usd",
                                                                                     "loss_to_remaining_pct")}}
                          for name, x in analyses.items() for lock, v in x["run"].items()])

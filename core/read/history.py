@@ -110,12 +110,16 @@ def _opened(conn: sa.Connection, cid: int, start: int | None, end: int | None) -
 
 
 def load(engine: Engine, chain_id: int | None = None, start: int | None = None, end: int | None = None) -> History:
-    """The history of ``chain_id`` (default: the first indexed chain) in [start, end)."""
+    """The history of ``chain_id`` (default: the first indexed chain) in [start, end); without ``end``,
+    through the newest indexed block (the dashboard's "All", so the CLI and the page replay the same span)."""
     try:
         chains = stats.chain_ids(engine)
     except sa.exc.SQLAlchemyError:
         raise HistoryError("the database has no marginX tables: index a deployment or build the demo first") from None
     cid = pick_chain(chains, chain_id)
+    if end is None:
+        newest = stats.latest_timestamp(engine, cid)
+        end = newest + 1 if newest is not None else None
     P = schema.table_of(schema.Price)
     S = schema.table_of(schema.MarketStatsDaily)
     pq = _window(sa.select(P.c.market, P.c.block_timestamp.label("ts"), P.c.mark_price.label("mark"))
