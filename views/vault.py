@@ -326,8 +326,8 @@ def decision_section(chain_id: int, as_of: int, a: vp.VaultParams, b: vp.VaultPa
                         cards.Shown(f"{name}: Daily VaR 99%", format_usd(x["daily_var_99"]), "historical, of the daily PnL"),
                         cards.Shown(f"{name}: Daily CVaR 99%", format_usd(x["daily_cvar_99"]),
                                     "mean loss of the days at or beyond the VaR"),
-                        cards.Shown(f"{name}: Time to recover", "not recovered" if ttr is None else f"{ttr:.1f} d",
-                                    "from the max drawdown's trough back to its peak")], f"vault-decision-{i}")
+                        cards.Shown(f"{name}: Time to recover", "never" if ttr is None else f"{ttr:.1f} d",
+                                    "from the max drawdown's trough back to its peak (never: not within the window)")], f"vault-decision-{i}")
     c1, c2 = st.columns(2)
     first = next(iter(analyses))
     tor = pl.DataFrame([{"parameter": t["parameter"], "end": end, "final_nav_usd": t[f"nav_{end}"]}
