@@ -484,8 +484,46 @@ def test_vault_page_shows_the_replay_then_fills_in_the_decision(small_db: str, m
     assert len(tails) == 6 and (tails["worst_nav_after_usd"] <= tails["full_size_nav_after_usd"]).all()
     at.run()
     assert at.session_state["decision_result"] is first  # same inputs: not recomputed
+    assert not any("newer blocks" in c.value for c in at.caption)
     at.number_input(key="decision_n").set_value(20).run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert at.session_state["decision_result"][2]["A · proposed"]["bootstrap"]["resamples"] == 20
     at.toggle(key="decision_on").set_value(False).run()
     assert not any("Daily VaR" in m.label for m in at.metric)
+
+
+def test_the_decision_is_kept_when_newer_blocks_arrive_until_updated(small_db: str, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """On the default range ("All", whose window ends at the newest block), a newer indexed block redraws
+    the page without rerunning the analysis: a line says the result is older, and its button reruns it on
+    the newest block."""
+    import shutil
+
+    import sqlalchemy as sa
+
+    from core import db
+    from tests.apptest import open_app
+
+    copy = tmp_path / "marginx.db"
+    shutil.copy(small_db.removeprefix("sqlite:///"), copy)
+    url = f"sqlite:///{copy}"
+    at = open_app(url, monkeypatch, "views/vault.py", {"range": "All"}, timeout=300)
+    at.number_input(key="decision_n").set_value(20).run()
+    first = at.session_state["decision_result"]
+    engine = db.make_engine(url, create=False)
+    with engine.begin() as conn:  # one more indexed block, an hour later, with no events (as the indexer writes it)
+        number, ts = conn.execute(sa.text("SELECT max(number), max(timestamp) FROM blocks")).one()
+        conn.execute(sa.text("INSERT INTO blocks (chain_id, number, hash, timestamp) SELECT chain_id, :n, :h, :t "
+                             "FROM blocks LIMIT 1"), {"n": number + 1, "h": "0x" + "ab" * 32, "t": ts + 3600})
+        conn.execute(sa.text("UPDATE checkpoints SET last_block = :n, last_block_hash = :h, updated_at = updated_at + 1"),
+                     {"n": number + 1, "h": "0x" + "ab" * 32})
+    engine.dispose()
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert at.session_state["decision_result"] is first  # kept: only newer blocks
+    assert any("newer blocks have been indexed since" in c.value for c in at.caption)
+    at.button(key="decision_update").click().run()
+    got = at.session_state["decision_result"]
+    assert got is not first and got[1] == ts + 3600 and got[0] == first[0]
+    assert not any("newer blocks" in c.value for c in at.caption)
+    assert any("Daily VaR" in m.label for m in at.metric)

@@ -110,6 +110,8 @@ class View:
     filters: Filters
     granularity: Granularity
     markets: pl.DataFrame  # the selected markets: market, symbol, market_type
+    #: the range as chosen, independent of ``as_of``: the preset's name, or "Custom" with its window
+    span: tuple[str, int | None, int | None] = ("All", None, None)
 
 
 # ---------------------------------------------------------------------------- data source, demo build
@@ -332,7 +334,9 @@ def sidebar() -> None:
         _live(chain_id, as_of)
     for warning in warnings:
         st.warning(warning, icon=":material/link_off:")
-    st.session_state["view"] = View(chain_id, as_of, Filters(f_start, f_end, selected_markets), granularity, selected)
+    span = (rng, f_start, f_end) if rng == "Custom" else (rng, None, None)
+    st.session_state["view"] = View(chain_id, as_of, Filters(f_start, f_end, selected_markets), granularity, selected,
+                                    span)
 
 
 # ---------------------------------------------------------------------------- live freshness

@@ -283,41 +283,60 @@ def _band(band: list[float] | None, kind: str) -> str:
     return "n/a" if band is None else f"{_fmt(band[0], kind)} – {_fmt(band[1], kind)}"
 
 
+def _usd_columns(*names: str) -> dict[str, Any]:
+    """Dataframe columns shown as dollars (the values stay the JSON's)."""
+    return {n: st.column_config.NumberColumn(format="dollar") for n in names}
+
+
+def _analyse(chain_id: int, as_of: int, a: vp.VaultParams, b: vp.VaultParams, n: int,
+             threshold: float) -> dict[str, dict[str, Any]] | str:
+    """Both designs' decision analyses, with a progress bar while they run; the one-line message if the
+    history cannot support them."""
+    bar = st.progress(0.0, text="replaying")
+    positions = _positions(url, chain_id, as_of)
+    insurance, backstop = balances_before(chain_id, None)
+    out: dict[str, dict[str, Any]] = {}
+    try:
+        for i, (side, design, res) in enumerate((("A", a, res_a), ("B", b, res_b))):
+            def tell(x: float, what: str, i: int = i, side: str = side) -> None:
+                bar.progress((i + x) / 2, text=f"design {side}: {what}")
+            out[labels[side]] = decision.analyse(
+                hist, design, np.random.default_rng(1), n_bootstrap=n, positions=positions, backstop_usd=backstop,
+                insurance_usd=insurance, run=decision.RunSpec(threshold=threshold), result=res, progress=tell)
+    except (vp.ParamError, vh.HistoryError, scenarios.ScenarioError) as e:
+        return str(e)
+    finally:
+        bar.empty()
+    return out
+
+
 @st.fragment
 def decision_section(chain_id: int, as_of: int, a: vp.VaultParams, b: vp.VaultParams) -> None:
     """Computed inside a fragment after the rest of the page has been drawn (which stays as it is while it
-    runs), for the inputs on the page; kept when only newer blocks arrive (a button updates it then)."""
+    runs), for the inputs on the page; kept when only newer blocks arrive (a button updates it then), and
+    so is a failure's message (it would fail again on the same inputs)."""
     d1, d2 = st.columns(2)
     n = int(d1.number_input("Bootstrap resamples", min_value=1, max_value=2000, value=200, step=50, key="decision_n"))
     threshold = d2.slider("Run threshold (drawdown)", 0.01, 0.5, 0.05, step=0.01, key="decision_threshold")
-    inputs = (key[:-1], _fields(a), _fields(b), n, threshold)  # key[-1]: the newest block's time
+    inputs = (url, chain_id, view.span, _fields(a), _fields(b), n, threshold)  # not as_of: newer blocks keep it
     if not st.toggle("Decision analysis", value=True, key="decision_on",
                      help="Runs for both designs after the replay has been shown, again when an input changes"):
         return
     got = st.session_state.get("decision_result")
     if got and got[0] == inputs and got[1] != as_of:
-        st.caption(f"From the data as of {dt.datetime.fromtimestamp(got[1], dt.timezone.utc):%Y-%m-%d %H:%M} UTC; "
-                   "newer blocks have been indexed since.")
-        if st.button("Update to the newest block", key="decision_update"):
-            got = None
+        stale = st.empty()
+        with stale.container():
+            st.caption(f"From the data as of {dt.datetime.fromtimestamp(got[1], dt.timezone.utc):%Y-%m-%d %H:%M} UTC; "
+                       "newer blocks have been indexed since.")
+            if st.button("Update to the newest block", key="decision_update"):
+                got = None
+        if got is None:
+            stale.empty()
     if not got or got[0] != inputs:
-        bar = st.progress(0.0, text="replaying")
-        positions = _positions(url, chain_id, as_of)
-        insurance, backstop = balances_before(chain_id, None)
-        out: dict[str, Any] = {}
-        try:
-            for i, (side, design, res) in enumerate((("A", a, res_a), ("B", b, res_b))):
-                def tell(x: float, what: str, i: int = i, side: str = side) -> None:
-                    bar.progress((i + x) / 2, text=f"design {side}: {what}")
-                out[labels[side]] = decision.analyse(
-                    hist, design, np.random.default_rng(1), n_bootstrap=n, positions=positions, backstop_usd=backstop,
-                    insurance_usd=insurance, run=decision.RunSpec(threshold=threshold), result=res, progress=tell)
-        except (vp.ParamError, vh.HistoryError, scenarios.ScenarioError) as e:
-            bar.empty()
-            st.error(f"Decision: {e}")
-            return
-        bar.empty()
-        got = st.session_state["decision_result"] = (inputs, as_of, out)
+        got = st.session_state["decision_result"] = (inputs, as_of, _analyse(chain_id, as_of, a, b, n, threshold))
+    if isinstance(got[2], str):
+        st.error(f"Decision: {got[2]}")
+        return
     analyses: dict[str, dict[str, Any]] = got[2]
     for i, (name, x) in enumerate(analyses.items()):
         ttr = x["time_to_recover_days"]
@@ -345,8 +364,7 @@ def decision_section(chain_id: int, as_of: int, a: vp.VaultParams, b: vp.VaultPa
                                 "full_size_nav_after_usd": s["full_size"]["nav_after_usd"],
                                 "caps_hit": ", ".join(s["caps_hit"])}
                                for name, x in analyses.items() for s in x["scenarios"]]), hide_index=True, width="stretch",
-                 column_config={**{c: st.column_config.NumberColumn(format="dollar") for c in
-                                   ("worst_nav_after_usd", "bad_debt_usd", "full_size_nav_after_usd")},
+                 column_config={**_usd_columns("worst_nav_after_usd", "bad_debt_usd", "full_size_nav_after_usd"),
                                 "worst_at_size": st.column_config.NumberColumn("worst at (× full size)", format="%.1f")})
     for col, (name, x) in zip(st.columns(len(analyses)), analyses.items(), strict=True):
         bins = pl.DataFrame(x["histogram"], schema={"lo_usd": pl.Float64(), "hi_usd": pl.Float64(), "days": pl.Int64()})
@@ -356,10 +374,13 @@ def decision_section(chain_id: int, as_of: int, a: vp.VaultParams, b: vp.VaultPa
     runs = pl.DataFrame([{"design": name, "lock_days": lock, **{k: v[k] for k in ("withdrawn_usd", "queued_usd",
                                                                                     "loss_to_remaining_pct")}}
                          for name, x in analyses.items() for lock, v in x["run"].items()])
-    st.dataframe(runs, hide_index=True, width="stretch")
+    st.dataframe(runs, hide_index=True, width="stretch",
+                 column_config={**_usd_columns("withdrawn_usd", "queued_usd"),
+                                "loss_to_remaining_pct": st.column_config.NumberColumn(format="percent")})
     worst = pl.DataFrame(analyses[first]["worst_days"])
     st.caption(f"The ten worst days of {first} and what drove each")
-    st.dataframe(worst, hide_index=True, width="stretch")
+    st.dataframe(worst, hide_index=True, width="stretch",
+                 column_config=_usd_columns("pnl_usd", "shortfall_usd", "unwind_usd", "other_usd"))
     text = memo.memo(analyses, context="From the Vault what-if page (bootstrap seed 1).")
     st.download_button("Decision memo (Markdown)", text, file_name="vault_decision.md", mime="text/markdown",
                        key="decision_memo")

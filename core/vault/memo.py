@@ -147,7 +147,7 @@ def _assumptions(x: Mapping[str, Any]) -> list[str]:
                "Under those, one size of a larger shock never leaves a vault without loss limits better off "
                "(property-tested for the three tails). A loss limit sizes a takeover by what came before and is closed "
                "at the next push past it, by however far that push gapped, so one size's loss with limits is a "
-               "sawtooth: each tail is therefore run at every tenth of its size and reports the worst, the loss "
+               "sawtooth: each tail is therefore run at every tenth of its default size up to its own and reports the worst, the loss "
                "of a shock of up to that size (then a larger shock never leaves the vault better off, for every "
                "design, tested); the bad debt is that worst run's.")
     return out
