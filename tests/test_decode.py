@@ -298,7 +298,9 @@ def test_an_answer_parsed_from_its_bytes_is_the_frame_of_its_log_objects() -> No
     {"jsonrpc": "2.0", "id": 1, "result": "0x1"},
     {"jsonrpc": "2.0", "id": 1, "result": [{"address": "0x" + "11" * 20}]},
     [{"jsonrpc": "2.0", "id": 1, "result": []}],
-], ids=["error", "not-a-list", "missing-fields", "batch"])
+    {"jsonrpc": "2.0", "id": 1, "result": _mixed_logs()[:1], "error": {"code": -32000, "message": "header not found"}},
+    {"jsonrpc": "2.0", "id": 1, "result": _mixed_logs()[:1], "error": "boom"},
+], ids=["error", "not-a-list", "missing-fields", "batch", "error-beside-logs", "error-as-text"])
 def test_an_answer_that_is_not_a_well_formed_log_list_is_left_to_the_slow_path(answer: Any) -> None:
     import json
 
