@@ -82,6 +82,30 @@ def test_a_node_failing_a_third_of_calls_every_way_ends_with_the_same_database(
     assert proxy.counts["getlogs_range_cap"] <= proxy.methods["eth_getLogs"] // 4, (proxy.counts, proxy.methods)
 
 
+def test_a_first_catch_up_asks_its_first_range_alone_then_several_at_once(
+        chain: tuple[str, History, Path, dict[str, Any]], database_url: str) -> None:
+    """The deployment's first range creates its markets, so until it is answered no other range is
+    asked (ranges asked beside it would lack the markets' addresses and be asked again); after it,
+    ranges are in flight FETCH_THREADS and more at a time."""
+    node, _, manifest, expected = chain
+    answered: list[float] = []
+
+    def record(method: str, _params: list[Any], result: Any) -> Any:
+        if method == "eth_getLogs":
+            time.sleep(0.2)  # a slow node: ranges asked together are in flight together, whatever the timing
+            answered.append(time.monotonic())
+        return result
+
+    with faulty_proxy(node, tamper=record) as proxy:
+        index(proxy.url, manifest, database_url, "--chunk-blocks", "8")
+    asked = [t for t, method, _ in proxy.log if method == "eth_getLogs"]
+    assert len(asked) > 2 * FETCH_THREADS, asked
+    assert asked[1] > answered[0]  # the first range alone
+    in_flight = max(sum(1 for t in asked if t <= u) - sum(1 for t in answered if t < u) for u in asked)
+    assert in_flight >= FETCH_THREADS  # then several at once
+    assert dump(database_url) == expected
+
+
 def test_killed_twenty_times_at_random_moments_then_restarted_ends_identical(
         chain: tuple[str, History, Path, dict[str, Any]], tmp_path: Path) -> None:
     """Each kill lands while the indexer is indexing (after its first commit of that run): one block

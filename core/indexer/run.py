@@ -375,9 +375,11 @@ class Indexer:
         ahead = first = start
         try:
             def depth() -> int:
-                """Ranges in flight: one once rate-limited; before the first answer one per thread (those
-                are planned at the initial span, which the first answer may find far too dense)."""
-                if self.rpc.rate_limited:
+                """Ranges in flight: one once rate-limited, or before the first answer while no market is
+                known (a deployment's first range creates them: ranges asked beside it would lack their
+                addresses and be asked again); else before the first answer one per thread (those are
+                planned at the initial span, which the first answer may find far too dense)."""
+                if self.rpc.rate_limited or (start == first and not self.fetch_markets):
                     return 1
                 return 2 * self.fetch_threads if start > first else self.fetch_threads
 
