@@ -21,7 +21,7 @@ from sqlmodel import SQLModel
 
 from core import schema
 from core.abi import EventSpec
-from core.arrow_pool import arrow_buffer, hex_strings, owned_series
+from core.arrow_pool import arrow_buffer, hex_strings, owned_series, series
 
 USD_DECIMALS = 6
 FIXED_DECIMALS = 18
@@ -232,8 +232,8 @@ def _int128(words: np.ndarray) -> pl.Series:
     """The low 16 bytes of each 32-byte word as Int128 (the same conversion as :func:`_low128`)."""
     buf, low = arrow_buffer(16 * len(words))
     low.reshape(len(words), 16)[:] = words[:, 16:]
-    binary = pl.Series(pl.from_arrow(pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), len(words), [None, buf])))
-    return binary.cast(pl.Binary).bin.reinterpret(dtype=pl.Int128, endianness="big")
+    binary = series(pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), len(words), [None, buf]))
+    return binary.bin.reinterpret(dtype=pl.Int128, endianness="big")
 
 
 def _fits(abi_type: str, w: np.ndarray) -> np.ndarray:
