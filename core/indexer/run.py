@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 from core import db, rollup, schema
 from core.abi import event_specs
 from core.indexer import load
-from core.indexer.decode import RAW_LOG_SCHEMA, Decoded, decode_chunk, logs_to_frame
+from core.indexer.decode import RAW_LOG_SCHEMA, Decoded, decode_chunk, import_in_background, logs_to_frame
 from core.indexer.errors import (
     IndexerError,
     MalformedAnswerError,
@@ -322,6 +322,8 @@ class Indexer:
     def index_range(self, start: int, end: int) -> None:
         progress = Progress(start, end, self.progress_stream) if end - start > 1_000 or self.progress_stream else None
         many = end - start + 1 > self.sizer.span  # more than one chunk
+        if many:
+            import_in_background()
         with db.indexes_deferred(self.engine, schema.BULK_TABLES) if many else contextlib.nullcontext(), \
                 BatchWriter(self.engine, expect_many=many) as writer:
             done = self._index_chunks(start, end, writer, progress)
