@@ -29,8 +29,8 @@ from core.indexer.raw import RAW_LOG_SCHEMA, logs_to_frame
 from core.indexer.waterfall import join_waterfall
 
 # Importable from here as before (the simulator's raw path uses them).
-__all__ = ["COLUMNS", "NEGATED", "RAW_LOG_SCHEMA", "Decoded", "Unit", "decode_chunk", "decode_logs", "hex_strings", "import_in_background",
-           "join_waterfall", "logs_to_frame", "owned_series"]
+__all__ = ["COLUMNS", "NEGATED", "RAW_LOG_SCHEMA", "Decoded", "Unit", "decode_chunk", "decode_logs", "hex_strings",
+           "import_in_background", "join_waterfall", "logs_to_frame", "owned_series"]
 
 MARKET_TYPES = {0: "spot", 1: "perp"}
 
@@ -49,7 +49,7 @@ class Decoded:
 
 
 def import_in_background() -> None:
-    """Import what decoding needs beyond this module (eth_abi, ~0.3 s) in a thread of its own: a
+    """Import what decoding needs beyond this module (eth_abi, ~0.2 s of CPU) in a thread of its own: a
     catch-up starts it with its first request, so that the import runs while the node answers
     rather than in the first batch's decode (which waits for it if it comes first)."""
     threading.Thread(target=importlib.import_module, args=("eth_abi.abi",), name="decode-imports", daemon=True).start()
@@ -57,7 +57,7 @@ def import_in_background() -> None:
 
 def _decode_market_created(spec: EventSpec, logs: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """MarketCreated carries a dynamic string, so it is decoded per log (markets are few)."""
-    from eth_abi.abi import decode as abi_decode  # here, not at import: ~0.4 s of the CLI's start-up (see import_in_background)
+    from eth_abi.abi import decode as abi_decode  # not at import: see import_in_background
 
     data_types = [("bytes" if p.type == "string" else p.type) for p in spec.data]
     rows: list[dict[str, Any]] = []
