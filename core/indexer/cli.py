@@ -2,6 +2,9 @@
 
 Errors the user can act on print one line on stderr and exit 1 (2 for bad flags); nothing
 already stored is lost, because every chunk commits its rows with its checkpoint.
+
+The flags are read before the heavy imports (polars, SQLAlchemy, the schema), so that a catch-up's
+writer process (:mod:`core.indexer.spare`) imports beside them on the other core.
 """
 
 from __future__ import annotations
@@ -13,14 +16,15 @@ import sys
 import threading
 from collections.abc import Sequence
 from types import FrameType
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
-from core import config, db
+from core import config
+from core.indexer import spare
 from core.indexer.errors import IndexerError
-from core.indexer.manifest import load_manifest
-from core.indexer.rpc import RPC
-from core.indexer.run import BATCH_LOGS, FETCH_THREADS, Indexer, RunResult
-from core.read.status import stored_counts
+from core.indexer.plan import BATCH_LOGS, FETCH_THREADS
+
+if TYPE_CHECKING:
+    from core.indexer.run import RunResult
 
 
 class _Parser(argparse.ArgumentParser):
@@ -94,6 +98,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_sigint)
     signal.signal(signal.SIGTERM, on_sigint)
     database_url = args.database_url or config.database_url()
+    spare.prestart(database_url)
+    try:
+        return _run(args, database_url, stop)
+    finally:
+        spare.discard()
+
+
+def _run(args: argparse.Namespace, database_url: str, stop: threading.Event) -> int:
+    """Index as the flags say (after the imports they need); the exit code."""
+    from core import db
+    from core.indexer.manifest import load_manifest
+    from core.indexer.rpc import RPC
+    from core.indexer.run import Indexer
+    from core.read.status import stored_counts
+
+    engine = None
     try:
         rpc_url = args.rpc_url or config.rpc_url()
         if not rpc_url:
@@ -120,6 +140,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("aborted", file=sys.stderr)
         return 130
+    finally:
+        if engine is not None:
+            engine.dispose()  # closed here, not by the interpreter's exit (see __main__)
     _report(result, stored, as_json=args.json)
     return 0
 

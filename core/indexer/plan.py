@@ -6,6 +6,14 @@ from collections.abc import Mapping
 
 from core.indexer.errors import IndexerError
 
+FETCH_THREADS = 4  # eth_getLogs ranges asked at once
+# Logs decoded and committed together. A commit's rollup work grows with its rows, but each also
+# costs a transaction, the trader and position look-ups and a round trip to the writer process
+# (measured by bench/follow.py) and the pipeline fills and drains one batch unoverlapped. On the
+# catch-up chain of bench/catchup.py each commit's rollup fold cost ~0.2 s of CPU beyond its rows
+# (5 commits of ~24k logs 1.5 s, one of 122k 0.8 s): ~50k logs (~50 MB of raw frames) halves that.
+BATCH_LOGS = 50_000
+
 
 def plan_range(*, checkpoint: int | None, start_block: int, head: int, confirmations: int,
                from_block: int | None = None, to_block: int | None = None) -> tuple[int, int] | None:

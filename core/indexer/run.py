@@ -27,20 +27,13 @@ from core.indexer.errors import (
     TransientRPCError,
 )
 from core.indexer.manifest import Manifest
-from core.indexer.plan import ChunkSizer, find_fork, plan_range
+from core.indexer.plan import BATCH_LOGS, FETCH_THREADS, ChunkSizer, find_fork, plan_range
 from core.indexer.progress import Progress
 from core.indexer.raw import frame_from_body
 from core.indexer.rpc import RPC, hex_quantity
 from core.indexer.writer import BatchWriter
 
 T = TypeVar("T")
-FETCH_THREADS = 4  # eth_getLogs ranges asked at once
-# Logs decoded and committed together. A commit's rollup work grows with its rows, but each also
-# costs a transaction, the trader and position look-ups and a round trip to the writer process
-# (measured by bench/follow.py) and the pipeline fills and drains one batch unoverlapped. On the
-# catch-up chain of bench/catchup.py each commit's rollup fold cost ~0.2 s of CPU beyond its rows
-# (5 commits of ~24k logs 1.5 s, one of 122k 0.8 s): ~50k logs (~50 MB of raw frames) halves that.
-BATCH_LOGS = 50_000
 BLOCK_FRAME_SCHEMA = pl.Schema({"number": pl.Int64, "hash": pl.String, "timestamp": pl.Int64})
 
 

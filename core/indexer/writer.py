@@ -11,7 +11,8 @@ the GIL, so on two cores they only overlap in two processes (a decode thread was
   when the caller expects many batches (its ~1 s of imports then overlap the first batch's fetch
   and decode) and then commits every batch, the first too, so that this process goes on to the
   next one; else the first batch is committed here and the process started at the second: a
-  one-chunk run never starts a process.
+  one-chunk run never starts a process. ``python -m core.indexer`` starts one before its own
+  imports (:mod:`core.indexer.spare`); the first ``BatchWriter`` takes it, and stops it if unused.
 - Frames travel as uncompressed Arrow IPC over a pipe; at most ``AHEAD`` batches are in flight,
   which bounds memory however long the range.
 - A write the database refuses stops the writer at that batch: nothing after it is committed, and
@@ -36,7 +37,6 @@ import queue
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -45,8 +45,7 @@ import polars as pl
 from sqlalchemy.engine import Engine
 
 from core import db
-from core.config import ROOT
-from core.indexer import load
+from core.indexer import load, spare
 from core.pipe import start_sender
 
 if TYPE_CHECKING:  # decode's imports (eth_abi, numpy) are not needed to write rows: the writer process skips them
@@ -59,8 +58,7 @@ def shareable(engine: Engine) -> bool:
     """Whether a second process can open the same database from ``engine.url``."""
     if engine.dialect.name != "sqlite":
         return True
-    path = engine.url.database
-    return bool(path) and path != ":memory:" and not str(path).startswith("file:")
+    return spare.shareable_sqlite(engine.url.database)
 
 
 class BatchWriter:
@@ -76,6 +74,7 @@ class BatchWriter:
         self.handed_over = 0
         self._proc: subprocess.Popen[bytes] | None = None
         self._errors: Any = None
+        self._ahead = spare.take()  # a process started ahead (used by _start, else stopped by close)
         self._pending: queue.Queue[bytes | None] = queue.Queue(maxsize=1)
         self._sender: threading.Thread | None = None
         self._in_flight = 0
@@ -122,6 +121,9 @@ class BatchWriter:
     def close(self, *, abort: bool = False) -> None:
         """Stop the writer process (killing it mid-transaction if ``abort``; else after :meth:`drain`)."""
         proc, self._proc = self._proc, None
+        if self._ahead is not None:
+            self._ahead.stop()
+            self._ahead = None
         if proc is None:
             return
         if (abort or not self.handed_over) and proc.poll() is None:
@@ -135,12 +137,8 @@ class BatchWriter:
 
     # -- this side ------------------------------------------------------------------------------
     def _start(self) -> None:
-        env = dict(os.environ, POLARS_MAX_THREADS="1",
-                   PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p))
-        self._errors = tempfile.TemporaryFile()
-        self._proc = subprocess.Popen([sys.executable, "-m", "core.indexer.writer"], stdin=subprocess.PIPE,
-                                      stdout=subprocess.PIPE, stderr=self._errors, cwd=ROOT, env=env,
-                                      start_new_session=True)
+        started, self._ahead = self._ahead or spare.spawn(), None
+        self._proc, self._errors = started.proc, started.errors
         url = self.engine.url.render_as_string(hide_password=False)
         self._pending = queue.Queue(maxsize=1)
         self._pending.put(pickle.dumps((url, os.getpid())))
@@ -186,7 +184,10 @@ def _die_with(parent: int) -> None:
 
 def serve(inp: BinaryIO, out: BinaryIO) -> int:
     """Writer side: commit every batch read from ``inp`` and answer ``ok`` (or ``error …`` and stop)."""
-    url, parent = pickle.load(inp)
+    try:
+        url, parent = pickle.load(inp)
+    except EOFError:  # started ahead and not used (core.indexer.spare)
+        return 0
     _die_with(parent)
 
     def answer(line: str) -> None:
