@@ -33,13 +33,22 @@ class DatabaseError(Exception):
     """The database cannot be opened or written; the message says which and what to do."""
 
 
+_SQLITE_CACHE = -65536  # KiB of page cache per connection
+# A deferred index build (the serial end of a first catch-up, the other core idle) sorts in two
+# threads: SQLite's sorter only uses its helper threads once the keys overflow its memory, which is
+# the page cache, so the cache is made small while it builds. On the 12-day chain of
+# bench/catchup.py (12 indexes over 360k rows) that cut the build's wall time from 2.1 to 1.7 s
+# (its CPU rose from 1.8 to 2.1 s).
+_SQLITE_BULK_INDEX_PRAGMAS = ("PRAGMA threads=2", "PRAGMA cache_size=-4096")
+
+
 def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: object) -> None:
     cur = dbapi_connection.cursor()
     # WAL lets the app read while the indexer writes; NORMAL is durable at checkpoint granularity.
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA busy_timeout=30000")
-    cur.execute("PRAGMA cache_size=-65536")
+    cur.execute(f"PRAGMA cache_size={_SQLITE_CACHE}")
     cur.close()
 
 
@@ -109,16 +118,30 @@ def _create_schema(engine: Engine) -> None:
         _create_missing_indexes(engine, SQLModel.metadata.sorted_tables)
 
 
-def _create_missing_indexes(engine: Engine, tables: Sequence[sa.Table]) -> None:
-    """The schema's indexes of ``tables`` that the database lacks. (A table of other columns, another
-    app's, is left alone: writing to it names the problem.)"""
+def _create_missing_indexes(engine: Engine, tables: Sequence[sa.Table], *, bulk: bool = False) -> None:
+    """The schema's indexes of ``tables`` that the database lacks (``bulk``: after a deferred load,
+    sorting in threads on SQLite). (A table of other columns, another app's, is left
+    alone: writing to it names the problem.)"""
     existing = sa.inspect(engine)
+    missing = []
     for table in tables:
         have = {ix["name"] for ix in existing.get_indexes(table.name)}
         columns = {c["name"] for c in existing.get_columns(table.name)}
-        for index in table.indexes:
-            if index.name not in have and {c.name for c in index.columns} <= columns:
-                index.create(engine, checkfirst=True)
+        missing += [ix for ix in table.indexes if ix.name not in have and {c.name for c in ix.columns} <= columns]
+    if not missing:
+        return
+    threaded = bulk and engine.dialect.name == "sqlite"
+    with engine.connect() as conn:
+        for pragma in _SQLITE_BULK_INDEX_PRAGMAS if threaded else ():
+            conn.exec_driver_sql(pragma)
+        try:
+            for index in missing:  # one transaction each: on PostgreSQL, holding several tables' locks
+                index.create(conn, checkfirst=True)  # at once deadlocks with a writer (seen in tests)
+                conn.commit()
+        finally:
+            if threaded:  # the pooled connection goes back as it came
+                conn.exec_driver_sql("PRAGMA threads=0")
+                conn.exec_driver_sql(f"PRAGMA cache_size={_SQLITE_CACHE}")
 
 
 @contextmanager
@@ -146,7 +169,7 @@ def indexes_deferred(engine: Engine, models: Sequence[type[SQLModel]]) -> Iterat
         yield True
     finally:
         with exclusive(engine, "schema"):
-            _create_missing_indexes(engine, tables)
+            _create_missing_indexes(engine, tables, bulk=True)
 
 
 def _drop_outdated_rollups(engine: Engine) -> None:
