@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from core import db, rollup
-from core.indexer import load
+from core.indexer import load, spare
 from core.indexer.decode import decode_chunk, logs_to_frame
 from core.indexer.writer import BatchWriter, shareable
 from tests.support.tables import dump
@@ -180,3 +180,38 @@ def test_the_writer_dies_with_the_process_that_started_it(tmp_path: Path) -> Non
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_a_writer_started_ahead_commits_the_batches_and_an_unused_one_is_stopped(new_database: Callable[[str], str]) -> None:
+    """core.indexer.spare: the CLI starts a writer before its imports; the first BatchWriter uses that
+    very process (no second one), and a writer nobody took is stopped, never left behind."""
+    url = new_database("ahead")
+    engine = db.make_engine(url)
+    spare.prestart(url)
+    ahead = spare._ahead
+    assert ahead is not None and ahead.proc.poll() is None
+    with BatchWriter(engine, expect_many=True) as writer:
+        assert writer._proc is ahead.proc  # taken, not a second process
+        commit_all(writer, engine)
+    assert writer.handed_over == len(CUTS) + 1 and ahead.proc.returncode == 0
+    here = new_database("here")
+    with BatchWriter(db.make_engine(here), parallel=False) as writer:
+        commit_all(writer, db.make_engine(here))
+    assert dump(url) == dump(here)
+    spare.prestart(url)
+    unused = spare._ahead
+    assert unused is not None
+    with BatchWriter(engine) as writer:  # takes it; a one-batch run needs no process and stops it
+        commit_all(writer, engine, cuts=[])
+    assert writer.handed_over == 0 and unused.proc.poll() is not None and spare._ahead is None
+    spare.prestart(url)
+    left = spare._ahead
+    assert left is not None
+    spare.discard()
+    assert left.proc.poll() is not None and spare._ahead is None
+
+
+def test_no_writer_is_started_ahead_for_a_database_only_this_process_can_open() -> None:
+    for url in ("sqlite://", "sqlite:///:memory:", "sqlite+pysqlite:///file:x?mode=memory&uri=true"):
+        spare.prestart(url)
+        assert spare.take() is None, url
