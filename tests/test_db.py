@@ -47,6 +47,31 @@ def test_sqlite_runs_in_wal_mode_so_the_app_reads_while_the_indexer_writes(tmp_p
             assert reader.execute(sa.select(sa.func.count()).select_from(t)).scalar() == 0
 
 
+
+def _pragmas(conn: sa.Connection) -> tuple[int, int, int]:
+    return tuple(conn.execute(sa.text(f"PRAGMA {p}")).scalar_one() for p in ("synchronous", "threads", "cache_size"))
+
+
+def test_only_a_first_catch_ups_writer_commits_without_waiting_for_the_disk(tmp_path: Path) -> None:
+    """synchronous=OFF only where asked (the writer of a load into an empty database); the deferred index
+    build's connection goes back to the pool as it came (NORMAL, no sorter threads, the usual cache)."""
+    url = f"sqlite:///{tmp_path / 'sync.db'}"
+    engine = db.make_engine(url)
+    with engine.connect() as conn:
+        usual = _pragmas(conn)
+    assert usual[0] == 1  # NORMAL
+    with db.make_engine(url, create=False, unsynced=True).connect() as conn:
+        assert _pragmas(conn)[0] == 0  # OFF
+    with db.indexes_deferred(engine, schema.BULK_TABLES) as deferred:
+        assert deferred
+        ingest_stream(engine, MANIFEST, batches(history(2), [50]), parallel=False)
+    held = [engine.connect() for _ in range(engine.pool.size())]  # every pooled connection, the builder's among them
+    assert all(_pragmas(conn) == usual for conn in held)
+    for conn in held:
+        conn.close()
+    assert _secondary_indexes(engine) == {str(ix.name) for m in schema.BULK_TABLES for ix in schema.table_of(m).indexes}
+    engine.dispose()
+
 def test_schema_created_concurrently(database_url: str) -> None:
     """The app and the indexer may both open an empty database first: neither may fail."""
     start, errors = threading.Barrier(4), []

@@ -317,8 +317,10 @@ class Indexer:
         many = end - start + 1 > self.sizer.span  # more than one chunk
         if many:
             import_in_background()
-        with db.indexes_deferred(self.engine, schema.BULK_TABLES) if many else contextlib.nullcontext(), \
-                BatchWriter(self.engine, expect_many=many) as writer:
+        # A first catch-up into an empty database (indexes deferred) is written without waiting for the
+        # disk, and synced once at its end (core.db.indexes_deferred).
+        with db.indexes_deferred(self.engine, schema.BULK_TABLES) if many else contextlib.nullcontext(False) as bulk, \
+                BatchWriter(self.engine, expect_many=many, unsynced=bulk) as writer:
             done = self._index_chunks(start, end, writer, progress)
         if progress:
             progress.close(done)

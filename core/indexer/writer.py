@@ -67,8 +67,10 @@ class BatchWriter:
     Use as a context manager: leaving the block waits until every batch is committed (or, on
     KeyboardInterrupt, kills the writer so that its open transaction rolls back)."""
 
-    def __init__(self, engine: Engine, *, parallel: bool = True, expect_many: bool = False) -> None:
+    def __init__(self, engine: Engine, *, parallel: bool = True, expect_many: bool = False,
+                 unsynced: bool = False) -> None:
         self.engine = engine
+        self.unsynced = unsynced  # the writer process's commits do not wait for the disk (core.db.make_engine)
         self.parallel = parallel and shareable(engine)
         self.committed_here = 0
         self.handed_over = 0
@@ -141,7 +143,7 @@ class BatchWriter:
         self._proc, self._errors = started.proc, started.errors
         url = self.engine.url.render_as_string(hide_password=False)
         self._pending = queue.Queue(maxsize=1)
-        self._pending.put(pickle.dumps((url, os.getpid())))
+        self._pending.put(pickle.dumps((url, os.getpid(), self.unsynced)))
         assert self._proc.stdin is not None
         self._sender = start_sender(self._proc.stdin, self._pending, "batch-writer-send")
 
@@ -185,7 +187,7 @@ def _die_with(parent: int) -> None:
 def serve(inp: BinaryIO, out: BinaryIO) -> int:
     """Writer side: commit every batch read from ``inp`` and answer ``ok`` (or ``error …`` and stop)."""
     try:
-        url, parent = pickle.load(inp)
+        url, parent, unsynced = pickle.load(inp)
     except EOFError:  # started ahead and not used (core.indexer.spare)
         return 0
     _die_with(parent)
@@ -195,7 +197,8 @@ def serve(inp: BinaryIO, out: BinaryIO) -> int:
         out.flush()
 
     try:
-        engine = db.make_engine(url, create=False)  # the indexer made the schema (and may have deferred indexes)
+        # the indexer made the schema (and may have deferred indexes)
+        engine = db.make_engine(url, create=False, unsynced=unsynced)
     except db.DatabaseError as e:
         answer(f"error {e}")
         return 1
