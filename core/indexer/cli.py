@@ -21,7 +21,9 @@ from typing import TYPE_CHECKING, NoReturn
 from core import config
 from core.indexer import spare
 from core.indexer.errors import IndexerError
+from core.indexer.manifest import Manifest, load_manifest
 from core.indexer.plan import BATCH_LOGS, FETCH_THREADS
+from core.indexer.rpc import RPC
 
 if TYPE_CHECKING:
     from core.indexer.run import RunResult
@@ -98,28 +100,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_sigint)
     signal.signal(signal.SIGTERM, on_sigint)
     database_url = args.database_url or config.database_url()
-    spare.prestart(database_url)
-    try:
-        return _run(args, database_url, stop)
-    finally:
-        spare.discard()
-
-
-def _run(args: argparse.Namespace, database_url: str, stop: threading.Event) -> int:
-    """Index as the flags say (after the imports they need); the exit code."""
-    from core import db
-    from core.indexer.manifest import load_manifest
-    from core.indexer.rpc import RPC
-    from core.indexer.run import Indexer
-    from core.read.status import stored_counts
-
-    engine = None
-    try:
+    try:  # what needs no heavy import is checked before a writer is started for nothing
         rpc_url = args.rpc_url or config.rpc_url()
         if not rpc_url:
             raise IndexerError("no RPC URL: pass --rpc-url URL or set RPC_URL")
         manifest = load_manifest(args.manifest or config.manifest_path())
         rpc = RPC(rpc_url, timeout=args.rpc_timeout, retries=args.rpc_retries)
+    except IndexerError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    spare.prestart(database_url)
+    try:
+        return _run(args, database_url, manifest, rpc, stop)
+    finally:
+        spare.discard()
+
+
+def _run(args: argparse.Namespace, database_url: str, manifest: Manifest, rpc: RPC, stop: threading.Event) -> int:
+    """Index as the flags say (after the imports they need); the exit code."""
+    from core import db
+    from core.indexer.run import Indexer
+    from core.read.status import stored_counts
+
+    engine = None
+    try:
         engine = db.make_engine(database_url)
         indexer = Indexer(manifest, rpc, engine, reorg_window=args.reorg_window, stop=stop,
                           initial_span=min(args.chunk_blocks, args.max_chunk_blocks), max_span=args.max_chunk_blocks,
