@@ -26,5 +26,7 @@ fi
 .venv/bin/python -m ruff check .
 .venv/bin/python -m mypy
 # One test process per core (TEST_WORKERS overrides), each whole test file on one process so its
-# module-wide databases and servers are made once.
-exec .venv/bin/python -m pytest -q -n "${TEST_WORKERS:-auto}" --dist loadfile "$@"
+# module-wide databases and servers are made once, the longest files first (tests/conftest.py's
+# LONGEST_FIRST; xdist would otherwise order files by their number of tests, which left the few
+# long browser and fault files for last, on one process while the other idled).
+exec .venv/bin/python -m pytest -q -n "${TEST_WORKERS:-auto}" --dist loadfile --no-loadscope-reorder "$@"

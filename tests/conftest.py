@@ -69,3 +69,18 @@ def new_database(backend: str, request: pytest.FixtureRequest,
 def database_url(new_database: Callable[[str], str]) -> str:
     """A fresh, empty database URL for one test, on each backend in turn."""
     return new_database("db")
+
+
+#: Test files by their measured share of the suite (seconds summed over their tests, 2026-12-03, two
+#: processes), longest first. With ``--dist loadfile`` each file runs whole on one process, handed out
+#: in collection order: starting the long files first keeps the run from ending on one long file
+#: while the other process idles. A file not listed keeps its place after these.
+LONGEST_FIRST = ("test_browser.py", "test_faults.py", "test_indexer_integration.py", "test_rollup.py",
+                 "test_vault.py", "test_layout.py", "test_indexer_bad_input.py", "test_api.py", "test_links.py",
+                 "test_app.py", "test_vault_decision.py", "test_simulator.py", "test_live.py", "test_analyses.py",
+                 "test_writer.py", "test_db.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: a file's tests keep their order
